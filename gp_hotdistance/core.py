@@ -1,0 +1,872 @@
+"""Distance and weighting math of the hot-distance target, on plain numpy arrays.
+
+Everything here works on numpy arrays with a leading channel axis where one is
+needed, and spatial axes in z-y-x order (any spatial rank from 1 to 3).
+Nothing here imports gunpowder: the predictor and the gunpowder nodes are thin
+layers over these functions.
+
+The distance is measured from each voxel centre to the nearest centre of a
+*face*: the square that separates two face-adjacent voxels of different label.
+It is exact and is computed without the doubled grid that the reference
+implementation builds. Faces normal to axis ``k`` sit half a voxel off the grid
+along ``k``, so the squared distance is
+
+    ``D^2 = min over k of P_{a != k} S_k``,
+
+where ``S_k`` is the squared 1-D distance along ``k`` to the nearest label
+change on that line and ``P_a`` is the 1-D lower envelope of parabolas along
+axis ``a`` (Felzenszwalb and Huttenlocher, "Distance Transforms of Sampled
+Functions", Theory of Computing 8, 2012). The ``P_a`` commute and are min-plus
+linear, which lets 3-D share passes::
+
+    D^2 = min(P_z[min(P_y S_x, P_x S_y)], P_y P_x S_z)
+
+Lower-rank arrays are handled as 3-D arrays with leading axes of length 1.
+"""
+
+import logging
+import math
+import numbers
+
+import numba
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "context_distance",
+    "padding_voxels",
+    "face_distance",
+    "signed_face_distance",
+    "hot_distance_target",
+    "unknown_distance",
+    "distance_mask",
+    "balance_weights",
+    "hot_distance_weights",
+]
+
+_INF = np.inf
+
+
+# ---------------------------------------------------------------------------
+# 1-D kernels
+# ---------------------------------------------------------------------------
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _sweep_line(labels, outside, has_outside, spacing2, out):
+    """Squared distance along one line to the nearest label change on it.
+
+    A change between positions ``i`` and ``i + 1`` is a face at ``i + 0.5``.
+    With ``has_outside`` the line is treated as continued by ``outside`` on
+    both ends, so that an end voxel with another label has a face at its end.
+    """
+    n = labels.shape[0]
+    face = -_INF  # position of the nearest face at or before i
+    if has_outside and labels[0] != outside:
+        face = -0.5
+    for i in range(n):
+        if i > 0 and labels[i] != labels[i - 1]:
+            face = i - 0.5
+        d = i - face
+        out[i] = spacing2 * d * d
+    face = _INF  # position of the nearest face after i
+    if has_outside and labels[n - 1] != outside:
+        face = n - 0.5
+    for i in range(n - 1, -1, -1):
+        if i < n - 1 and labels[i] != labels[i + 1]:
+            face = i + 0.5
+        d = face - i
+        candidate = spacing2 * d * d
+        if candidate < out[i]:
+            out[i] = candidate
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _envelope_line(values, spacing2, vertices, heights, bounds, minima):
+    """In place: ``values[i] = min_j values[j] + spacing2 * (i - j)^2``.
+
+    The lower envelope of the parabolas rooted at the finite samples
+    (Felzenszwalb and Huttenlocher). In index units a parabola rooted at ``q``
+    is ``i^2 - 2 q i + heights``, with ``heights = values[q] / spacing2 +
+    q^2``; the envelope's parabolas sit on a stack (``vertices``, ``heights``,
+    ``minima``), the ``k``-th one lowest for ``bounds[k] < i <= bounds[k+1]``.
+    The four stack buffers must be at least as long as ``values``.
+    """
+    n = values.shape[0]
+    inverse = 1.0 / spacing2
+    k = -1
+    for q in range(n):
+        fq = values[q]
+        if fq == _INF:
+            continue
+        hq = fq * inverse + q * q
+        # pop the parabolas that q's parabola undercuts from their bound on;
+        # the test is bound >= intersection, multiplied out (q > vertex)
+        while k >= 0 and hq - heights[k] <= bounds[k] * (2.0 * (q - vertices[k])):
+            k -= 1
+        k += 1
+        if k == 0:
+            bounds[0] = -_INF
+        else:
+            bounds[k] = (hq - heights[k - 1]) / (2.0 * (q - vertices[k - 1]))
+        vertices[k] = q
+        heights[k] = hq
+        minima[k] = fq
+    if k < 0:
+        return  # no finite sample: the line stays infinite
+    # fill each parabola's interval with a branch-free inner loop
+    start = 0
+    for j in range(k + 1):
+        stop = n
+        if j < k:
+            stop = int(math.floor(min(max(bounds[j + 1], -1.0), n - 1.0))) + 1
+        p = vertices[j]
+        fp = minima[j]
+        for i in range(start, stop):
+            d = i - p
+            values[i] = spacing2 * d * d + fp
+        start = max(start, stop)
+
+
+# ---------------------------------------------------------------------------
+# The 3-D kernel: three loops, each parallel over planes, so that a plane's
+# passes run on data in cache. Lines along the last axis are contiguous; for
+# the other axes a plane is transposed into a buffer first.
+# ---------------------------------------------------------------------------
+
+# what _face_distance_kernel does with the label at the end
+_UNSIGNED = 0  # plain distance
+_SIGNED = 1  # negative where the label is 0
+_ZERO_OUTSIDE = 2  # 0 where the label is 0
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _face_distance_kernel(
+    labels, spacing2, outside, has_outside, sign_mode, inverse_scale, out, scratch
+):
+    """Face distance of 3-D ``labels`` into ``out``; ``scratch`` is work space.
+
+    ``spacing2`` holds the squared voxel size per axis, ``has_outside`` per
+    axis whether the array continues with the label ``outside`` beyond its
+    ends. The result is then signed or zeroed by ``sign_mode`` and, if
+    ``inverse_scale > 0``, passed through ``tanh(d * inverse_scale)``.
+    """
+    nz, ny, nx = labels.shape
+    wz, wy, wx = spacing2
+    longest = max(nx, ny)
+    # 1. out = min(P_y S_x, P_x S_y), plane by plane
+    for z in numba.prange(nz):
+        vertices = np.empty(longest, dtype=np.int64)
+        heights = np.empty(longest, dtype=np.float64)
+        bounds = np.empty(longest, dtype=np.float64)
+        minima = np.empty(longest, dtype=np.float64)
+        plane = labels[z]
+        along_x = np.empty((ny, nx), dtype=np.float32)
+        for y in range(ny):
+            _sweep_line(plane[y], outside, has_outside[2], wx, along_x[y])
+        spread_y = np.ascontiguousarray(along_x.T)
+        for x in range(nx):
+            _envelope_line(spread_y[x], wy, vertices, heights, bounds, minima)
+        columns = np.ascontiguousarray(plane.T)
+        along_y = np.empty((nx, ny), dtype=np.float32)
+        for x in range(nx):
+            _sweep_line(columns[x], outside, has_outside[1], wy, along_y[x])
+        spread_x = np.ascontiguousarray(along_y.T)
+        for y in range(ny):
+            _envelope_line(spread_x[y], wx, vertices, heights, bounds, minima)
+            for x in range(nx):
+                out[z, y, x] = min(spread_x[y, x], spread_y[x, y])
+    # 2. out = P_z out, and scratch = S_z, slab by slab along y
+    for y in numba.prange(ny):
+        vertices = np.empty(nz, dtype=np.int64)
+        heights = np.empty(nz, dtype=np.float64)
+        bounds = np.empty(nz, dtype=np.float64)
+        minima = np.empty(nz, dtype=np.float64)
+        lines = np.ascontiguousarray(out[:, y, :].T)
+        for x in range(nx):
+            _envelope_line(lines[x], wz, vertices, heights, bounds, minima)
+        out[:, y, :] = lines.T
+        # a new buffer: ascontiguousarray above may have returned a view of out
+        along_z = np.empty((nx, nz), dtype=np.float32)
+        label_lines = np.ascontiguousarray(labels[:, y, :].T)
+        for x in range(nx):
+            _sweep_line(label_lines[x], outside, has_outside[0], wz, along_z[x])
+        scratch[:, y, :] = along_z.T
+    # 3. out = min(out, P_y P_x S_z), then sign and normalize, plane by plane
+    for z in numba.prange(nz):
+        vertices = np.empty(longest, dtype=np.int64)
+        heights = np.empty(longest, dtype=np.float64)
+        bounds = np.empty(longest, dtype=np.float64)
+        minima = np.empty(longest, dtype=np.float64)
+        for y in range(ny):
+            _envelope_line(scratch[z, y], wx, vertices, heights, bounds, minima)
+        spread_y = np.ascontiguousarray(scratch[z].T)
+        for x in range(nx):
+            _envelope_line(spread_y[x], wy, vertices, heights, bounds, minima)
+        for y in range(ny):
+            for x in range(nx):
+                d = math.sqrt(min(out[z, y, x], spread_y[x, y]))
+                if sign_mode != _UNSIGNED and labels[z, y, x] == 0:
+                    d = -d if sign_mode == _SIGNED else 0.0
+                if inverse_scale > 0:
+                    # float32 tanh is exactly +-1 past 9.02; skip the call there
+                    scaled = d * inverse_scale
+                    if abs(scaled) < 9.5:
+                        d = math.tanh(scaled)
+                    else:
+                        d = math.copysign(1.0, scaled)
+                out[z, y, x] = d
+
+
+def _face_distance_3d(
+    labels, voxel_size, out, scratch, outside=None, sign_mode=_UNSIGNED, inverse_scale=0.0
+):
+    """Run the kernel on ``labels`` with 1 to 3 spatial axes.
+
+    ``out`` and ``scratch`` are float32, C-contiguous and shaped like
+    ``labels``. With ``outside``, the array is surrounded by that label along
+    its own axes (not along the added axes of length 1).
+    """
+    spatial_dims = labels.ndim
+    labels3 = np.ascontiguousarray(_to_3d(labels))
+    spacing2 = (1.0,) * (3 - spatial_dims) + tuple(v * v for v in voxel_size)
+    has_outside = tuple(
+        outside is not None and axis >= 3 - spatial_dims for axis in range(3)
+    )
+    outside = labels3.dtype.type(0 if outside is None else outside)
+    _face_distance_kernel(
+        labels3, spacing2, outside, has_outside, sign_mode, inverse_scale,
+        _to_3d(out), _to_3d(scratch),
+    )
+
+
+# ---------------------------------------------------------------------------
+# argument checks
+# ---------------------------------------------------------------------------
+
+
+def _as_voxel_size(voxel_size, spatial_dims, name="voxel_size"):
+    """``voxel_size`` as a tuple of ``spatial_dims`` positive finite floats
+    (all ones if ``None``)."""
+    if voxel_size is None:
+        return (1.0,) * spatial_dims
+    if isinstance(voxel_size, (str, bytes)) or not hasattr(voxel_size, "__len__"):
+        raise TypeError(
+            f"{name} must be a sequence of {spatial_dims} numbers (z-y-x), "
+            f"got {voxel_size!r}"
+        )
+    if len(voxel_size) != spatial_dims:
+        raise ValueError(
+            f"{name} must have one entry per spatial axis ({spatial_dims}), "
+            f"got {tuple(voxel_size)!r}"
+        )
+    values = []
+    for v in voxel_size:
+        if not isinstance(v, numbers.Real) or isinstance(v, bool):
+            raise TypeError(f"{name} must hold numbers, got {tuple(voxel_size)!r}")
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError(
+                f"{name} entries must be positive and finite, got {tuple(voxel_size)!r}"
+            )
+        values.append(float(v))
+    return tuple(values)
+
+
+def _check_positive(value, name):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be positive and finite, got {value!r}")
+    return float(value)
+
+
+def _check_fraction(value, name, low_open=True, high_open=True):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    low_ok = value > 0 if low_open else value >= 0
+    high_ok = value < 1 if high_open else value <= 1
+    if not (math.isfinite(value) and low_ok and high_ok):
+        interval = ("(" if low_open else "[") + "0, 1" + (")" if high_open else "]")
+        raise ValueError(f"{name} must lie in {interval}, got {value!r}")
+    return float(value)
+
+
+def _as_array(array, name):
+    if isinstance(array, np.ndarray):
+        return array
+    if hasattr(array, "__array__") or isinstance(array, (list, tuple)):
+        return np.asarray(array)
+    raise TypeError(f"{name} must be a numpy array, got {type(array).__name__}")
+
+
+def _check_spatial_rank(array, name, channel_axis):
+    spatial = array.ndim - (1 if channel_axis else 0)
+    if not 1 <= spatial <= 3:
+        expected = "(channels, [z,] [y,] x)" if channel_axis else "([z,] [y,] x)"
+        raise ValueError(
+            f"{name} must have shape {expected} with 1 to 3 spatial axes, "
+            f"got shape {array.shape}"
+        )
+    if array.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
+    return spatial
+
+
+def _check_binary(array, name):
+    """Raise unless ``array`` holds only 0 and 1 (bool, integer or float)."""
+    if array.dtype == bool:
+        return
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise TypeError(
+            f"{name} must be a bool, integer or float array, got dtype {array.dtype}"
+        )
+    low, high = array.min(), array.max()
+    # NaN makes both comparisons false
+    binary = low >= 0 and high <= 1
+    if binary and np.issubdtype(array.dtype, np.floating):
+        binary = not np.any((array != 0) & (array != 1))
+    if not binary:
+        values = np.unique(array)
+        odd = values[(values != 0) & (values != 1)]
+        raise ValueError(
+            f"{name} must hold only 0 and 1 (binary, one channel per class), "
+            f"found {odd[:5].tolist()}"
+        )
+
+
+def _to_3d(array):
+    """View a 1-3-D array as 3-D, adding leading axes of length 1."""
+    return array.reshape((1,) * (3 - array.ndim) + array.shape)
+
+
+# ---------------------------------------------------------------------------
+# public functions
+# ---------------------------------------------------------------------------
+
+
+def context_distance(scale_factor, tolerance=1e-3, threshold=0.8):
+    """World distance beyond which a label change no longer matters.
+
+    Past ``c = scale_factor * artanh(1 - tolerance)`` the target ``tanh(d /
+    scale_factor)`` is within ``tolerance`` of its saturated value, so a face
+    farther away than ``c`` cannot change it by more than ``tolerance``. With
+    ``mask_distances`` the distance mask compares against ``threshold`` in the
+    same tanh space, so ``c`` also covers ``scale_factor * artanh(threshold)``.
+
+    Parameters
+    ----------
+    scale_factor : float
+        World units per unit of the target's argument.
+    tolerance : float, optional
+        Largest error allowed on a target value, in (0, 1).
+    threshold : float, optional
+        The distance mask's threshold, in (0, 1).
+
+    Returns
+    -------
+    float
+        The context distance in world units.
+
+    Examples
+    --------
+    >>> round(context_distance(10.0), 3)
+    38.002
+    """
+    scale_factor = _check_positive(scale_factor, "scale_factor")
+    tolerance = _check_fraction(tolerance, "tolerance")
+    threshold = _check_fraction(threshold, "threshold")
+    return scale_factor * math.atanh(max(1.0 - tolerance, threshold))
+
+
+def padding_voxels(context, voxel_size):
+    """Voxels of context needed on each side along each axis.
+
+    A face at distance ``c`` along axis ``k`` has its farther voxel at ``c +
+    w_k / 2``, so both voxels of every face within ``context`` of a voxel of
+    the region are inside the region grown by ``ceil((context + w_k / 2) /
+    w_k)`` voxels.
+
+    Parameters
+    ----------
+    context : float
+        Distance in world units (see :func:`context_distance`).
+    voxel_size : sequence of float
+        Voxel size in world units, z-y-x.
+
+    Returns
+    -------
+    tuple of int
+        Voxels of padding per axis.
+
+    Examples
+    --------
+    >>> padding_voxels(38.0, (40, 4, 4))
+    (2, 10, 10)
+    """
+    if not isinstance(context, numbers.Real) or not math.isfinite(context) or context < 0:
+        raise ValueError(f"context must be a finite distance >= 0, got {context!r}")
+    voxel_size = _as_voxel_size(voxel_size, len(voxel_size))
+    return tuple(math.ceil((context + w / 2) / w) for w in voxel_size)
+
+
+def face_distance(labels, voxel_size=None, outside=None):
+    """Distance from each voxel centre to the nearest face between two voxels
+    of different label.
+
+    A face is the square shared by two face-adjacent voxels; its centre lies
+    half a voxel from both voxel centres. Labels are compared as they are (any
+    dtype, no casting).
+
+    Parameters
+    ----------
+    labels : ndarray
+        Labels with 1 to 3 spatial axes, z-y-x.
+    voxel_size : sequence of float, optional
+        Voxel size in world units, one per axis; ones by default.
+    outside : scalar, optional
+        If given, the array is treated as surrounded by this label, so the
+        outer face of a border voxel with another label counts as well.
+
+    Returns
+    -------
+    ndarray of float32
+        Distances in world units, ``inf`` where there is no face at all.
+
+    Examples
+    --------
+    >>> face_distance(np.array([0, 0, 1, 1, 1]), voxel_size=(2,))
+    array([3., 1., 1., 3., 5.], dtype=float32)
+    >>> face_distance(np.array([1, 1, 1]), outside=0)
+    array([0.5, 1.5, 0.5], dtype=float32)
+    """
+    labels = _as_array(labels, "labels")
+    spatial_dims = _check_spatial_rank(labels, "labels", channel_axis=False)
+    voxel_size = _as_voxel_size(voxel_size, spatial_dims)
+    out = np.empty(labels.shape, dtype=np.float32)
+    _face_distance_3d(labels, voxel_size, out, np.empty_like(out), outside)
+    return out
+
+
+def signed_face_distance(labels, voxel_size=None, scale_factor=None):
+    """Signed face distance of a binary channel, optionally through tanh.
+
+    Positive where the label is 1, negative where it is 0; ``+inf`` / ``-inf``
+    where the channel has no face (it is all 1 or all 0), which ``tanh`` maps
+    to exactly ``+1`` / ``-1``.
+
+    Parameters
+    ----------
+    labels : ndarray
+        Binary labels (0 and 1; bool, integer or float) with 1 to 3 spatial
+        axes.
+    voxel_size : sequence of float, optional
+        Voxel size in world units, z-y-x; ones by default.
+    scale_factor : float, optional
+        If given, return ``tanh(d / scale_factor)`` instead of ``d``.
+
+    Returns
+    -------
+    ndarray of float32
+
+    Examples
+    --------
+    >>> signed_face_distance(np.array([[0, 1, 1]]), voxel_size=(1, 4))
+    array([[-2.,  2.,  6.]], dtype=float32)
+    """
+    labels = _as_array(labels, "labels")
+    spatial_dims = _check_spatial_rank(labels, "labels", channel_axis=False)
+    voxel_size = _as_voxel_size(voxel_size, spatial_dims)
+    _check_binary(labels, "labels")
+    out = np.empty(labels.shape, dtype=np.float32)
+    scratch = np.empty_like(out)
+    inverse_scale = 0.0
+    if scale_factor is not None:
+        inverse_scale = 1.0 / _check_positive(scale_factor, "scale_factor")
+    _signed_channel(labels, voxel_size, inverse_scale, out, scratch)
+    return out
+
+
+def _signed_channel(labels, voxel_size, inverse_scale, out, scratch):
+    """Signed (and, if ``inverse_scale > 0``, tanh-normalized) distance of one
+    checked binary channel into ``out``, with ``scratch`` as work space."""
+    foreground = labels.astype(bool, copy=False)
+    _face_distance_3d(
+        foreground, voxel_size, out, scratch, sign_mode=_SIGNED, inverse_scale=inverse_scale
+    )
+
+
+def hot_distance_target(gt, voxel_size, scale_factor):
+    """The hot-distance target of a binary ground truth.
+
+    For ``C`` class channels: the ``C`` one-hot channels (the gt as float32),
+    followed by the ``C`` channels ``tanh(d / scale_factor)``, with ``d`` the
+    signed face distance (see :func:`signed_face_distance`).
+
+    Parameters
+    ----------
+    gt : ndarray
+        Binary ground truth of shape ``(C, [z,] [y,] x)``.
+    voxel_size : sequence of float
+        Voxel size in world units, z-y-x.
+    scale_factor : float
+        World distance at which the target reaches ``tanh(1) ~ 0.76``.
+
+    Returns
+    -------
+    ndarray of float32, shape ``(2 * C, ...)``
+
+    Examples
+    --------
+    >>> target = hot_distance_target(np.array([[0, 0, 1, 1]]), (1,), 1.0)
+    >>> target.round(3)
+    array([[ 0.   ,  0.   ,  1.   ,  1.   ],
+           [-0.905, -0.462,  0.462,  0.905]], dtype=float32)
+    """
+    gt = _as_array(gt, "gt")
+    spatial_dims = _check_spatial_rank(gt, "gt", channel_axis=True)
+    voxel_size = _as_voxel_size(voxel_size, spatial_dims)
+    inverse_scale = 1.0 / _check_positive(scale_factor, "scale_factor")
+    classes = gt.shape[0]
+    for c in range(classes):
+        _check_binary(gt[c], f"gt channel {c}")
+    target = np.empty((2 * classes,) + gt.shape[1:], dtype=np.float32)
+    for c in range(classes):
+        # the one-hot slot is free work space until it is filled last
+        _signed_channel(gt[c], voxel_size, inverse_scale, target[classes + c], target[c])
+        target[c] = gt[c]
+    return target
+
+
+def unknown_distance(mask, voxel_size=None):
+    """Distance from each known voxel to the nearest face of the unknown region.
+
+    The unknown region is where ``mask`` is 0, together with everything
+    outside the array. Its nearest face is the nearest place where an unseen
+    label change could be, so a measured distance larger than this one cannot
+    be trusted. Unknown voxels get 0.
+
+    Parameters
+    ----------
+    mask : ndarray
+        Binary mask (1 known, 0 unknown) with 1 to 3 spatial axes.
+    voxel_size : sequence of float, optional
+        Voxel size in world units, z-y-x; ones by default.
+
+    Returns
+    -------
+    ndarray of float32
+
+    Examples
+    --------
+    >>> unknown_distance(np.array([1, 1, 1, 1, 0]), voxel_size=(2,))
+    array([1., 3., 3., 1., 0.], dtype=float32)
+    """
+    mask = _as_array(mask, "mask")
+    spatial_dims = _check_spatial_rank(mask, "mask", channel_axis=False)
+    voxel_size = _as_voxel_size(voxel_size, spatial_dims)
+    _check_binary(mask, "mask")
+    out = np.empty(mask.shape, dtype=np.float32)
+    _unknown_channel(mask, voxel_size, out, np.empty_like(out))
+    return out
+
+
+def _unknown_channel(mask, voxel_size, out, scratch):
+    known = mask.astype(bool, copy=False)
+    _face_distance_3d(known, voxel_size, out, scratch, outside=False, sign_mode=_ZERO_OUTSIDE)
+
+
+def _tanh_distance_mask(distances, unknown, scale_factor, epsilon, threshold):
+    """Where a tanh target distance can be trusted, given the unknown distance.
+
+    A voxel is untrusted where ``min(|t| + epsilon, threshold) >=
+    tanh(unknown / scale_factor)``: the unknown region, in tanh space, is not
+    clearly farther than the measured boundary. Deep voxels (``|t|`` past
+    ``threshold``) need the unknown region past ``threshold`` too.
+    """
+    measured = np.minimum(np.abs(distances) + epsilon, threshold)
+    return measured < np.tanh(unknown / scale_factor)
+
+
+def distance_mask(distances, mask, voxel_size, scale_factor, epsilon=0.05, threshold=0.8):
+    """Mask of the voxels whose target distance can be trusted.
+
+    Parameters
+    ----------
+    distances : ndarray
+        The target's distance channels, ``tanh(d / scale_factor)``, shape
+        ``(C, ...)``.
+    mask : ndarray or None
+        Binary mask, ``(C, ...)`` (one channel per class) or ``(...)`` (one
+        for all classes); ``None`` means all known.
+    voxel_size : sequence of float
+        Voxel size in world units, z-y-x.
+    scale_factor : float
+        The target's scale factor.
+    epsilon : float, optional
+        Margin added to ``|t|`` before the comparison, in tanh units.
+    threshold : float, optional
+        Cap on ``|t| + epsilon``, in (0, 1): beyond it a target is saturated
+        enough that the unknown region only needs to be past ``threshold``.
+
+    Returns
+    -------
+    ndarray of uint8, shape ``(C, ...)``
+        1 where the distance can be trusted, 0 where it cannot or the mask is 0.
+
+    Examples
+    --------
+    >>> t = hot_distance_target(np.array([[0, 0, 0, 1, 1, 1, 1, 1]]), (1,), 2.0)
+    >>> distance_mask(t[1:], np.array([1, 1, 1, 1, 1, 1, 1, 0]), (1,), 2.0)
+    array([[0, 0, 1, 1, 1, 0, 0, 0]], dtype=uint8)
+    """
+    distances = _as_array(distances, "distances")
+    spatial_dims = _check_spatial_rank(distances, "distances", channel_axis=True)
+    voxel_size = _as_voxel_size(voxel_size, spatial_dims)
+    scale_factor = _check_positive(scale_factor, "scale_factor")
+    epsilon = _check_nonnegative(epsilon, "epsilon")
+    threshold = _check_fraction(threshold, "threshold")
+    masks = _mask_channels(mask, distances.shape, "mask")
+    result = np.empty(distances.shape, dtype=np.uint8)
+    unknown = np.empty(distances.shape[1:], dtype=np.float32)
+    scratch = np.empty_like(unknown)
+    shared = None
+    for c in range(distances.shape[0]):
+        if masks is None or masks.ndim == distances.ndim - 1:
+            # one mask for every class: its distance is computed once
+            if shared is None:
+                known = np.ones(unknown.shape, bool) if masks is None else masks
+                _unknown_channel(known, voxel_size, unknown, scratch)
+                shared = unknown
+            channel_unknown = shared
+        else:
+            _unknown_channel(masks[c], voxel_size, unknown, scratch)
+            channel_unknown = unknown
+        result[c] = _tanh_distance_mask(
+            distances[c], channel_unknown, scale_factor, epsilon, threshold
+        )
+    return result
+
+
+def _check_nonnegative(value, name):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    return float(value)
+
+
+def _mask_channels(mask, shape, name):
+    """Check ``mask`` against a ``(C, ...)`` shape: ``None``, ``(C, ...)`` or
+    ``(...)``; return it as an array (or ``None``)."""
+    if mask is None:
+        return None
+    mask = _as_array(mask, name)
+    if mask.shape != tuple(shape) and mask.shape != tuple(shape[1:]):
+        raise ValueError(
+            f"{name} must have shape {tuple(shape)} (one channel per class) or "
+            f"{tuple(shape[1:])} (one for all classes), got {mask.shape}"
+        )
+    _check_binary(mask, name)
+    return mask
+
+
+def _as_counts(counts, channels, name="moving_class_counts"):
+    if counts is None:
+        return np.zeros((channels, 2), dtype=np.int64)
+    counts = _as_array(counts, name)
+    if counts.shape != (channels, 2):
+        raise ValueError(
+            f"{name} must have shape ({channels}, 2) (background and foreground "
+            f"voxels per channel), got {counts.shape}; were they made for "
+            f"another number of classes?"
+        )
+    if not np.issubdtype(counts.dtype, np.integer) or np.any(counts < 0):
+        raise ValueError(f"{name} must hold non-negative integer counts")
+    return counts.astype(np.int64)
+
+
+def balance_weights(labels, mask=None, counts=None, clipmin=0.05, clipmax=0.95):
+    """Class-balancing weights per channel, with counts that move across calls.
+
+    For each channel, the known voxels (``mask`` 1) of this call are added to
+    the running ``counts`` of background and foreground voxels; each class then
+    gets weight ``0.5 / clip(fraction, clipmin, clipmax)``, where ``fraction =
+    count / (1 + total)``, and each known voxel the weight of its class.
+    Unknown voxels get 0. The ``1 +`` keeps the first fraction finite, as in
+    the reference implementation.
+
+    Parameters
+    ----------
+    labels : ndarray
+        Binary labels ``(C, ...)``.
+    mask : ndarray, optional
+        Binary mask ``(C, ...)`` or ``(...)``; all known by default.
+    counts : ndarray of int, optional
+        ``(C, 2)`` background and foreground voxels seen so far; zeros by
+        default. Not modified.
+    clipmin, clipmax : float, optional
+        Bounds on the class fractions, so rare classes get at most ``0.5 /
+        clipmin`` and common ones at least ``0.5 / clipmax``.
+
+    Returns
+    -------
+    weights : ndarray of float32, shape ``(C, ...)``
+    counts : ndarray of int64, shape ``(C, 2)``
+        The updated counts.
+
+    Examples
+    --------
+    >>> weights, counts = balance_weights(np.array([[0, 0, 0, 1]]))
+    >>> weights
+    array([[0.8333333, 0.8333333, 0.8333333, 2.5      ]], dtype=float32)
+    >>> counts
+    array([[3, 1]])
+    """
+    labels = _as_array(labels, "labels")
+    _check_spatial_rank(labels, "labels", channel_axis=True)
+    for c in range(labels.shape[0]):
+        _check_binary(labels[c], f"labels channel {c}")
+    masks = _mask_channels(mask, labels.shape, "mask")
+    counts = _as_counts(counts, labels.shape[0])
+    clipmin, clipmax = _check_clip(clipmin, clipmax)
+    weights = np.empty(labels.shape, dtype=np.float32)
+    for c in range(labels.shape[0]):
+        channel_mask = masks if masks is None or masks.ndim < labels.ndim else masks[c]
+        _balance_channel(labels[c], channel_mask, counts[c], clipmin, clipmax, weights[c])
+    return weights, counts
+
+
+def _check_clip(clipmin, clipmax):
+    clipmin = _check_fraction(clipmin, "clipmin", high_open=False)
+    clipmax = _check_fraction(clipmax, "clipmax", high_open=False)
+    if clipmin > clipmax:
+        raise ValueError(f"clipmin ({clipmin}) must not exceed clipmax ({clipmax})")
+    return clipmin, clipmax
+
+
+def _balance_channel(labels, mask, counts, clipmin, clipmax, out):
+    """Balance one channel into ``out``; update ``counts`` (length 2) in place."""
+    foreground = labels.astype(bool, copy=False)
+    if mask is None:
+        known = None
+        seen_foreground = np.count_nonzero(foreground)
+        seen = np.array([foreground.size - seen_foreground, seen_foreground])
+    else:
+        known = mask.astype(bool, copy=False)
+        total = np.count_nonzero(known)
+        seen_foreground = np.count_nonzero(foreground & known)
+        seen = np.array([total - seen_foreground, seen_foreground])
+    counts += seen
+    fractions = np.clip(counts / (1.0 + counts.sum()), clipmin, clipmax)
+    class_weights = (0.5 / fractions).astype(np.float32)
+    np.copyto(out, np.where(foreground, class_weights[1], class_weights[0]))
+    if known is not None:
+        out[~known] = 0
+
+
+def hot_distance_weights(
+    gt,
+    target,
+    mask,
+    voxel_size,
+    scale_factor,
+    counts=None,
+    mask_distances=False,
+    epsilon=0.05,
+    threshold=0.8,
+    clipmin=0.05,
+    clipmax=0.95,
+):
+    """Weights for the hot-distance target, with moving class counts.
+
+    The ``C`` one-hot channels and the ``C`` distance channels are each
+    balanced foreground against background (see :func:`balance_weights`),
+    with their own counts. Weights are 0 where ``mask`` is 0; with
+    ``mask_distances``, the distance channels' weights are also 0 where the
+    distance cannot be trusted (see :func:`distance_mask`).
+
+    Parameters
+    ----------
+    gt : ndarray
+        Binary ground truth ``(C, ...)``.
+    target : ndarray
+        The matching target ``(2 * C, ...)`` from :func:`hot_distance_target`.
+    mask : ndarray or None
+        Binary mask ``(C, ...)`` or ``(...)``; ``None`` means all known.
+    voxel_size : sequence of float
+        Voxel size in world units, z-y-x.
+    scale_factor : float
+        The target's scale factor.
+    counts : ndarray of int, optional
+        ``(2 * C, 2)`` moving counts from an earlier call; not modified.
+    mask_distances : bool, optional
+        Whether to zero the distance weights that cannot be trusted.
+    epsilon, threshold : float, optional
+        See :func:`distance_mask`.
+    clipmin, clipmax : float, optional
+        See :func:`balance_weights`.
+
+    Returns
+    -------
+    weights : ndarray of float32, shape ``(2 * C, ...)``
+    counts : ndarray of int64, shape ``(2 * C, 2)``
+
+    Examples
+    --------
+    >>> gt = np.array([[0, 0, 0, 1]])
+    >>> target = hot_distance_target(gt, (1,), 1.0)
+    >>> weights, counts = hot_distance_weights(gt, target, None, (1,), 1.0)
+    >>> counts.tolist()
+    [[3, 1], [3, 1]]
+    """
+    gt = _as_array(gt, "gt")
+    spatial_dims = _check_spatial_rank(gt, "gt", channel_axis=True)
+    voxel_size = _as_voxel_size(voxel_size, spatial_dims)
+    classes = gt.shape[0]
+    for c in range(classes):
+        _check_binary(gt[c], f"gt channel {c}")
+    target = _as_array(target, "target")
+    if target.shape != (2 * classes,) + gt.shape[1:]:
+        raise ValueError(
+            f"target must have shape {(2 * classes,) + gt.shape[1:]} "
+            f"(one-hot and distance channels of gt), got {target.shape}"
+        )
+    masks = _mask_channels(mask, gt.shape, "mask")
+    counts = _as_counts(counts, 2 * classes)
+    clipmin, clipmax = _check_clip(clipmin, clipmax)
+    scale_factor = _check_positive(scale_factor, "scale_factor")
+    if mask_distances:
+        epsilon = _check_nonnegative(epsilon, "epsilon")
+        threshold = _check_fraction(threshold, "threshold")
+
+    weights = np.empty((2 * classes,) + gt.shape[1:], dtype=np.float32)
+    shared_unknown = None
+    for c in range(classes):
+        if masks is None or masks.ndim < gt.ndim:
+            channel_mask = masks
+        else:
+            channel_mask = masks[c]
+        _balance_channel(gt[c], channel_mask, counts[c], clipmin, clipmax, weights[c])
+        distance_known = channel_mask
+        if mask_distances:
+            if channel_mask is None or channel_mask is masks:
+                # the same mask for every class: compute its distance once
+                if shared_unknown is None:
+                    shared_unknown = np.empty(gt.shape[1:], dtype=np.float32)
+                    known = np.ones(gt.shape[1:], bool) if masks is None else masks
+                    _unknown_channel(known, voxel_size, shared_unknown, weights[classes + c])
+                unknown = shared_unknown
+            else:
+                unknown = weights[classes + c]  # work space until filled below
+                _unknown_channel(channel_mask, voxel_size, unknown, np.empty_like(unknown))
+            distance_known = _tanh_distance_mask(
+                target[classes + c], unknown, scale_factor, epsilon, threshold
+            )
+            if channel_mask is not None:
+                distance_known &= channel_mask.astype(bool, copy=False)
+        _balance_channel(
+            gt[c], distance_known, counts[classes + c], clipmin, clipmax,
+            weights[classes + c],
+        )
+    return weights, counts

@@ -1,0 +1,494 @@
+"""The :class:`HotDistancePredictor`: the spec's API over :mod:`gp_hotdistance.core`."""
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from funlib.geometry import Coordinate
+from funlib.persistence import Array
+
+from . import core
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HotDistanceArrayType:
+    """What a hot-distance prediction looks like.
+
+    Attributes:
+        channel_names: One name per output channel: ``"<class>_hot"`` for the
+            one-hot channels, then ``"<class>_distance"`` for the distance
+            channels.
+        interpolatable: Whether the values can be interpolated (resampled
+            linearly). True: one-hot probabilities and tanh distances both can.
+    """
+
+    channel_names: tuple
+    interpolatable: bool = True
+
+    @property
+    def num_channels(self):
+        return len(self.channel_names)
+
+
+class HotDistancePredictor:
+    """Predict a one-hot embedding and signed boundary distances for binary
+    classes.
+
+    For each class, the target holds the one-hot channel followed (after all
+    one-hot channels) by ``tanh(d / scale_factor)``, where ``d`` is the signed
+    Euclidean distance in world units from each voxel centre to the nearest
+    face between two voxels of different label: positive inside the class,
+    negative outside.
+
+    Differences from the reference implementation this API comes from:
+
+    * a crop without any face saturates to exactly ``+1`` / ``-1`` (the true
+      distance is at least the context), instead of ``+-min(shape *
+      voxel_size / 2)``, which depended on the crop size;
+    * the context is always requested (not only with ``mask_distances``), is
+      large enough that a crop's target equals the whole volume's within
+      ``tolerance``, and is never truncated by an integer cast;
+    * the distance channels are balanced by their own moving counts (the
+      reference's balancing silently did nothing on dask-backed arrays);
+    * with ``mask_distances``, the unknown region's distance is measured to
+      its nearest face, like the target's, not to the nearest unknown voxel
+      centre, which is half a voxel farther.
+
+    Args:
+
+        channels (``list`` of ``str``):
+
+            The name of each class, one gt channel each.
+
+        scale_factor (``float``):
+
+            World distance at which the target reaches ``tanh(1)``.
+
+        mask_distances (``bool``):
+
+            Whether to zero the distance weights where an unknown region (mask
+            0) or the edge of the data is nearer than the measured boundary.
+
+        kernel_size (``int``, optional):
+
+            Kernel size of the head that :meth:`create_model` adds. Default 1.
+
+        tolerance (``float``, optional):
+
+            Largest error allowed on a target value due to cropping; sets the
+            context (see :func:`~gp_hotdistance.core.context_distance`).
+            Default 1e-3.
+
+        epsilon (``float``, optional):
+
+            Margin in tanh units for ``mask_distances``. Default 0.05.
+
+        threshold (``float``, optional):
+
+            Cap in tanh units for ``mask_distances``, in (0, 1). Default 0.8.
+
+        clipmin, clipmax (``float``, optional):
+
+            Bounds on the class fractions when balancing. Default 0.05, 0.95.
+    """
+
+    norm = "tanh"
+
+    def __init__(
+        self,
+        channels,
+        scale_factor,
+        mask_distances,
+        kernel_size=1,
+        tolerance=1e-3,
+        epsilon=0.05,
+        threshold=0.8,
+        clipmin=0.05,
+        clipmax=0.95,
+    ):
+        if isinstance(channels, (str, bytes)):
+            raise TypeError(
+                f"channels must be a list of class names, got the string {channels!r}; "
+                f"for one class write [{channels!r}]"
+            )
+        try:
+            channels = list(channels)
+        except TypeError:
+            raise TypeError(
+                f"channels must be a list of class names, got {channels!r}"
+            ) from None
+        if not channels:
+            raise ValueError("channels must name at least one class, got []")
+        if not all(isinstance(name, str) for name in channels):
+            raise TypeError(f"channels must hold strings, got {channels!r}")
+        if len(set(channels)) != len(channels):
+            raise ValueError(f"channels must be distinct, got {channels!r}")
+        if not isinstance(mask_distances, (bool, np.bool_)):
+            raise TypeError(f"mask_distances must be a bool, got {mask_distances!r}")
+        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1:
+            raise ValueError(f"kernel_size must be a positive int, got {kernel_size!r}")
+
+        self.channels = channels
+        self.dt_scale_factor = core._check_positive(scale_factor, "scale_factor")
+        self.mask_distances = bool(mask_distances)
+        self.kernel_size = kernel_size
+        self.tolerance = core._check_fraction(tolerance, "tolerance")
+        self.epsilon = core._check_nonnegative(epsilon, "epsilon")
+        self.threshold = core._check_fraction(threshold, "threshold")
+        self.clipmin, self.clipmax = core._check_clip(clipmin, clipmax)
+        self.max_distance = core.context_distance(
+            self.dt_scale_factor, self.tolerance, self.threshold
+        )
+
+    @property
+    def scale_factor(self):
+        """The scale factor of the distance transform (world units)."""
+        return self.dt_scale_factor
+
+    @property
+    def classes(self):
+        """The number of classes."""
+        return len(self.channels)
+
+    @property
+    def embedding_dims(self):
+        """The number of output channels: one-hot plus distance per class."""
+        return 2 * self.classes
+
+    @property
+    def output_array_type(self):
+        """A :class:`HotDistanceArrayType` with ``embedding_dims`` named,
+        interpolatable channels."""
+        names = [f"{name}_hot" for name in self.channels]
+        names += [f"{name}_distance" for name in self.channels]
+        return HotDistanceArrayType(tuple(names))
+
+    def __repr__(self):
+        return (
+            f"HotDistancePredictor(channels={self.channels!r}, "
+            f"scale_factor={self.dt_scale_factor!r}, "
+            f"mask_distances={self.mask_distances!r})"
+        )
+
+    # -- model ---------------------------------------------------------------
+
+    def create_model(self, architecture):
+        """The architecture followed by a convolution to ``embedding_dims``
+        channels.
+
+        Args:
+
+            architecture (``torch.nn.Module``):
+
+                A network with attributes ``dims`` (2 or 3; or
+                ``input_shape.dims``) and ``num_out_channels``.
+
+        Returns:
+
+            A ``torch.nn.Sequential`` of the architecture and the head.
+        """
+        import torch
+
+        if not isinstance(architecture, torch.nn.Module):
+            raise TypeError(
+                f"architecture must be a torch.nn.Module, got {type(architecture).__name__}"
+            )
+        dims = getattr(architecture, "dims", None)
+        if dims is None and hasattr(architecture, "input_shape"):
+            dims = len(architecture.input_shape)
+        convolutions = {2: torch.nn.Conv2d, 3: torch.nn.Conv3d}
+        if dims not in convolutions:
+            raise ValueError(
+                f"architecture.dims must be 2 or 3, got {dims!r}"
+            )
+        channels = getattr(architecture, "num_out_channels", None)
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+            raise ValueError(
+                f"architecture.num_out_channels must be a positive int, got {channels!r}"
+            )
+        head = convolutions[dims](channels, self.embedding_dims, self.kernel_size)
+        return torch.nn.Sequential(architecture, head)
+
+    # -- target ----------------------------------------------------------------
+
+    def process(self, labels, voxel_size, normalize=None, normalize_args=None):
+        """The target of a binary ground truth as a numpy array.
+
+        Args:
+
+            labels (``ndarray``):
+
+                Binary gt, ``(classes, [z,] [y,] x)``; without a channel axis
+                when there is one class.
+
+            voxel_size (``Coordinate`` or sequence):
+
+                Voxel size in world units, z-y-x.
+
+            normalize (``str``, optional):
+
+                ``None`` for raw signed distances (world units, ``+-inf``
+                where a channel has no face), or ``"tanh"``.
+
+            normalize_args (``float``, optional):
+
+                The scale of ``"tanh"``; the predictor's ``scale_factor`` by
+                default.
+
+        Returns:
+
+            ``float32`` array ``(2 * classes, ...)``: one-hot channels, then
+            distance channels.
+        """
+        voxel_size = self._voxel_size(voxel_size)
+        labels = self._with_channel_axis(labels, "labels", len(voxel_size))
+        if normalize is None:
+            target = np.empty((2 * self.classes,) + labels.shape[1:], dtype=np.float32)
+            for c in range(self.classes):
+                target[self.classes + c] = core.signed_face_distance(labels[c], voxel_size)
+                target[c] = labels[c]
+            return target
+        scale = self._normalization(normalize, normalize_args)
+        return core.hot_distance_target(labels, voxel_size, scale)
+
+    def create_target(self, gt):
+        """The target of a gt ``Array``, as an ``Array`` with the same offset
+        and voxel size.
+
+        Args:
+
+            gt (``funlib.persistence.Array``):
+
+                Binary gt with one channel per class (or none, for one class).
+        """
+        data = self._array_data(gt, "gt")
+        target = self.process(data, gt.voxel_size, self.norm, self.dt_scale_factor)
+        return self._like(target, gt)
+
+    # -- weights ---------------------------------------------------------------
+
+    def create_weight(self, gt, target, mask, moving_class_counts=None):
+        """Class-balanced weights for ``target``, and the updated counts.
+
+        Args:
+
+            gt (``funlib.persistence.Array``):
+
+                The binary gt the target was made from.
+
+            target (``funlib.persistence.Array``):
+
+                The target from :meth:`create_target`.
+
+            mask (``funlib.persistence.Array`` or ``None``):
+
+                Binary mask, one channel per class or none; ``None`` for all
+                known.
+
+            moving_class_counts (``ndarray``, optional):
+
+                ``(embedding_dims, 2)`` background and foreground voxels seen
+                so far, from an earlier call; not modified.
+
+        Returns:
+
+            ``(weights, counts)``: a ``float32`` ``Array`` like the target,
+            and the updated ``(embedding_dims, 2)`` counts.
+        """
+        gt_data = self._array_data(gt, "gt")
+        target_data = self._array_data(target, "target")
+        mask_data = None
+        if mask is not None:
+            mask_data = self._array_data(mask, "mask")
+            if Coordinate(mask.voxel_size) != Coordinate(gt.voxel_size):
+                raise ValueError(
+                    f"mask voxel size {mask.voxel_size} must equal gt voxel size "
+                    f"{gt.voxel_size}"
+                )
+        if Coordinate(target.voxel_size) != Coordinate(gt.voxel_size):
+            raise ValueError(
+                f"target voxel size {target.voxel_size} must equal gt voxel size "
+                f"{gt.voxel_size}"
+            )
+        weights, counts = self.process_weight(
+            gt_data, target_data, mask_data, gt.voxel_size, moving_class_counts
+        )
+        return self._like(weights, gt), counts
+
+    def process_weight(self, labels, target, mask, voxel_size, moving_class_counts=None):
+        """The numpy-level :meth:`create_weight`: ``(weights, counts)``."""
+        voxel_size = self._voxel_size(voxel_size)
+        labels = self._with_channel_axis(labels, "labels", len(voxel_size))
+        return core.hot_distance_weights(
+            labels,
+            target,
+            mask,
+            voxel_size,
+            self.dt_scale_factor,
+            counts=moving_class_counts,
+            mask_distances=self.mask_distances,
+            epsilon=self.epsilon,
+            threshold=self.threshold,
+            clipmin=self.clipmin,
+            clipmax=self.clipmax,
+        )
+
+    def create_distance_mask(
+        self, distances, mask, voxel_size, normalize=None, normalize_args=None
+    ):
+        """Where the target distances can be trusted (1) or not (0).
+
+        Args:
+
+            distances (``ndarray``):
+
+                The target's distance channels ``(classes, ...)``, normalized
+                by ``tanh`` with scale ``normalize_args`` (the predictor's
+                ``scale_factor`` by default).
+
+            mask (``ndarray`` or ``None``):
+
+                Binary mask, ``(classes, ...)`` or ``(...)``.
+
+            voxel_size (``Coordinate`` or sequence):
+
+                Voxel size in world units, z-y-x.
+
+        Returns:
+
+            ``uint8`` array ``(classes, ...)``.
+        """
+        if normalize is None:
+            normalize = self.norm
+        scale = self._normalization(normalize, normalize_args)
+        distances = core._as_array(distances, "distances")
+        if distances.ndim >= 1 and distances.shape[0] != self.classes:
+            raise ValueError(
+                f"distances must have {self.classes} channels (one per class), "
+                f"got shape {distances.shape}"
+            )
+        voxel_size = self._voxel_size(voxel_size)
+        return core.distance_mask(
+            distances, mask, voxel_size, scale, self.epsilon, self.threshold
+        )
+
+    # -- context ---------------------------------------------------------------
+
+    def padding(self, gt_voxel_size):
+        """Context needed on each side of a target ROI, in world units.
+
+        Args:
+
+            gt_voxel_size (``Coordinate``):
+
+                The gt's voxel size.
+
+        Returns:
+
+            ``Coordinate``: a multiple of the voxel size, at least the
+            context distance plus half a voxel along every axis.
+        """
+        voxels = core.padding_voxels(self.max_distance, self._voxel_size(gt_voxel_size))
+        return Coordinate(voxels) * Coordinate(gt_voxel_size)
+
+    def gt_region_for_roi(self, target_spec):
+        """The gt spec needed to compute the target over ``target_spec``.
+
+        Args:
+
+            target_spec (``gunpowder.ArraySpec``):
+
+                The requested target's spec, with ``roi`` and ``voxel_size``.
+
+        Returns:
+
+            A new spec: a copy of ``target_spec`` with its ROI grown by
+            :meth:`padding` (unbounded ROIs stay unbounded).
+        """
+        if not hasattr(target_spec, "roi") or not hasattr(target_spec, "copy"):
+            raise TypeError(
+                f"target_spec must be an ArraySpec with roi and voxel_size, "
+                f"got {type(target_spec).__name__}"
+            )
+        voxel_size = target_spec.voxel_size
+        if voxel_size is None:
+            raise ValueError("target_spec.voxel_size must be set to grow its ROI")
+        gt_spec = target_spec.copy()
+        roi = target_spec.roi
+        if roi is not None:
+            voxel_size = Coordinate(voxel_size)
+            if roi.dims != voxel_size.dims:
+                raise ValueError(
+                    f"target_spec.roi has {roi.dims} dimensions but voxel_size "
+                    f"{voxel_size} has {voxel_size.dims}"
+                )
+            if not roi.unbounded and roi != roi.snap_to_grid(voxel_size, mode="grow"):
+                raise ValueError(
+                    f"target_spec.roi {roi} is not on the voxel grid {voxel_size}"
+                )
+            padding = self.padding(voxel_size)
+            gt_spec.roi = roi.grow(padding, padding)
+        return gt_spec
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _normalization(self, normalize, normalize_args):
+        if normalize != "tanh":
+            raise ValueError(f"normalize must be None or 'tanh', got {normalize!r}")
+        if normalize_args is None:
+            return self.dt_scale_factor
+        return core._check_positive(normalize_args, "normalize_args")
+
+    def _with_channel_axis(self, labels, name, spatial_dims):
+        """``labels`` with its channel axis; one class may come without one."""
+        labels = core._as_array(labels, name)
+        if self.classes == 1 and labels.ndim == spatial_dims:
+            labels = labels[np.newaxis]
+        if labels.ndim != spatial_dims + 1 or labels.shape[0] != self.classes:
+            raise ValueError(
+                f"{name} must have shape ({self.classes}, <{spatial_dims} spatial "
+                f"axes>) (one channel per class in {self.channels}), got shape "
+                f"{labels.shape}"
+            )
+        return labels
+
+    @staticmethod
+    def _voxel_size(voxel_size):
+        if voxel_size is None:
+            raise ValueError("voxel_size must be given (world units per voxel, z-y-x)")
+        try:
+            voxel_size = tuple(voxel_size)
+        except TypeError:
+            raise TypeError(
+                f"voxel_size must be a sequence of numbers, got {voxel_size!r}"
+            ) from None
+        if not 1 <= len(voxel_size) <= 3:
+            raise ValueError(
+                f"voxel_size must have 1 to 3 entries (z-y-x), got {voxel_size!r}"
+            )
+        return core._as_voxel_size(voxel_size, len(voxel_size))
+
+    @staticmethod
+    def _array_data(array, name):
+        if not isinstance(array, Array):
+            raise TypeError(
+                f"{name} must be a funlib.persistence Array, got {type(array).__name__}"
+            )
+        return np.asarray(array[array.roi])
+
+    @staticmethod
+    def _like(data, template):
+        """``data`` as an ``Array`` with ``template``'s offset and voxel size and
+        a leading channel axis."""
+        spatial = template.voxel_size.dims
+        return Array(
+            data,
+            offset=template.roi.offset,
+            voxel_size=template.voxel_size,
+            axis_names=["c"] + list(template.axis_names[-spatial:]),
+            units=template.units,
+            types=["channel"] + ["space"] * spatial,
+        )
