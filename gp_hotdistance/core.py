@@ -27,11 +27,23 @@ Lower-rank arrays are handled as 3-D arrays with leading axes of length 1.
 import logging
 import math
 import numbers
+import os
+import threading
 
 import numba
 import numpy as np
 
 logger = logging.getLogger(__name__)
+
+# gunpowder's PreCache forks its workers. GNU OpenMP, numba's usual threading
+# layer on Linux, aborts a forked child that uses it after its parent did;
+# workqueue does not. A layer chosen through NUMBA_THREADING_LAYER is kept.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
+
+# workqueue runs one parallel kernel at a time per process: calls from
+# several threads take turns
+_KERNEL_LOCK = threading.Lock()
 
 __all__ = [
     "context_distance",
@@ -235,10 +247,11 @@ def _face_distance_3d(
         outside is not None and axis >= 3 - spatial_dims for axis in range(3)
     )
     outside = labels3.dtype.type(0 if outside is None else outside)
-    _face_distance_kernel(
-        labels3, spacing2, outside, has_outside, sign_mode, inverse_scale,
-        _to_3d(out), _to_3d(scratch),
-    )
+    with _KERNEL_LOCK:
+        _face_distance_kernel(
+            labels3, spacing2, outside, has_outside, sign_mode, inverse_scale,
+            _to_3d(out), _to_3d(scratch),
+        )
 
 
 # ---------------------------------------------------------------------------

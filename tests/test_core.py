@@ -293,3 +293,26 @@ def test_distance_mask_closed_form():
     expected = np.minimum(np.abs(distances) + 0.05, 0.8) < np.tanh(unknown / 2.0)
     got = core.distance_mask(distances, mask, (1,), 2.0)
     np.testing.assert_array_equal(got, expected.astype(np.uint8))
+
+
+def test_kernel_runs_in_a_forked_child():
+    # gp.PreCache forks its workers after the main process computed targets
+    import multiprocessing
+
+    labels = random_labels((8, 9, 10))
+    expected = core.face_distance(labels, (1, 2, 3))
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        got = pool.apply_async(core.face_distance, (labels, (1, 2, 3))).get(timeout=120)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_concurrent_calls_from_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    labels = [random_labels((10, 11, 12)) for _ in range(6)]
+    expected = [core.face_distance(lab) for lab in labels]
+    with ThreadPoolExecutor(3) as executor:
+        got = list(executor.map(core.face_distance, labels))
+    for g, e in zip(got, expected):
+        np.testing.assert_array_equal(g, e)
