@@ -694,8 +694,14 @@ def _as_counts(counts, channels, name="moving_class_counts"):
             f"voxels per channel), got {counts.shape}; were they made for "
             f"another number of classes?"
         )
-    if not np.issubdtype(counts.dtype, np.integer) or np.any(counts < 0):
-        raise ValueError(f"{name} must hold non-negative integer counts")
+    if not np.issubdtype(counts.dtype, np.integer):
+        raise ValueError(
+            f"{name} must hold non-negative integer counts, got dtype {counts.dtype}"
+        )
+    if np.any(counts < 0):
+        raise ValueError(
+            f"{name} must hold non-negative integer counts, got {counts.min()}"
+        )
     return counts.astype(np.int64)
 
 
@@ -790,6 +796,7 @@ def hot_distance_weights(
     threshold=0.8,
     clipmin=0.05,
     clipmax=0.95,
+    unknown=None,
 ):
     """Weights for the hot-distance target, with moving class counts.
 
@@ -819,6 +826,13 @@ def hot_distance_weights(
         See :func:`distance_mask`.
     clipmin, clipmax : float, optional
         See :func:`balance_weights`.
+    unknown : ndarray, optional
+        With ``mask_distances``: the distance from each voxel to the unknown
+        region, ``(C, ...)`` or ``(...)``, as :func:`unknown_distance` gives
+        it. Pass it when ``gt`` is a crop of a larger known region (a crop
+        with context), so that the crop's edge does not count as unknown. By
+        default it is computed from ``mask``, with everything outside the
+        array unknown.
 
     Returns
     -------
@@ -852,6 +866,13 @@ def hot_distance_weights(
     if mask_distances:
         epsilon = _check_nonnegative(epsilon, "epsilon")
         threshold = _check_fraction(threshold, "threshold")
+        if unknown is not None:
+            unknown = _as_array(unknown, "unknown")
+            if unknown.shape not in (gt.shape, gt.shape[1:]):
+                raise ValueError(
+                    f"unknown must have shape {gt.shape} (one channel per class) or "
+                    f"{gt.shape[1:]} (one for all classes), got {unknown.shape}"
+                )
 
     weights = np.empty((2 * classes,) + gt.shape[1:], dtype=np.float32)
     shared_unknown = None
@@ -863,18 +884,22 @@ def hot_distance_weights(
         _balance_channel(gt[c], channel_mask, counts[c], clipmin, clipmax, weights[c])
         distance_known = channel_mask
         if mask_distances:
-            if channel_mask is None or channel_mask is masks:
+            if unknown is not None:
+                channel_unknown = unknown if unknown.ndim < gt.ndim else unknown[c]
+            elif channel_mask is None or channel_mask is masks:
                 # the same mask for every class: compute its distance once
                 if shared_unknown is None:
                     shared_unknown = np.empty(gt.shape[1:], dtype=np.float32)
                     known = np.ones(gt.shape[1:], bool) if masks is None else masks
                     _unknown_channel(known, voxel_size, shared_unknown, weights[classes + c])
-                unknown = shared_unknown
+                channel_unknown = shared_unknown
             else:
-                unknown = weights[classes + c]  # work space until filled below
-                _unknown_channel(channel_mask, voxel_size, unknown, np.empty_like(unknown))
+                channel_unknown = weights[classes + c]  # work space until filled below
+                _unknown_channel(
+                    channel_mask, voxel_size, channel_unknown, np.empty_like(channel_unknown)
+                )
             distance_known = _tanh_distance_mask(
-                target[classes + c], unknown, scale_factor, epsilon, threshold
+                target[classes + c], channel_unknown, scale_factor, epsilon, threshold
             )
             if channel_mask is not None:
                 distance_known &= channel_mask.astype(bool, copy=False)

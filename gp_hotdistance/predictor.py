@@ -265,6 +265,8 @@ class HotDistancePredictor:
                 Binary gt with one channel per class (or none, for one class).
         """
         data = self._array_data(gt, "gt")
+        # checked here so that a wrong gt is reported as "gt", not "labels"
+        data = self._with_channel_axis(data, "gt", gt.voxel_size.dims)
         target = self.process(data, gt.voxel_size, self.norm, self.dt_scale_factor)
         return self._like(target, gt)
 
@@ -298,7 +300,9 @@ class HotDistancePredictor:
             ``(weights, counts)``: a ``float32`` ``Array`` like the target,
             and the updated ``(embedding_dims, 2)`` counts.
         """
-        gt_data = self._array_data(gt, "gt")
+        gt_data = self._with_channel_axis(
+            self._array_data(gt, "gt"), "gt", gt.voxel_size.dims
+        )
         target_data = self._array_data(target, "target")
         mask_data = None
         if mask is not None:
@@ -313,13 +317,24 @@ class HotDistancePredictor:
                 f"target voxel size {target.voxel_size} must equal gt voxel size "
                 f"{gt.voxel_size}"
             )
+        # same shape but shifted would pair the wrong voxels without an error
+        for name, other in (("target", target), ("mask", mask)):
+            if other is not None and other.roi != gt.roi:
+                raise ValueError(f"{name} ROI {other.roi} must equal gt ROI {gt.roi}")
         weights, counts = self.process_weight(
             gt_data, target_data, mask_data, gt.voxel_size, moving_class_counts
         )
         return self._like(weights, gt), counts
 
-    def process_weight(self, labels, target, mask, voxel_size, moving_class_counts=None):
-        """The numpy-level :meth:`create_weight`: ``(weights, counts)``."""
+    def process_weight(
+        self, labels, target, mask, voxel_size, moving_class_counts=None, unknown=None
+    ):
+        """The numpy-level :meth:`create_weight`: ``(weights, counts)``.
+
+        ``unknown`` is passed on to
+        :func:`~gp_hotdistance.core.hot_distance_weights`: the distance to the
+        unknown region when ``labels`` is a crop of a larger region.
+        """
         voxel_size = self._voxel_size(voxel_size)
         labels = self._with_channel_axis(labels, "labels", len(voxel_size))
         return core.hot_distance_weights(
@@ -334,6 +349,7 @@ class HotDistancePredictor:
             threshold=self.threshold,
             clipmin=self.clipmin,
             clipmax=self.clipmax,
+            unknown=unknown,
         )
 
     def create_distance_mask(
@@ -445,13 +461,15 @@ class HotDistancePredictor:
     def _with_channel_axis(self, labels, name, spatial_dims):
         """``labels`` with its channel axis; one class may come without one."""
         labels = core._as_array(labels, name)
+        if labels.size == 0:
+            raise ValueError(f"{name} must not be empty, got shape {labels.shape}")
         if self.classes == 1 and labels.ndim == spatial_dims:
             labels = labels[np.newaxis]
         if labels.ndim != spatial_dims + 1 or labels.shape[0] != self.classes:
             raise ValueError(
                 f"{name} must have shape ({self.classes}, <{spatial_dims} spatial "
-                f"axes>) (one channel per class in {self.channels}), got shape "
-                f"{labels.shape}"
+                f"axes>) (one channel per class in {self.channels}, one spatial "
+                f"axis per voxel_size entry), got shape {labels.shape}"
             )
         return labels
 
@@ -476,6 +494,12 @@ class HotDistancePredictor:
         if not isinstance(array, Array):
             raise TypeError(
                 f"{name} must be a funlib.persistence Array, got {type(array).__name__}"
+            )
+        spatial_dims = array.voxel_size.dims
+        if not 1 <= spatial_dims <= 3:
+            raise ValueError(
+                f"{name} must have 1 to 3 spatial axes (z-y-x), got {spatial_dims} "
+                f"(voxel size {array.voxel_size})"
             )
         return np.asarray(array[array.roi])
 
