@@ -1,0 +1,182 @@
+"""The ``gp-hotdistance`` command (also ``python -m gp_hotdistance``).
+
+Subcommands:
+
+``precompute``
+    Write the hot-distance target of a zarr gt dataset block by block with
+    daisy (see :func:`gp_hotdistance.precompute.precompute_target`).
+"""
+
+import argparse
+import logging
+import sys
+
+PROGRAM = "gp-hotdistance"
+
+# exit status for bad input (as argparse uses), and for a run that failed
+_USAGE_ERROR = 2
+_RUN_ERROR = 1
+_INTERRUPTED = 130  # as a shell reports SIGINT
+
+
+def _classes(text):
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(
+            f"expected class names separated by commas, e.g. mito,er; got {text!r}"
+        )
+    return names
+
+
+def _block_size(text):
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or any(size < 1 for size in sizes):
+        raise argparse.ArgumentTypeError(
+            f"expected positive voxel counts z,y,x (or one for all axes), got {text!r}"
+        )
+    return sizes[0] if len(sizes) == 1 else sizes
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports bad arguments in one line (no usage dump), exit status 2."""
+
+    def error(self, message):
+        self.exit(_USAGE_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def build_parser():
+    """The argument parser of the ``gp-hotdistance`` command.
+
+    Examples
+    --------
+    >>> args = build_parser().parse_args(
+    ...     ["precompute", "--zarr", "d.zarr", "--gt", "gt", "--out", "target",
+    ...      "--classes", "mito,er", "--scale-factor", "50", "--block-size", "32,64,64"])
+    >>> args.classes, args.scale_factor, args.block_size, args.workers
+    (['mito', 'er'], 50.0, (32, 64, 64), 1)
+    """
+    from .precompute import DEFAULT_BLOCK_SIZE
+
+    parser = _Parser(
+        prog=PROGRAM, description="Hot-distance targets for gunpowder training."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    precompute = commands.add_parser(
+        "precompute",
+        help="write the target of a whole zarr volume, block by block with daisy",
+        description=(
+            "Write the hot-distance target of a binary gt dataset (one channel per "
+            "class) as a new dataset in the same zarr container, with the gt's "
+            "offset and voxel size, block by block on daisy workers. An "
+            "interrupted run resumes when run again with the same arguments."
+        ),
+    )
+    precompute.add_argument("--zarr", required=True, metavar="PATH",
+                            help="the zarr container")
+    precompute.add_argument("--gt", required=True, metavar="DS",
+                            help="binary gt dataset, (classes, z, y, x)")
+    precompute.add_argument("--mask", metavar="DS",
+                            help="binary mask dataset (1 known), for --mask-distances")
+    precompute.add_argument("--out", required=True, metavar="DS",
+                            help="target dataset to write (float32, 2 * classes channels)")
+    precompute.add_argument("--classes", required=True, type=_classes, metavar="A,B,...",
+                            help="class names, one per gt channel")
+    precompute.add_argument("--scale-factor", required=True, type=_positive_float,
+                            metavar="S", help="world distance where the target is tanh(1)")
+    precompute.add_argument("--mask-distances", action="store_true",
+                            help="also write the distance mask to <out>_distance_mask")
+    precompute.add_argument("--block-size", type=_block_size, default=None,
+                            metavar="Z,Y,X",
+                            help=f"write block in voxels (default {DEFAULT_BLOCK_SIZE} "
+                                 f"per axis)")
+    precompute.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                            help="worker processes (default 1)")
+    precompute.add_argument("--overwrite", action="store_true",
+                            help="replace existing outputs")
+    precompute.add_argument("--log-dir", metavar="PATH",
+                            help="directory for daisy's worker logs (default: stderr)")
+    precompute.add_argument("--no-progress", action="store_true",
+                            help="no progress bar")
+    precompute.add_argument("-v", "--verbose", action="store_true",
+                            help="log what is done")
+    return parser
+
+
+def _precompute(args):
+    from .precompute import precompute_target
+    from .predictor import HotDistancePredictor
+
+    predictor = HotDistancePredictor(
+        args.classes, scale_factor=args.scale_factor, mask_distances=args.mask_distances
+    )
+    result = precompute_target(
+        args.zarr,
+        args.gt,
+        args.out,
+        predictor,
+        mask=args.mask,
+        block_size=args.block_size,
+        num_workers=args.workers,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        log_dir=args.log_dir,
+    )
+    written = result.target
+    if result.distance_mask is not None:
+        written += f" and {result.distance_mask}"
+    print(
+        f"wrote {written}: {result.total_blocks} blocks, {result.processed_blocks} "
+        f"processed, {result.skipped_blocks} already done"
+    )
+
+
+def main(argv=None):
+    """Run the command with ``argv`` (``sys.argv[1:]`` by default); the exit
+    status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        _precompute(args)
+    except (FileNotFoundError, FileExistsError, ValueError, TypeError) as error:
+        print(f"{PROGRAM} {args.command}: error: {error}", file=sys.stderr)
+        return _USAGE_ERROR
+    except RuntimeError as error:
+        print(f"{PROGRAM} {args.command}: failed: {error}", file=sys.stderr)
+        return _RUN_ERROR
+    except KeyboardInterrupt:
+        print(
+            f"{PROGRAM} {args.command}: interrupted; run the same command again to "
+            f"resume", file=sys.stderr,
+        )
+        return _INTERRUPTED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

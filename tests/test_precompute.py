@@ -1,0 +1,371 @@
+"""Blockwise precomputation on daisy: equal to the in-memory target, block
+size independent, resumable, clear errors, and the command line."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import scipy.ndimage
+import zarr
+from funlib.persistence import open_ds, prepare_ds
+
+from gp_hotdistance import HotDistancePredictor
+from gp_hotdistance.__main__ import main
+from gp_hotdistance.precompute import (
+    PrecomputeResult,
+    distance_mask_dataset_name,
+    done_dataset_name,
+    precompute_target,
+)
+from oracles import reference_hot_distance_target
+
+SHAPE = (40, 48, 48)
+OFFSET = (200, 40, -80)
+VOXEL_SIZE = (10, 4, 4)
+SCALE_FACTOR = 10.0
+CLASSES = ["mito", "er"]
+# 3 x 3 x 3 blocks; the last along each axis is shrunk (40 = 16 + 16 + 8)
+BLOCK_SIZE = (16, 16, 16)
+
+
+def write_dataset(path, data, channels=True, dtype=np.uint8):
+    names = (["c"] if channels else []) + ["z", "y", "x"]
+    types = (["channel"] if channels else []) + ["space"] * 3
+    array = prepare_ds(path, data.shape, offset=OFFSET, voxel_size=VOXEL_SIZE,
+                       axis_names=names, types=types, dtype=dtype)
+    array[array.roi] = data
+    return array
+
+
+def make_gt():
+    """Class 0: smooth blobs everywhere. Class 1: one small box, so most of
+    the volume is farther from its faces than the context, where a block's
+    target saturates."""
+    rng = np.random.default_rng(7)
+    blobs = scipy.ndimage.gaussian_filter(rng.random(SHAPE), (1, 3, 3)) > 0.5
+    box = np.zeros(SHAPE, bool)
+    box[30:34, 5:12, 36:44] = True
+    return np.stack([blobs, box]).astype(np.uint8)
+
+
+def make_mask():
+    mask = np.ones(SHAPE, np.uint8)
+    mask[5:15, 20:30, 10:40] = 0
+    return mask
+
+
+@pytest.fixture(scope="module")
+def volume(tmp_path_factory):
+    """A container with gt and mask, and the in-memory whole-volume target and
+    distance mask."""
+    container = str(tmp_path_factory.mktemp("precompute") / "data.zarr")
+    gt = make_gt()
+    mask = make_mask()
+    write_dataset(os.path.join(container, "gt"), gt)
+    write_dataset(os.path.join(container, "mask"), mask, channels=False)
+    predictor = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=True)
+    # the whole volume through funlib and dask, as a user would: this also
+    # leaves dask's threaded scheduler used in this process before forking
+    gt_array = open_ds(os.path.join(container, "gt"))
+    target = np.asarray(predictor.create_target(gt_array)[gt_array.roi])
+    distance_mask = predictor.create_distance_mask(target[2:], mask, VOXEL_SIZE)
+    return {
+        "container": container, "gt": gt, "mask": mask, "predictor": predictor,
+        "target": target, "distance_mask": distance_mask,
+    }
+
+
+@pytest.fixture(scope="module")
+def blockwise(volume):
+    """The blockwise outputs with BLOCK_SIZE and 2 workers."""
+    result = precompute_target(
+        volume["container"], "gt", "blocks/target", volume["predictor"],
+        mask="mask", block_size=BLOCK_SIZE, num_workers=2, progress=False,
+    )
+    return result
+
+
+def read(path):
+    array = open_ds(path)
+    return array, array[array.roi]
+
+
+def saturated(target):
+    """Where the whole-volume target is past the context: the nearest face is
+    farther than the blocks can see, and only the tolerance binds."""
+    return np.abs(target) >= np.float32(1 - 1e-3)
+
+
+def test_blockwise_equals_whole_volume(volume, blockwise):
+    assert blockwise == PrecomputeResult(
+        target=os.path.join(volume["container"], "blocks/target"),
+        distance_mask=os.path.join(volume["container"], "blocks/target_distance_mask"),
+        total_blocks=27, skipped_blocks=0, processed_blocks=27,
+    )
+    target_array, target = read(blockwise.target)
+    assert target.dtype == np.float32 and target.shape == (4,) + SHAPE
+    assert tuple(target_array.roi.offset) == OFFSET
+    assert tuple(target_array.voxel_size) == VOXEL_SIZE
+    assert target_array.attrs["channel_names"] == [
+        "mito_hot", "er_hot", "mito_distance", "er_distance",
+    ]
+    expected = volume["target"]
+    assert np.abs(target - expected).max() <= 1e-3
+    # within the context the blocks see the same faces: identical values
+    near = ~saturated(expected)
+    assert np.array_equal(target[near], expected[near])
+    # the box class must exercise the saturated case, and the blocks differ there
+    assert saturated(expected[3]).mean() > 0.5
+    assert np.abs(target - expected).max() > 0
+    # an independent oracle (the reference's doubled grid) on the whole volume
+    oracle = reference_hot_distance_target(volume["gt"], VOXEL_SIZE, SCALE_FACTOR)
+    assert np.abs(target - oracle).max() <= 1e-3 + 1e-6
+
+    mask_array, distance_mask = read(blockwise.distance_mask)
+    assert distance_mask.dtype == np.uint8 and distance_mask.shape == (2,) + SHAPE
+    assert tuple(mask_array.roi.offset) == OFFSET
+    assert np.array_equal(distance_mask, volume["distance_mask"])
+    # both values occur: the mask's unknown box and the volume's edges matter
+    assert 0 < distance_mask.mean() < 1
+
+
+def test_independent_of_block_size(volume, blockwise):
+    other = precompute_target(
+        volume["container"], "gt", "other", volume["predictor"], mask="mask",
+        block_size=(8, 40, 20), num_workers=1, progress=False,
+    )
+    assert other.total_blocks == 5 * 2 * 3
+    _, first = read(blockwise.target)
+    _, second = read(other.target)
+    near = ~saturated(volume["target"])
+    assert np.array_equal(first[near], second[near])
+    # where the nearest face is beyond the context the two tilings see
+    # different faces; both stay within the tolerance of the true value
+    assert np.abs(first - second).max() <= 1e-3
+    assert np.array_equal(read(other.distance_mask)[1], read(blockwise.distance_mask)[1])
+
+
+def test_one_block_and_one_class_without_channel_axis(tmp_path, volume):
+    container = str(tmp_path / "one.zarr")
+    write_dataset(os.path.join(container, "gt"), volume["gt"][0], channels=False)
+    predictor = HotDistancePredictor(["mito"], SCALE_FACTOR, mask_distances=False)
+    result = precompute_target(container, "gt", "target", predictor, block_size=64,
+                               progress=False)
+    assert result.total_blocks == 1 and result.distance_mask is None
+    # one block sees the whole volume: exactly the in-memory target
+    _, target = read(result.target)
+    assert np.array_equal(target, volume["target"][[0, 2]])
+    assert not os.path.exists(os.path.join(container, distance_mask_dataset_name("target")))
+
+
+def test_resume_processes_only_the_missing_blocks(tmp_path, volume):
+    container = str(tmp_path / "resume.zarr")
+    write_dataset(os.path.join(container, "gt"), volume["gt"])
+    predictor = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=False)
+    run = dict(block_size=(16, 24, 24), num_workers=2, progress=False)
+    first = precompute_target(container, "gt", "target", predictor, **run)
+    assert (first.total_blocks, first.processed_blocks) == (12, 12)
+
+    # the state an interrupted run leaves: some blocks not marked done (and
+    # half written), the others done
+    done = zarr.open_array(os.path.join(container, done_dataset_name("target")), mode="r+")
+    target = zarr.open_array(first.target, mode="r+")
+    assert done.shape == (3, 2, 2) and done[...].all()
+    undone = [(0, 0, 1), (1, 1, 0), (2, 1, 1)]  # (2, ...) is a shrunk edge block
+    for index in undone:
+        done[index] = 0
+        z, y, x = index
+        target[:, z * 16:(z + 1) * 16, y * 24:(y + 1) * 24, x * 24:x * 24 + 12] = np.nan
+    # a done block with a value the run would never write: it must stay
+    target[:, 16:32, 0:24, 0:24] = 7.0
+
+    second = precompute_target(container, "gt", "target", predictor, **run)
+    assert (second.skipped_blocks, second.processed_blocks) == (9, 3)
+    assert done[...].all()
+    result = target[...]
+    assert np.all(result[:, 16:32, 0:24, 0:24] == 7.0)
+    result[:, 16:32, 0:24, 0:24] = volume["target"][:, 16:32, 0:24, 0:24]
+    assert np.abs(result - volume["target"]).max() <= 1e-3
+
+    # a complete run is not redone
+    third = precompute_target(container, "gt", "target", predictor, **run)
+    assert (third.skipped_blocks, third.processed_blocks) == (12, 0)
+
+
+def test_failed_block_is_reported_and_retried_by_the_next_run(tmp_path, volume):
+    container = str(tmp_path / "failing.zarr")
+    gt = volume["gt"].copy()
+    # not binary, and farther from the other blocks than their padding (5, 11,
+    # 11 voxels): only the block (1, 0, 0) reads it, and fails
+    gt[0, 24, 12, 12] = 2
+    gt_array = write_dataset(os.path.join(container, "gt"), gt)
+    predictor = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=False)
+    assert predictor.padding(VOXEL_SIZE) == (50, 44, 44)
+    run = dict(block_size=(16, 24, 24), num_workers=2, progress=False)
+    with pytest.raises(RuntimeError, match="1 of 12 blocks of 'target' were not written; "
+                                           "first failure: .*only 0 and 1"):
+        precompute_target(container, "gt", "target", predictor, **run)
+    done = zarr.open_array(os.path.join(container, done_dataset_name("target")), mode="r")
+    assert np.array_equal(np.argwhere(done[...] == 0), [[1, 0, 0]])
+
+    gt_array._source_data[0, 24, 12, 12] = volume["gt"][0, 24, 12, 12]
+    result = precompute_target(container, "gt", "target", predictor, **run)
+    assert (result.skipped_blocks, result.processed_blocks) == (11, 1)
+    assert np.abs(read(result.target)[1] - volume["target"]).max() <= 1e-3
+
+
+KILLING_RUN = """
+import os, signal, sys
+from gp_hotdistance import HotDistancePredictor
+from gp_hotdistance import precompute
+
+write_block = precompute._BlockWriter.write_block
+written = 0
+
+
+def write_then_die(self, read_roi, write_roi):
+    # the worker kills the whole run (server and itself) when its fourth
+    # block starts: a crash part-way, after three blocks were written
+    global written
+    if written == 3:
+        os.killpg(0, signal.SIGKILL)
+    write_block(self, read_roi, write_roi)
+    written += 1
+
+
+precompute._BlockWriter.write_block = write_then_die
+predictor = HotDistancePredictor(["mito", "er"], {scale}, mask_distances=True)
+precompute.precompute_target(
+    sys.argv[1], "gt", "target", predictor, mask="mask", block_size={block},
+    num_workers=1, progress=False,
+)
+"""
+
+
+def test_resume_after_the_run_was_killed(tmp_path, volume):
+    container = str(tmp_path / "killed.zarr")
+    write_dataset(os.path.join(container, "gt"), volume["gt"])
+    write_dataset(os.path.join(container, "mask"), volume["mask"], channels=False)
+    block = (16, 24, 24)
+    script = textwrap.dedent(KILLING_RUN).format(scale=SCALE_FACTOR, block=block)
+    killed = subprocess.run(
+        [sys.executable, "-c", script, container], start_new_session=True,
+        capture_output=True, text=True, timeout=300,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    done = zarr.open_array(os.path.join(container, done_dataset_name("target")), mode="r")
+    assert int(done[...].sum()) == 3
+
+    predictor = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=True)
+    result = precompute_target(container, "gt", "target", predictor, mask="mask",
+                               block_size=block, num_workers=2, progress=False)
+    assert (result.skipped_blocks, result.processed_blocks) == (3, 9)
+    assert np.abs(read(result.target)[1] - volume["target"]).max() <= 1e-3
+    assert np.array_equal(read(result.distance_mask)[1], volume["distance_mask"])
+
+
+# -- errors ------------------------------------------------------------------
+
+
+def test_errors(volume, blockwise, tmp_path):
+    container = volume["container"]
+    predictor = volume["predictor"]
+    plain = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=False)
+    with pytest.raises(FileNotFoundError, match="container .*missing.zarr.* does not exist"):
+        precompute_target(str(tmp_path / "missing.zarr"), "gt", "t", plain)
+    with pytest.raises(FileNotFoundError, match="gt dataset 'labels' does not exist"):
+        precompute_target(container, "labels", "t", plain)
+    with pytest.raises(FileNotFoundError, match="mask dataset 'nomask' does not exist"):
+        precompute_target(container, "gt", "t", predictor, mask="nomask")
+    with pytest.raises(ValueError, match="gt dataset 'gt' has 2 channels .* 3 classes"):
+        precompute_target(container, "gt", "t",
+                          HotDistancePredictor(["a", "b", "c"], 1.0, False))
+    with pytest.raises(ValueError, match="gt dataset 'mask' has no channel axis"):
+        precompute_target(container, "mask", "t", plain)
+    for block_size in [(0, 16, 16), (16, 16), 2.5, "16"]:
+        with pytest.raises(ValueError, match="block_size must be"):
+            precompute_target(container, "gt", "t", plain, block_size=block_size)
+    with pytest.raises(ValueError, match="num_workers must be a positive int"):
+        precompute_target(container, "gt", "t", plain, num_workers=0)
+    with pytest.raises(ValueError, match="mask is only used for the distance mask"):
+        precompute_target(container, "gt", "t", plain, mask="mask")
+    with pytest.raises(ValueError, match="out 'gt' would write over the input 'gt'"):
+        precompute_target(container, "gt", "gt", plain)
+    with pytest.raises(ValueError, match="would write over the input 'mask_done'"):
+        precompute_target(container, "gt", "mask", predictor, mask="mask_done")
+    # an existing dataset that no run of ours made
+    with pytest.raises(FileExistsError, match="'mask' already exists .*--overwrite"):
+        precompute_target(container, "gt", "mask", plain)
+    # an earlier run with other settings
+    with pytest.raises(FileExistsError, match="other settings .*block_size: \\[16, 16, 16\\]"):
+        precompute_target(container, "gt", "blocks/target", predictor, mask="mask",
+                          block_size=32)
+    # nothing was written by the refused calls
+    assert not os.path.exists(os.path.join(container, "t"))
+    assert read(os.path.join(container, "mask"))[1].ndim == 3
+
+
+def test_overwrite(tmp_path, volume):
+    container = str(tmp_path / "overwrite.zarr")
+    write_dataset(os.path.join(container, "gt"), volume["gt"])
+    write_dataset(os.path.join(container, "target"), volume["mask"], channels=False)
+    predictor = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=False)
+    result = precompute_target(container, "gt", "target", predictor, block_size=64,
+                               overwrite=True, progress=False)
+    assert result.processed_blocks == 1
+    assert np.array_equal(read(result.target)[1], volume["target"])
+
+
+def cli(container, *extra):
+    return ["precompute", "--zarr", container, "--gt", "gt", "--out", "cli",
+            "--classes", "mito,er", "--scale-factor", "10", "--no-progress", *extra]
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--zarr", "/nonexistent/x.zarr"], "zarr container '/nonexistent/x.zarr' does not exist"),
+        (["--gt", "labels"], "gt dataset 'labels' does not exist"),
+        (["--mask", "nomask", "--mask-distances"], "mask dataset 'nomask' does not exist"),
+        (["--out", "mask"], "output 'mask' already exists"),
+        (["--classes", "a,b,c"], "has 2 channels"),
+        (["--classes", "a,,b"], "argument --classes: expected class names"),
+        (["--block-size", "16,16"], "block_size must be 3 positive ints"),
+        (["--block-size", "16,x,16"], "argument --block-size: expected positive voxel counts"),
+        (["--block-size", "0"], "argument --block-size: expected positive voxel counts"),
+        (["--workers", "0"], "argument --workers: expected a positive integer"),
+        (["--scale-factor", "-1"], "argument --scale-factor: expected a positive number"),
+    ],
+)
+def test_command_line_errors(volume, capsys, arguments, message):
+    # later options win, so each case overrides one good argument
+    try:
+        status = main(cli(volume["container"]) + arguments)
+    except SystemExit as exit_info:  # argparse's own errors
+        status = exit_info.code
+    assert status == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("gp-hotdistance")
+    assert message in lines[0]
+    assert not os.path.exists(os.path.join(volume["container"], "cli"))
+
+
+def test_python_m_gp_hotdistance(volume):
+    container = volume["container"]
+    completed = subprocess.run(
+        [sys.executable, "-m", "gp_hotdistance", *cli(container, "--mask", "mask",
+         "--mask-distances", "--block-size", "16,24,24", "--workers", "2")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "12 blocks, 12 processed, 0 already done" in completed.stdout
+    assert np.abs(read(os.path.join(container, "cli"))[1] - volume["target"]).max() <= 1e-3
+    assert np.array_equal(
+        read(os.path.join(container, "cli_distance_mask"))[1], volume["distance_mask"]
+    )
