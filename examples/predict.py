@@ -1,0 +1,299 @@
+"""Predict with a network trained by ``train.py`` over a whole volume, blockwise.
+
+::
+
+    python examples/predict.py                       # the newest ./hotdistance_run_*
+    python examples/predict.py my_run                # a run folder
+    python examples/predict.py my_run --zarr other.zarr --raw raw   # other data
+
+Runs the run's newest checkpoint over the raw's whole ROI with gp.Scan and
+gp.torch.Predict (the raw is mirrored at its faces for the network's
+context), and writes into ``<run>/prediction.zarr``:
+
+* ``prediction``: ``float32``, ``2 * classes`` channels (one-hot
+  probabilities, then ``tanh(d / scale_factor)``), the raw's voxel size and
+  offset;
+* ``segmentation``: ``uint8``, one channel per class: distance channel > 0.
+
+Where there is gt, prints each class's IoU of the segmentation with the gt
+(only where the mask is 1, if there is a mask), and writes
+``<run>/predict.png``: central slices of raw, gt, prediction, segmentation and
+its errors.
+"""
+
+import argparse
+import glob
+import os
+import sys
+import time
+
+import numpy as np
+
+import _common
+from _common import fail
+
+RUN_PATTERN = "hotdistance_run_*"
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("run", nargs="?",
+                        help=f"run folder of train.py (default: the newest ./{RUN_PATTERN})")
+    parser.add_argument("--checkpoint", help="checkpoint file (default: the run's newest)")
+    parser.add_argument("--zarr", help="zarr container to predict on (default: the run's data)")
+    parser.add_argument("--raw", help="raw dataset (default: the run's)")
+    parser.add_argument("--gt", help="gt dataset to compare with (default: the run's, if "
+                                     "--zarr is not given)")
+    parser.add_argument("--mask", help="mask dataset for the comparison (default: the run's, "
+                                       "if --zarr is not given)")
+    parser.add_argument("--block-shape", default="64",
+                        help="output voxels per block, z,y,x (or one for all); rounded down "
+                             "to what the network can produce")
+    parser.add_argument("--out", help="zarr container for the results "
+                                      "(default: <run>/prediction.zarr)")
+    args = parser.parse_args(argv)
+    if args.zarr is not None and args.raw is None:
+        parser.error("--zarr needs --raw (and --gt to compare with)")
+    return args
+
+
+def find_run(args):
+    """The run folder and the checkpoint path."""
+    run = args.run
+    if run is None and args.checkpoint is None:
+        runs = sorted(d for d in glob.glob(RUN_PATTERN) if os.path.isdir(d))
+        if not runs:
+            fail(f"no run folder given and no ./{RUN_PATTERN} here; run examples/train.py "
+                 f"first, or name the run folder")
+        run = runs[-1]
+        print(f"run folder: {run} (the newest here)")
+    if args.checkpoint is not None:
+        if not os.path.isfile(args.checkpoint):
+            fail(f"--checkpoint {args.checkpoint}: no such file")
+        return run or os.path.dirname(os.path.abspath(args.checkpoint)), args.checkpoint
+    if not os.path.isdir(run):
+        fail(f"run folder {run}: no such directory")
+    found = _common.checkpoints(run)
+    if not found:
+        fail(f"run folder {run} has no {_common.CHECKPOINT_BASENAME}_checkpoint_*; "
+             f"did train.py finish?")
+    return run, found[-1][1]
+
+
+def largest_output(unet, limit):
+    """Per axis, the largest output size the network can produce that is at
+    most ``limit``; returns ``(input_shape, output_shape)`` or ``None``."""
+    inputs, outputs = [], []
+    for axis, want in enumerate(limit):
+        best = None
+        for size in range(1, 4 * want + 64):
+            out = unet._axis_output(size, axis)
+            if out is not None and out <= want:
+                best = (size, out)
+        if best is None:
+            return None
+        inputs.append(best[0])
+        outputs.append(best[1])
+    return tuple(inputs), tuple(outputs)
+
+
+def write_blocks_node(prediction_key, prediction_array, segmentation_array, classes):
+    """A gunpowder node that writes each block's prediction and segmentation
+    (distance channels > 0) into the funlib arrays."""
+    import gunpowder as gp
+
+    class _WriteBlocks(gp.BatchFilter):
+        def process(self, batch, request):
+            block = batch[prediction_key]
+            roi = block.spec.roi
+            prediction_array[roi] = block.data
+            segmentation_array[roi] = (block.data[classes:] > 0).astype(np.uint8)
+
+    return _WriteBlocks()
+
+
+def iou_per_class(segmentation, gt, mask, classes):
+    """Intersection and union per class over the ROI the arrays share
+    (restricted to mask 1 where there is a mask), read in z-slabs."""
+    from funlib.geometry import Coordinate, Roi
+
+    roi = segmentation.roi.intersect(gt.roi)
+    if mask is not None:
+        roi = roi.intersect(mask.roi)
+    if roi.empty:
+        return None, roi
+    voxel_size = segmentation.voxel_size
+    intersection = np.zeros(len(classes), np.int64)
+    union = np.zeros(len(classes), np.int64)
+    slab = Coordinate((16 * voxel_size[0],) + tuple(roi.shape[1:]))
+    for z in range(roi.begin[0], roi.end[0], slab[0]):
+        part = Roi((z,) + tuple(roi.begin[1:]), slab).intersect(roi)
+        seg = np.asarray(segmentation[part]) > 0
+        truth = np.asarray(gt[part]).reshape(seg.shape) > 0
+        if mask is not None:
+            known = np.asarray(mask[part]) > 0
+            known = np.broadcast_to(known, seg.shape)
+        else:
+            known = np.ones(seg.shape, bool)
+        axes = tuple(range(1, seg.ndim))
+        intersection += (seg & truth & known).sum(axis=axes)
+        union += ((seg | truth) & known).sum(axis=axes)
+    return (intersection, union), roi
+
+
+def predict_figure(raw, gt, mask, prediction, segmentation, classes, roi, path, title):
+    """Central z-slices of the comparison ROI, one row per class."""
+    n = len(classes)
+    z = roi.begin[0] + (roi.shape[0] // raw.voxel_size[0]) // 2 * raw.voxel_size[0]
+    from funlib.geometry import Roi
+
+    plane = Roi((z,) + tuple(roi.begin[1:]), (raw.voxel_size[0],) + tuple(roi.shape[1:]))
+    raw_slice = np.asarray(raw[plane])
+    raw_slice = raw_slice.reshape(raw_slice.shape[-2:])
+    pred = np.asarray(prediction[plane])[:, 0]
+    seg = np.asarray(segmentation[plane])[:, 0] > 0
+    columns = [("raw", [raw_slice] * n, {"cmap": "gray"}, False)]
+    if gt is not None:
+        truth = np.asarray(gt[plane]).reshape((n,) + raw_slice.shape) > 0
+        known = np.ones_like(truth)
+        if mask is not None:
+            known = np.broadcast_to(np.asarray(mask[plane]).reshape(
+                (-1,) + raw_slice.shape) > 0, truth.shape)
+        columns.append(("gt (grey: unknown)",
+                        list(np.where(known, truth.astype(np.float32), 0.5)),
+                        _common.BINARY_STYLE, False))
+    columns += [
+        ("prediction: hot", list(pred[:n]), _common.HOT_STYLE, True),
+        ("prediction: distance", list(pred[n:]), _common.DISTANCE_STYLE, True),
+        ("segmentation: distance > 0", list(seg.astype(np.float32)), _common.BINARY_STYLE,
+         False),
+    ]
+    if gt is not None:
+        # green: right, red: false positive, blue: missed; dim where unknown
+        errors = np.zeros(truth.shape + (3,), np.float32)
+        errors[seg & truth] = (0.2, 0.8, 0.2)
+        errors[seg & ~truth] = (0.9, 0.15, 0.15)
+        errors[~seg & truth] = (0.2, 0.4, 1.0)
+        errors[~known] = 0.3 + 0.3 * errors[~known]
+        columns.append(("green ok, red FP, blue FN", list(errors), {}, False))
+    return _common.panel_figure(columns, classes, title, path)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    started = time.time()
+    run, checkpoint_file = find_run(args)
+    checkpoint = _common.load_checkpoint(checkpoint_file)
+    config = checkpoint["config"]
+    classes = config["classes"]
+    data = dict(config["data"])
+    if args.zarr is not None:
+        data = {"zarr": os.path.abspath(args.zarr), "raw": args.raw, "gt": args.gt,
+                "mask": args.mask}
+    else:
+        for name in ("raw", "gt", "mask"):
+            if getattr(args, name) is not None:
+                data[name] = getattr(args, name)
+    if data["gt"] is None:
+        if not os.path.isdir(data["zarr"]):
+            fail(f"--zarr {data['zarr']}: no such directory")
+        raw_array = _common.open_dataset(data["zarr"], data["raw"], "--raw")
+        gt_array = mask_array = None
+    else:
+        raw_array, gt_array, mask_array = _common.open_data(
+            data["zarr"], data["raw"], data["gt"], data["mask"], classes)
+    if list(raw_array.voxel_size) != list(config["voxel_size"]):
+        fail(f"--raw has voxel size {tuple(raw_array.voxel_size)}, the network was trained "
+             f"on {tuple(config['voxel_size'])}")
+    block = _common.parse_shape(args.block_shape, "--block-shape")
+
+    import dask
+    import gunpowder as gp
+    import torch
+    from funlib.geometry import Coordinate, Roi
+    from funlib.persistence import prepare_ds
+
+    from gp_hotdistance import HotDistancePredictor
+
+    dask.config.set(scheduler="synchronous")
+    predictor = HotDistancePredictor(classes, scale_factor=config["scale_factor"],
+                                     mask_distances=config["mask_distances"])
+    model = _common.HotDistanceNet(predictor, config["unet"])
+    model.load_state_dict(checkpoint["model_state_dict"])
+    model.eval()
+
+    voxel_size = raw_array.voxel_size
+    out_roi = raw_array.roi
+    volume = out_roi.shape / voxel_size
+    shapes = largest_output(model.unet, [min(b, v) for b, v in zip(block, volume)])
+    if shapes is None:
+        fail(f"the raw ({tuple(volume)} voxels) is smaller than the smallest block the "
+             f"network can predict")
+    input_shape, output_shape = (Coordinate(s) for s in shapes)
+    context = (input_shape - output_shape) / 2 * voxel_size
+
+    container = args.out or os.path.join(run, "prediction.zarr")
+    n = len(classes)
+    spatial = {"offset": out_roi.offset, "voxel_size": voxel_size,
+               "units": list(raw_array.units) or ["nm"] * 3,
+               "axis_names": ["c^", "z", "y", "x"],
+               "types": ["channel", "space", "space", "space"], "mode": "w"}
+    chunks = tuple(int(min(s, 64)) for s in volume)
+    prediction_array = prepare_ds(f"{container}/prediction", (2 * n,) + tuple(volume),
+                                  dtype=np.float32, chunk_shape=(2 * n,) + chunks, **spatial)
+    segmentation_array = prepare_ds(f"{container}/segmentation", (n,) + tuple(volume),
+                                    dtype=np.uint8, chunk_shape=(n,) + chunks, **spatial)
+
+    raw, prediction = gp.ArrayKey("RAW"), gp.ArrayKey("PREDICTION")
+    pipeline = gp.ArraySource(raw, raw_array, interpolatable=True)
+    pipeline += gp.Normalize(raw, factor=_common.raw_factor(raw_array))
+    pipeline += gp.Pad(raw, context, mode="reflect")
+    pipeline += gp.IntensityScaleShift(raw, 2, -1)
+    pipeline += gp.torch.Predict(
+        model, inputs={0: raw}, outputs={0: prediction},
+        array_specs={prediction: gp.ArraySpec(roi=out_roi, voxel_size=voxel_size,
+                                              dtype=np.float32)},
+    )
+    pipeline += write_blocks_node(prediction, prediction_array, segmentation_array, n)
+    reference = gp.BatchRequest()
+    block_roi = Roi((0, 0, 0), output_shape * voxel_size)
+    reference[raw] = gp.ArraySpec(roi=block_roi.grow(context, context))
+    reference[prediction] = gp.ArraySpec(roi=block_roi)
+    pipeline += gp.Scan(reference)
+    print(f"predicting {tuple(volume)} voxels in blocks of {tuple(output_shape)} "
+          f"(input {tuple(input_shape)}) with {checkpoint_file}")
+    with gp.build(pipeline):
+        pipeline.request_batch(gp.BatchRequest())
+    print(f"prediction: {container}/prediction {prediction_array.shape}, "
+          f"segmentation: {container}/segmentation; voxel size {tuple(voxel_size)}, "
+          f"offset {tuple(out_roi.offset)}")
+
+    title = f"prediction of {os.path.basename(checkpoint_file)} (central z-slice)"
+    figure_roi = out_roi
+    if gt_array is not None:
+        counts, eval_roi = iou_per_class(segmentation_array, gt_array, mask_array, classes)
+        if counts is None:
+            print("the gt does not overlap the prediction: no IoU")
+        else:
+            intersection, union = counts
+            where = " where the mask is 1" if mask_array is not None else ""
+            print(f"IoU of segmentation (distance > 0) and gt over {eval_roi}{where}:")
+            ious = intersection / np.maximum(union, 1)
+            for name, value, u in zip(classes, ious, union):
+                print(f"  {name:>12s}: {value:.3f}" + ("  (empty in gt and prediction)"
+                                                        if u == 0 else ""))
+            print(f"  {'mean':>12s}: {ious.mean():.3f}")
+            title += "; IoU " + ", ".join(f"{c} {v:.2f}" for c, v in zip(classes, ious))
+            figure_roi = eval_roi
+    figure = predict_figure(raw_array, gt_array, mask_array, prediction_array,
+                            segmentation_array, classes, figure_roi,
+                            os.path.join(run, "predict.png"), title)
+    print(f"figure: {figure}")
+    print(f"done in {time.time() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
