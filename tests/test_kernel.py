@@ -1,0 +1,126 @@
+"""The distance kernel's building blocks and its fast paths, on inputs large
+enough to take each of them, against brute force and the doubled-grid oracle.
+
+The envelope of a plane has three ways to its result (a SIMD pass over the
+nearest rows, an outward search for the few samples it leaves open, and the
+Felzenszwalb-Huttenlocher envelope for lines with many); the inputs here are
+built so that each one runs, and all must give the brute-force minimum.
+"""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from gp_hotdistance import core
+from oracles import doubled_grid_face_distance
+
+
+def brute_force_envelope(src, spacing2):
+    """``min_j src[j, c] + spacing2 * (i - j)^2``, each sum rounded to float32."""
+    n = src.shape[0]
+    offsets = spacing2 * (np.arange(n)[:, None] - np.arange(n)[None, :]) ** 2
+    sums = (src[None, :, :].astype(np.float64) + offsets[:, :, None]).astype(np.float32)
+    return sums.min(axis=1)
+
+
+def envelope_plane(src, spacing2, cap2=np.inf):
+    n = src.shape[0]
+    dst = np.empty_like(src)
+    buffers = core._stack_buffers(n)
+    core._envelope_plane(src, dst, spacing2, cap2, *buffers)
+    return dst
+
+
+def plane(kind, rng, shape=(60, 50)):
+    """Squared-distance-like samples (in voxels): small everywhere (the SIMD
+    pass settles them); small but for one run of large ones per line, longer
+    than the SIMD pass reaches (the outward search); small but for lines that
+    are mostly large (the envelope, line by line); or mostly large and
+    infinite (the envelope for the whole plane)."""
+    n, m = shape
+    values = rng.integers(0, 3, shape).astype(np.float64) ** 2
+    if kind == "far run":
+        for c in range(m):
+            start = rng.integers(0, max(1, n - 12))
+            values[start:start + 12, c] = rng.integers(20, 200, 12)[: n - start] ** 2
+    elif kind == "far lines":
+        far = rng.random(m) < 0.3
+        values[:, far] = rng.integers(30, 300, (n, far.sum())) ** 2
+    elif kind == "far":
+        values = rng.integers(0, 300, shape).astype(np.float64) ** 2
+        values[rng.random(shape) < 0.7] = np.inf
+    return values.astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["near", "far run", "far lines", "far"])
+@pytest.mark.parametrize("spacing2", [1.0, 64.0, 17.64, 1600.0])
+def test_envelope_plane_equals_brute_force(kind, spacing2):
+    rng = np.random.default_rng(len(kind) + int(spacing2))
+    src = plane(kind, rng) * np.float32(spacing2)
+    np.testing.assert_array_equal(envelope_plane(src, spacing2), brute_force_envelope(src, spacing2))
+
+
+def test_envelope_plane_cap_reports_far_values_as_inf():
+    rng = np.random.default_rng(7)
+    src = plane("far run", rng)
+    cap2 = 30.0
+    expected = brute_force_envelope(src, 1.0)
+    capped = envelope_plane(src, 1.0, cap2)
+    near = expected <= cap2
+    np.testing.assert_array_equal(capped[near], expected[near])
+    assert np.all(np.isinf(capped[~near]))
+
+
+@pytest.mark.parametrize("length", [1, 2, 9])
+def test_envelope_plane_short_lines(length):
+    rng = np.random.default_rng(length)
+    src = plane("far run", rng, (length, 7))
+    np.testing.assert_array_equal(envelope_plane(src, 4.0), brute_force_envelope(src, 4.0))
+
+
+def test_tanh_matches_libm_rounded_to_float32():
+    x = np.concatenate([
+        np.linspace(-12, 12, 400001),
+        np.geomspace(1e-12, 12, 100000),
+        -np.geomspace(1e-12, 12, 100000),
+        [0.0, np.inf, -np.inf],
+    ]).astype(np.float32)
+    values = x.copy()
+    core._tanh_in_place(values, 1.0)
+    expected = np.array([math.tanh(v) for v in x.astype(np.float64)], dtype=np.float32)
+    assert np.abs(values - expected).max() <= np.finfo(np.float32).eps
+    assert np.mean(values == expected) > 0.999
+    assert values[-2] == 1.0 and values[-1] == -1.0
+
+
+def blobs(shape, density, seed):
+    rng = np.random.default_rng(seed)
+    noise = ndimage.gaussian_filter(rng.standard_normal(shape), 2.0)
+    return noise > np.quantile(noise, 1 - density)
+
+
+@pytest.mark.parametrize("density", [0.3, 0.02])
+@pytest.mark.parametrize("voxel_size", [(8, 8, 8), (40, 4, 4), (3.3, 7.1, 5.0)])
+def test_face_distance_equals_doubled_grid_on_medium_volumes(density, voxel_size):
+    labels = blobs((40, 36, 44), density, seed=int(density * 100))
+    expected = doubled_grid_face_distance(labels, voxel_size)
+    np.testing.assert_allclose(core.face_distance(labels, voxel_size), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("box", [None, "inside", "at the edge"])
+def test_unknown_distance_capped_equals_exact_within_the_cap(box):
+    shape = (30, 40, 36)
+    voxel_size = (8.0, 4.0, 5.0)
+    mask = np.ones(shape, np.uint8)
+    if box == "inside":
+        mask[10:18, 12:20, 5:30] = 0
+    elif box == "at the edge":
+        mask[:4, 30:, :] = 0
+    exact = core.unknown_distance(mask, voxel_size)
+    for cap in (10.0, 25.0, 1000.0):
+        capped = core.unknown_distance(mask, voxel_size, max_distance=cap)
+        within = exact <= cap
+        np.testing.assert_array_equal(capped[within], exact[within])
+        assert np.all(capped[~within] > cap)
