@@ -149,7 +149,10 @@ def _envelope_line(values, spacing2, vertices, heights, bounds, minima):
 # lines at once runs on SIMD units, several times faster than the envelope.
 # Samples farther than _NEAR_REACH are searched one voxel at a time, or, on a
 # line with many of them, left to the envelope.
+# With anisotropic voxels the faces of the coarse axis lie many fine voxels
+# away, so passes along a fine axis reach further.
 _NEAR_REACH = 4
+_NEAR_REACH_FINE = 6
 _FAR_SHARE = 2
 
 
@@ -184,15 +187,21 @@ def _near_minimum(src, dst, spacing2, reach):
                         nearest[c] = candidate
 
 
+# columns gathered at once for the envelope: one cache line of float32
+_BLOCK = 16
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _envelope_plane(src, dst, spacing2, cap2, line, vertices, heights, bounds, minima):
+def _envelope_plane(
+    src, dst, spacing2, reach, cap2, block, vertices, heights, bounds, minima
+):
     """``dst[i, c] = min_j src[j, c] + spacing2 * (i - j)^2`` for 2-D ``src``:
     the lower envelope along axis 0 of every column, ``inf`` where above
-    ``cap2``. ``src`` and ``dst`` must not overlap; ``line`` and the stack
-    buffers hold at least ``src.shape[0]``.
+    ``cap2``; the SIMD pass takes the ``reach`` nearest samples on each side.
+    ``src`` and ``dst`` must not overlap; ``block`` is ``(_BLOCK, >= n)``
+    work space and the stack buffers hold at least ``n``.
     """
     n, m = src.shape
-    reach = _NEAR_REACH
     settled = spacing2 * (reach + 1) * (reach + 1)
     # a sample above `settled` may have its minimum beyond reach; if most do,
     # the near pass is wasted work
@@ -201,27 +210,37 @@ def _envelope_plane(src, dst, spacing2, cap2, line, vertices, heights, bounds, m
         for c in range(m):
             if src[i, c] <= settled:
                 near_enough += 1
-    use_near = 2 * near_enough >= n * m
-    if use_near:
+    unsettled = np.full(m, n)
+    if 2 * near_enough >= n * m:
         _near_minimum(src, dst, spacing2, reach)
-    for c in range(m):
-        unsettled = n
-        if use_near:
-            unsettled = 0
-            for i in range(n):
+        unsettled[:] = 0
+        for i in range(n):
+            for c in range(m):
                 if dst[i, c] > settled:
-                    unsettled += 1
-            if unsettled == 0:
-                continue
-        if unsettled * _FAR_SHARE > n:
-            for i in range(n):
-                line[i] = src[i, c]
-            _envelope_line(line[:n], spacing2, vertices, heights, bounds, minima)
-            for i in range(n):
-                dst[i, c] = line[i]
+                    unsettled[c] += 1
+    # lines with many far samples: the envelope, on columns gathered a block
+    # at a time so that each row is read one cache line at a time
+    columns = np.empty(m, dtype=np.int64)
+    count = 0
+    for c in range(m):
+        if unsettled[c] * _FAR_SHARE > n:
+            columns[count] = c
+            count += 1
+    for start in range(0, count, _BLOCK):
+        width = min(_BLOCK, count - start)
+        for i in range(n):
+            for b in range(width):
+                block[b, i] = src[i, columns[start + b]]
+        for b in range(width):
+            _envelope_line(block[b, :n], spacing2, vertices, heights, bounds, minima)
+        for i in range(n):
+            for b in range(width):
+                dst[i, columns[start + b]] = block[b, i]
+    # lines with a few far samples: search outward from each until the offset
+    # alone exceeds the best value found
+    for c in range(m):
+        if unsettled[c] == 0 or unsettled[c] * _FAR_SHARE > n:
             continue
-        # a few far samples: search outward from each until the offset alone
-        # exceeds the best value found
         for i in range(n):
             best = dst[i, c]
             if best <= settled:
@@ -295,12 +314,30 @@ _ZERO_OUTSIDE = 2  # 0 where the label is 0
 def _stack_buffers(n):
     """Work space of :func:`_envelope_plane` for lines of up to ``n`` samples."""
     return (
-        np.empty(n, dtype=np.float32),
+        np.empty((_BLOCK, n), dtype=np.float32),
         np.empty(n, dtype=np.int64),
         np.empty(n, dtype=np.float64),
         np.empty(n, dtype=np.float64),
         np.empty(n, dtype=np.float64),
     )
+
+
+@numba.njit(cache=True, nogil=True)
+def _drop_unneeded(samples, found):
+    """Set to ``inf`` the samples of a plane that are at least the largest
+    distance already ``found`` in it.
+
+    The passes only add to a sample, so such a sample cannot lower any
+    voxel's minimum in this plane, and the envelope skips ``inf`` samples:
+    where one axis's faces are far (anisotropic voxels), its passes get cheap.
+    """
+    bound = -_INF
+    for value in found.ravel():
+        bound = max(bound, value)
+    for i in range(samples.shape[0]):
+        for j in range(samples.shape[1]):
+            if samples[i, j] >= bound:
+                samples[i, j] = _INF
 
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
@@ -319,30 +356,44 @@ def _face_distance_kernel(
     nz, ny, nx = labels.shape
     wz, wy, wx = spacing2
     longest = max(nx, ny, nz)
+    coarsest = max(spacing2)
+    reach_z, reach_y, reach_x = [
+        _NEAR_REACH_FINE if 4 * w < coarsest else _NEAR_REACH for w in spacing2
+    ]
     # 1. out = min(P_y S_x, P_x S_y), plane by plane
     for z in numba.prange(nz):
-        line, vertices, heights, bounds, minima = _stack_buffers(longest)
+        block, vertices, heights, bounds, minima = _stack_buffers(longest)
         plane = labels[z]
         along_x = np.empty((ny, nx), dtype=np.float32)
         for y in range(ny):
             _sweep_line(plane[y], outside, has_outside[2], wx, cap2, along_x[y])
         spread_y = np.empty((ny, nx), dtype=np.float32)
-        _envelope_plane(along_x, spread_y, wy, cap2, line, vertices, heights, bounds, minima)
+        _envelope_plane(
+            along_x, spread_y, wy, reach_y, cap2, block, vertices, heights, bounds,
+            minima,
+        )
         columns = np.ascontiguousarray(plane.T)
         along_y = np.empty((nx, ny), dtype=np.float32)
         for x in range(nx):
             _sweep_line(columns[x], outside, has_outside[1], wy, cap2, along_y[x])
+        _drop_unneeded(along_y, spread_y)
         spread_x = np.empty((nx, ny), dtype=np.float32)
-        _envelope_plane(along_y, spread_x, wx, cap2, line, vertices, heights, bounds, minima)
+        _envelope_plane(
+            along_y, spread_x, wx, reach_x, cap2, block, vertices, heights, bounds,
+            minima,
+        )
         for y in range(ny):
             for x in range(nx):
                 out[z, y, x] = min(spread_y[y, x], spread_x[x, y])
     # 2. out = P_z out, and scratch = S_z, slab by slab along y
     for y in numba.prange(ny):
-        line, vertices, heights, bounds, minima = _stack_buffers(longest)
+        block, vertices, heights, bounds, minima = _stack_buffers(longest)
         slab = np.ascontiguousarray(out[:, y, :])
         spread_z = np.empty((nz, nx), dtype=np.float32)
-        _envelope_plane(slab, spread_z, wz, cap2, line, vertices, heights, bounds, minima)
+        _envelope_plane(
+            slab, spread_z, wz, reach_z, cap2, block, vertices, heights, bounds,
+            minima,
+        )
         out[:, y, :] = spread_z
         along_z = np.empty((nx, nz), dtype=np.float32)
         label_lines = np.ascontiguousarray(labels[:, y, :].T)
@@ -351,13 +402,20 @@ def _face_distance_kernel(
         scratch[:, y, :] = along_z.T
     # 3. out = min(out, P_y P_x S_z), then sign and normalize, plane by plane
     for z in numba.prange(nz):
-        line, vertices, heights, bounds, minima = _stack_buffers(longest)
+        block, vertices, heights, bounds, minima = _stack_buffers(longest)
         columns = np.ascontiguousarray(scratch[z].T)
+        _drop_unneeded(columns, out[z])
         spread_x = np.empty((nx, ny), dtype=np.float32)
-        _envelope_plane(columns, spread_x, wx, cap2, line, vertices, heights, bounds, minima)
+        _envelope_plane(
+            columns, spread_x, wx, reach_x, cap2, block, vertices, heights, bounds,
+            minima,
+        )
         rows = np.ascontiguousarray(spread_x.T)
         spread_y = np.empty((ny, nx), dtype=np.float32)
-        _envelope_plane(rows, spread_y, wy, cap2, line, vertices, heights, bounds, minima)
+        _envelope_plane(
+            rows, spread_y, wy, reach_y, cap2, block, vertices, heights, bounds,
+            minima,
+        )
         for y in range(ny):
             row = out[z, y]
             for x in range(nx):

@@ -25,11 +25,11 @@ def brute_force_envelope(src, spacing2):
     return sums.min(axis=1)
 
 
-def envelope_plane(src, spacing2, cap2=np.inf):
+def envelope_plane(src, spacing2, cap2=np.inf, reach=4):
     n = src.shape[0]
     dst = np.empty_like(src)
     buffers = core._stack_buffers(n)
-    core._envelope_plane(src, dst, spacing2, cap2, *buffers)
+    core._envelope_plane(src, dst, spacing2, reach, cap2, *buffers)
     return dst
 
 
@@ -56,10 +56,13 @@ def plane(kind, rng, shape=(60, 50)):
 
 @pytest.mark.parametrize("kind", ["near", "far run", "far lines", "far"])
 @pytest.mark.parametrize("spacing2", [1.0, 64.0, 17.64, 1600.0])
-def test_envelope_plane_equals_brute_force(kind, spacing2):
+@pytest.mark.parametrize("reach", [core._NEAR_REACH, core._NEAR_REACH_FINE])
+def test_envelope_plane_equals_brute_force(kind, spacing2, reach):
     rng = np.random.default_rng(len(kind) + int(spacing2))
     src = plane(kind, rng) * np.float32(spacing2)
-    np.testing.assert_array_equal(envelope_plane(src, spacing2), brute_force_envelope(src, spacing2))
+    np.testing.assert_array_equal(
+        envelope_plane(src, spacing2, reach=reach), brute_force_envelope(src, spacing2)
+    )
 
 
 def test_envelope_plane_cap_reports_far_values_as_inf():
