@@ -140,11 +140,11 @@ def make_volume(shape=(64, 128, 128), voxel_size=(8, 8, 8), seed=0):
     )
     er = np.zeros(shape, dtype=bool)
     _add_tubes(er, mito, rng, voxel_size, count=max(1, round(6 * per_volume)),
-               length=1500.0, radius=28.0, spacing=16.0)
+               length=1500.0, radius=40.0, spacing=16.0)
     vesicle = np.zeros(shape, dtype=bool)
     _add_ellipsoids(
         vesicle, mito | er, rng, voxel_size,
-        count=max(1, round(80 * per_volume)), semi_axes_range=(24.0, 40.0), spacing=16.0,
+        count=max(1, round(50 * per_volume)), semi_axes_range=(32.0, 48.0), spacing=16.0,
     )
     labels = {"mito": mito, "er": er, "vesicle": vesicle}
 

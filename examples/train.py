@@ -39,7 +39,7 @@ import _common
 from _common import fail
 
 DEFAULTS = {
-    "iterations": 400,
+    "iterations": 600,
     "scale_factor": 32.0,
     "shape": "64,128,128",
     "voxel_size": "8,8,8",

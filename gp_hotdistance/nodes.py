@@ -239,7 +239,8 @@ class BalanceHotDistance(_HotDistanceFilter):
     accumulate for the life of the node. They live in shared memory made when
     the node is made, so that the copies of the node in ``gp.PreCache``'s
     workers, which are forked processes, all count into them, and the counts
-    seen in the main process include every worker's batches. A worker started
+    seen in the main process include every worker's batches (also those that
+    wait in ``PreCache``'s cache, not yet requested). A worker started
     with the ``spawn`` or ``forkserver`` method instead gets the counts as
     they were when it started and counts on its own. Save and restore them
     with :meth:`state_dict` and :meth:`load_state_dict`, e.g. with a training

@@ -1,0 +1,126 @@
+"""Smoke tests of the example scripts: they run as a user runs them (a
+subprocess in a scratch folder), with tiny sizes, and leave well-formed
+outputs; bad input ends them with one line of error."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from funlib.persistence import open_ds, prepare_ds
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+TINY = ["--shape", "32,48,48", "--output-shape", "8", "--workers", "1"]
+
+
+def run_example(script, *args, cwd):
+    return subprocess.run(
+        [sys.executable, os.path.join(EXAMPLES, script), *args],
+        cwd=cwd, capture_output=True, text=True, timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny run of train.py, then predict.py on it."""
+    folder = tmp_path_factory.mktemp("examples")
+    train = run_example("train.py", "--out", "run", "--iterations", "3",
+                        "--snapshot-every", "2", *TINY, cwd=folder)
+    assert train.returncode == 0, train.stderr
+    predict = run_example("predict.py", "run", cwd=folder)
+    assert predict.returncode == 0, predict.stderr
+    return folder / "run", train.stdout, predict.stdout
+
+
+def is_png(path):
+    with open(path, "rb") as f:
+        return f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_writes_data_checkpoint_snapshots_and_figures(trained):
+    run, stdout, _ = trained
+    raw = open_ds(str(run / "data.zarr" / "raw"))
+    gt = open_ds(str(run / "data.zarr" / "gt"))
+    mask = open_ds(str(run / "data.zarr" / "mask"))
+    assert raw.shape == (32, 48, 48)
+    assert gt.shape == mask.shape == (3, 32, 48, 48)
+    assert tuple(raw.voxel_size) == tuple(gt.voxel_size) == (8, 8, 8)
+    assert set(np.unique(gt[gt.roi])) <= {0, 1}
+    assert (run / "model_checkpoint_3").is_file()
+    assert sorted(os.listdir(run / "snapshots")) == ["batch_1.zarr", "batch_3.zarr"]
+    for figure in ("train.png", "loss.png"):
+        assert is_png(run / figure)
+    assert len((run / "loss.csv").read_text().splitlines()) == 3
+    assert "checkpoint: run/model_checkpoint_3" in stdout
+
+
+def test_checkpoint_holds_the_moving_class_counts(trained):
+    import torch
+
+    run, _, _ = trained
+    checkpoint = torch.load(run / "model_checkpoint_3", weights_only=True)
+    counts = np.array(checkpoint["balance"]["moving_class_counts"])
+    assert checkpoint["balance"]["channels"] == ["mito", "er", "vesicle"]
+    assert counts.shape == (6, 2)
+    # three batches of 8^3 voxels, all known or some masked out, and those the
+    # PreCache worker made ahead (its cache holds 4)
+    assert 0 < counts[:3].sum(axis=1).max() <= (3 + 4 + 1) * 8**3
+
+
+def test_predict_writes_prediction_segmentation_and_figure(trained):
+    run, _, stdout = trained
+    raw = open_ds(str(run / "data.zarr" / "raw"))
+    prediction = open_ds(str(run / "prediction.zarr" / "prediction"))
+    segmentation = open_ds(str(run / "prediction.zarr" / "segmentation"))
+    assert prediction.shape == (6, 32, 48, 48)
+    assert segmentation.shape == (3, 32, 48, 48)
+    assert prediction.dtype == np.float32 and segmentation.dtype == np.uint8
+    for array in (prediction, segmentation):
+        assert array.voxel_size == raw.voxel_size
+        assert array.roi == raw.roi
+    values = prediction[prediction.roi]
+    assert np.all(np.abs(values) <= 1)
+    np.testing.assert_array_equal(segmentation[segmentation.roi], values[3:] > 0)
+    assert is_png(run / "predict.png")
+    assert "IoU of segmentation" in stdout and "mean:" in stdout
+
+
+def one_error_line(result):
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_bad_paths_and_datasets_get_one_line(tmp_path):
+    line = one_error_line(run_example(
+        "train.py", "--zarr", "missing.zarr", "--raw", "raw", "--gt", "gt",
+        "--classes", "a", cwd=tmp_path))
+    assert line.startswith("error: --zarr ") and "missing.zarr: no such directory" in line
+
+    raw = prepare_ds(str(tmp_path / "data.zarr" / "raw"), (16, 16, 16), dtype=np.uint8,
+                     voxel_size=(8, 8, 8), axis_names=["z", "y", "x"])
+    raw[raw.roi] = 0
+    line = one_error_line(run_example(
+        "train.py", "--zarr", "data.zarr", "--raw", "raw", "--gt", "labels",
+        "--classes", "a", cwd=tmp_path))
+    assert "--gt 'labels'" in line and "no dataset" in line
+
+    line = one_error_line(run_example("predict.py", "no_such_run", cwd=tmp_path))
+    assert "no_such_run" in line
+
+
+def test_classes_that_do_not_match_the_gt_get_one_line(trained, tmp_path):
+    run, _, _ = trained
+    data = str(run / "data.zarr")
+    line = one_error_line(run_example(
+        "train.py", "--zarr", data, "--raw", "raw", "--gt", "gt", "--mask", "mask",
+        "--classes", "mito,er", *TINY, cwd=tmp_path))
+    assert "--gt 'gt' must have 2 channels" in line
+
+
+def test_minimal_example_runs(tmp_path):
+    result = run_example("minimal.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "target (2, 32, 64, 64) float32" in result.stdout
