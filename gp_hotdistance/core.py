@@ -55,6 +55,7 @@ __all__ = [
     "distance_mask",
     "balance_weights",
     "hot_distance_weights",
+    "trust_reach",
 ]
 
 _INF = np.inf
@@ -864,14 +865,36 @@ def _edge_distance(voxel_size, max_distance, out):
         np.minimum(out, along[tuple(view)].astype(np.float32), out=out)
 
 
-def _trust_reach(scale_factor, threshold):
-    """Unknown-region distance past which every target distance is trusted.
+def trust_reach(scale_factor, threshold=0.8):
+    """Distance to the unknown region past which every target distance is
+    trusted.
 
-    ``tanh(u / scale_factor)`` exceeds ``threshold``, the largest value the
-    measured side of the comparison takes, once ``u`` is past
-    ``scale_factor * artanh(threshold)``; the margin keeps float rounding at
-    that point on the exact side.
+    The distance mask distrusts a voxel where ``min(|t| + epsilon,
+    threshold) >= tanh(u / scale_factor)``, with ``u`` the distance to the
+    unknown region; the left side is at most ``threshold``, so past ``u =
+    scale_factor * artanh(threshold)`` every voxel is trusted. The unknown
+    region's distance is only needed up to here (see the ``max_distance`` of
+    :func:`unknown_distance`). A margin of 1e-6 keeps float rounding at that
+    point on the safe side.
+
+    Parameters
+    ----------
+    scale_factor : float
+        The target's scale factor.
+    threshold : float, optional
+        The distance mask's threshold, in (0, 1).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> round(trust_reach(50.0), 3)
+    54.931
     """
+    scale_factor = _check_positive(scale_factor, "scale_factor")
+    threshold = _check_fraction(threshold, "threshold")
     return scale_factor * math.atanh(threshold) * (1 + 1e-6)
 
 
@@ -939,7 +962,7 @@ def distance_mask(distances, mask, voxel_size, scale_factor, epsilon=0.05, thres
     epsilon = _check_nonnegative(epsilon, "epsilon")
     threshold = _check_fraction(threshold, "threshold")
     masks = _mask_channels(mask, distances.shape, "mask")
-    reach = _trust_reach(scale_factor, threshold)
+    reach = trust_reach(scale_factor, threshold)
     unknown = _UnknownDistances(masks, distances.shape, voxel_size, reach)
     result = np.empty(distances.shape, dtype=np.uint8)
     for c in range(distances.shape[0]):
@@ -1218,7 +1241,7 @@ def hot_distance_weights(
     weights = np.empty((2 * classes,) + gt.shape[1:], dtype=np.float32)
     flat_weights = weights.reshape(2 * classes, -1)
     if mask_distances:
-        reach = _trust_reach(scale_factor, threshold)
+        reach = trust_reach(scale_factor, threshold)
         if unknown is None:
             unknown = _UnknownDistances(masks, gt.shape, voxel_size, reach)
     for c, known in enumerate(_known_channels(masks, gt.shape)):

@@ -10,7 +10,7 @@ import logging
 import multiprocessing
 
 import numpy as np
-from gunpowder import Array, ArraySpec, Batch, BatchFilter, BatchRequest
+from gunpowder import Array, ArraySpec, Batch, BatchFilter, BatchRequest, Coordinate
 from gunpowder.nodes.batch_filter import BatchFilterError
 
 from . import core
@@ -229,11 +229,12 @@ class BalanceHotDistance(_HotDistanceFilter):
     :func:`~gp_hotdistance.core.balance_weights`); weights are 0 where the
     mask is 0. With the predictor's ``mask_distances``, the distance channels'
     weights are also 0 where the unknown region (mask 0) is nearer than the
-    measured boundary; the mask is then requested with the predictor's context
-    (:meth:`~gp_hotdistance.HotDistancePredictor.gt_region_for_roi`), so the
-    edge of a crop does not count as unknown. Beyond the data only the mask
-    tells what is unknown: pad the mask with 0 (``gp.Pad``'s default) to have
-    the padding count as unknown.
+    measured boundary. The mask is then requested grown by the distance past
+    which every distance is trusted (:func:`~gp_hotdistance.core.trust_reach`,
+    ``scale_factor * artanh(threshold)``, less than the target's context), so
+    the edge of a crop does not count as unknown. Beyond the data only the
+    mask tells what is unknown: pad the mask with 0 (``gp.Pad``'s default) to
+    have the padding count as unknown.
 
     The counts cover the requested ROI of each batch (not the context) and
     accumulate for the life of the node. They live in shared memory made when
@@ -329,6 +330,15 @@ class BalanceHotDistance(_HotDistanceFilter):
         spec.interpolatable = False
         self.provides(self.weights, spec)
         self.enable_autoskip()
+        # with mask_distances, the unknown region matters up to the trust
+        # reach only: the mask is needed that far around the requested ROI
+        voxel_size = self.spec[self.gt].voxel_size
+        self.trust_reach = core.trust_reach(
+            self.predictor.scale_factor, self.predictor.threshold
+        )
+        self.mask_padding = Coordinate(
+            core.padding_voxels(self.trust_reach, tuple(voxel_size))
+        ) * voxel_size
 
     def prepare(self, request):
         roi = self._output_roi(request, self.weights)
@@ -338,7 +348,7 @@ class BalanceHotDistance(_HotDistanceFilter):
         if self.mask is not None:
             mask_roi = roi
             if self.predictor.mask_distances:
-                mask_roi = roi.grow(self.padding, self.padding)
+                mask_roi = roi.grow(self.mask_padding, self.mask_padding)
             deps[self.mask] = self._input_request(request, self.mask, mask_roi)
         return deps
 
@@ -372,14 +382,18 @@ class BalanceHotDistance(_HotDistanceFilter):
 
     def _unknown_distance(self, batch, roi):
         """Distance to the unknown region over ``roi``, measured in the mask
-        over the ROI grown by the context (``inf``: nothing unknown there)."""
+        over the ROI grown by ``mask_padding`` (``inf``: nothing unknown
+        within the trust reach)."""
         spatial_shape = roi.shape / self.spec[self.gt].voxel_size
         if self.mask is None:
             return np.full(spatial_shape, np.inf, dtype=np.float32)
         data = self._input_data(batch, self.mask, "mask", per_class_only=False)
         voxel_size = tuple(self.spec[self.gt].voxel_size)
+        channels = [data] if data.ndim == len(voxel_size) else data
+        unknown = np.stack([
+            core.unknown_distance(m, voxel_size, max_distance=self.trust_reach)
+            for m in channels
+        ])
         if data.ndim == len(voxel_size):
-            unknown = core.unknown_distance(data, voxel_size)
-        else:
-            unknown = np.stack([core.unknown_distance(m, voxel_size) for m in data])
+            unknown = unknown[0]
         return self._crop(unknown, batch[self.mask].spec.roi, roi)
