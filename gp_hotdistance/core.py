@@ -3,7 +3,7 @@
 Everything here works on numpy arrays with a leading channel axis where one is
 needed, and spatial axes in z-y-x order (any spatial rank from 1 to 3).
 Nothing here imports gunpowder: the predictor and the gunpowder nodes are thin
-layers over these functions.
+layers over these functions. The kernels are compiled with numba.
 
 The distance is measured from each voxel centre to the nearest centre of a
 *face*: the square that separates two face-adjacent voxels of different label.
@@ -22,6 +22,9 @@ linear, which lets 3-D share passes::
     D^2 = min(P_z[min(P_y S_x, P_x S_y)], P_y P_x S_z)
 
 Lower-rank arrays are handled as 3-D arrays with leading axes of length 1.
+Each ``P`` pass first takes the minimum over the few nearest samples on SIMD
+lanes and keeps the envelope for lines with many far samples (see
+``_envelope_plane``); the results are the envelope's, bit for bit.
 """
 
 import logging
@@ -149,7 +152,7 @@ def _envelope_line(values, spacing2, vertices, heights, bounds, minima):
 # voxels, and taking the minimum over the few nearest samples of a whole row of
 # lines at once runs on SIMD units, several times faster than the envelope.
 # Samples farther than _NEAR_REACH are searched one voxel at a time, or, on a
-# line with many of them, left to the envelope.
+# line where more than 1 / _FAR_SHARE of the samples are, left to the envelope.
 # With anisotropic voxels the faces of the coarse axis lie many fine voxels
 # away, so passes along a fine axis reach further.
 _NEAR_REACH = 4
