@@ -212,7 +212,6 @@ def main(argv=None):
 
     import dask
     import gunpowder as gp
-    import torch
     from funlib.geometry import Coordinate, Roi
     from funlib.persistence import prepare_ds
 

@@ -196,15 +196,14 @@ _BLOCK = 16
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _envelope_plane(
-    src, dst, spacing2, reach, cap2, block, vertices, heights, bounds, minima
-):
+def _envelope_plane(src, dst, spacing2, reach, cap2, work):
     """``dst[i, c] = min_j src[j, c] + spacing2 * (i - j)^2`` for 2-D ``src``:
     the lower envelope along axis 0 of every column, ``inf`` where above
     ``cap2``; the SIMD pass takes the ``reach`` nearest samples on each side.
-    ``src`` and ``dst`` must not overlap; ``block`` is ``(_BLOCK, >= n)``
-    work space and the stack buffers hold at least ``n``.
+    ``src`` and ``dst`` must not overlap; ``work`` is
+    :func:`_stack_buffers` for lines of at least ``n`` samples.
     """
+    block, vertices, heights, bounds, minima = work
     n, m = src.shape
     settled = spacing2 * (reach + 1) * (reach + 1)
     # a sample above `settled` may have its minimum beyond reach; if most do,
@@ -366,38 +365,29 @@ def _face_distance_kernel(
     ]
     # 1. out = min(P_y S_x, P_x S_y), plane by plane
     for z in numba.prange(nz):
-        block, vertices, heights, bounds, minima = _stack_buffers(longest)
+        work = _stack_buffers(longest)
         plane = labels[z]
         along_x = np.empty((ny, nx), dtype=np.float32)
         for y in range(ny):
             _sweep_line(plane[y], outside, has_outside[2], wx, cap2, along_x[y])
         spread_y = np.empty((ny, nx), dtype=np.float32)
-        _envelope_plane(
-            along_x, spread_y, wy, reach_y, cap2, block, vertices, heights, bounds,
-            minima,
-        )
+        _envelope_plane(along_x, spread_y, wy, reach_y, cap2, work)
         columns = np.ascontiguousarray(plane.T)
         along_y = np.empty((nx, ny), dtype=np.float32)
         for x in range(nx):
             _sweep_line(columns[x], outside, has_outside[1], wy, cap2, along_y[x])
         _drop_unneeded(along_y, spread_y)
         spread_x = np.empty((nx, ny), dtype=np.float32)
-        _envelope_plane(
-            along_y, spread_x, wx, reach_x, cap2, block, vertices, heights, bounds,
-            minima,
-        )
+        _envelope_plane(along_y, spread_x, wx, reach_x, cap2, work)
         for y in range(ny):
             for x in range(nx):
                 out[z, y, x] = min(spread_y[y, x], spread_x[x, y])
     # 2. out = P_z out, and scratch = S_z, slab by slab along y
     for y in numba.prange(ny):
-        block, vertices, heights, bounds, minima = _stack_buffers(longest)
+        work = _stack_buffers(longest)
         slab = np.ascontiguousarray(out[:, y, :])
         spread_z = np.empty((nz, nx), dtype=np.float32)
-        _envelope_plane(
-            slab, spread_z, wz, reach_z, cap2, block, vertices, heights, bounds,
-            minima,
-        )
+        _envelope_plane(slab, spread_z, wz, reach_z, cap2, work)
         out[:, y, :] = spread_z
         along_z = np.empty((nx, nz), dtype=np.float32)
         label_lines = np.ascontiguousarray(labels[:, y, :].T)
@@ -406,20 +396,14 @@ def _face_distance_kernel(
         scratch[:, y, :] = along_z.T
     # 3. out = min(out, P_y P_x S_z), then sign and normalize, plane by plane
     for z in numba.prange(nz):
-        block, vertices, heights, bounds, minima = _stack_buffers(longest)
+        work = _stack_buffers(longest)
         columns = np.ascontiguousarray(scratch[z].T)
         _drop_unneeded(columns, out[z])
         spread_x = np.empty((nx, ny), dtype=np.float32)
-        _envelope_plane(
-            columns, spread_x, wx, reach_x, cap2, block, vertices, heights, bounds,
-            minima,
-        )
+        _envelope_plane(columns, spread_x, wx, reach_x, cap2, work)
         rows = np.ascontiguousarray(spread_x.T)
         spread_y = np.empty((ny, nx), dtype=np.float32)
-        _envelope_plane(
-            rows, spread_y, wy, reach_y, cap2, block, vertices, heights, bounds,
-            minima,
-        )
+        _envelope_plane(rows, spread_y, wy, reach_y, cap2, work)
         for y in range(ny):
             row = out[z, y]
             for x in range(nx):

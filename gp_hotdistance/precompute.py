@@ -36,7 +36,7 @@ import zarr
 from daisy.server_observer import ServerObserver
 from daisy.tcp import IOLooper
 from funlib.geometry import Coordinate, Roi
-from funlib.persistence import Array, open_ds, prepare_ds
+from funlib.persistence import open_ds, prepare_ds
 from tqdm.auto import tqdm
 
 from .predictor import HotDistancePredictor

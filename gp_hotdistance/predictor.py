@@ -1,7 +1,6 @@
 """The :class:`HotDistancePredictor`: the spec's API over :mod:`gp_hotdistance.core`."""
 
 import logging
-import math
 from dataclasses import dataclass
 
 import numpy as np

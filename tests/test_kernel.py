@@ -29,7 +29,7 @@ def envelope_plane(src, spacing2, cap2=np.inf, reach=4):
     n = src.shape[0]
     dst = np.empty_like(src)
     buffers = core._stack_buffers(n)
-    core._envelope_plane(src, dst, spacing2, reach, cap2, *buffers)
+    core._envelope_plane(src, dst, spacing2, reach, cap2, buffers)
     return dst
 
 

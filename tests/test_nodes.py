@@ -84,6 +84,16 @@ def sources(gt, mask, gt_key, mask_key, offset=OFFSET, voxel_size=VOXEL_SIZE):
     return tuple(arrays) + gp.MergeProvider()
 
 
+def weights_pipeline(predictor, gt, mask):
+    """Sources of ``gt`` and ``mask``, then both nodes, on the keys of :func:`keys`."""
+    gt_key, mask_key, target_key, weights_key = keys()
+    return (
+        sources(gt, mask, gt_key, mask_key)
+        + AddHotDistance(predictor, gt_key, target_key)
+        + BalanceHotDistance(predictor, gt_key, target_key, weights_key, mask_key)
+    )
+
+
 def roi_at(begin_voxels, shape_voxels, offset=OFFSET, voxel_size=VOXEL_SIZE):
     return Roi(offset + Coordinate(begin_voxels) * voxel_size, Coordinate(shape_voxels) * voxel_size)
 
@@ -220,16 +230,11 @@ def test_mask_distances_zero_the_untrusted_distance_weights_of_a_crop(volume):
     gt, mask = volume
     gt_key, mask_key, target_key, weights_key = keys()
     predictor = HotDistancePredictor(CLASSES, SCALE, mask_distances=True)
-    pipeline = (
-        sources(gt, mask, gt_key, mask_key)
-        + AddHotDistance(predictor, gt_key, target_key)
-        + BalanceHotDistance(predictor, gt_key, target_key, weights_key, mask_key)
-    )
+    pipeline = weights_pipeline(predictor, gt, mask)
     roi = roi_at((6, 22, 22), (20, 20, 20))
     with gp.build(pipeline):
         batch = pipeline.request_batch(request_of(roi, target_key, weights_key))
     weights = batch[weights_key].data
-    target = batch[target_key].data
     # over the whole volume, where the crop's context is known data too
     whole_gt, whole_mask = as_array(gt), as_array(mask)
     whole_weights, _ = predictor.create_weight(
@@ -252,11 +257,7 @@ def test_downstream_requests_for_the_inputs_are_served(volume):
     gt, mask = volume
     gt_key, mask_key, target_key, weights_key = keys()
     predictor = HotDistancePredictor(CLASSES, SCALE, mask_distances=True)
-    pipeline = (
-        sources(gt, mask, gt_key, mask_key)
-        + AddHotDistance(predictor, gt_key, target_key)
-        + BalanceHotDistance(predictor, gt_key, target_key, weights_key, mask_key)
-    )
+    pipeline = weights_pipeline(predictor, gt, mask)
     roi = roi_at((10, 28, 28), (4, 4, 4))
     wide = roi_at((0, 0, 0), SHAPE)  # larger than the grown ROI the nodes ask for
     request = request_of(roi, target_key, weights_key)
@@ -316,24 +317,17 @@ def test_precache_gives_the_same_target_as_no_precache(volume):
     gt_key, mask_key, target_key, weights_key = keys()
     predictor = HotDistancePredictor(CLASSES, SCALE, mask_distances=True)
     roi = roi_at((6, 21, 22), (10, 14, 12))
-    targets = []
+    batches = []
     for precache in (False, True):
-        pipeline = (
-            sources(gt, mask, gt_key, mask_key)
-            + AddHotDistance(predictor, gt_key, target_key)
-            + BalanceHotDistance(predictor, gt_key, target_key, weights_key, mask_key)
-        )
+        pipeline = weights_pipeline(predictor, gt, mask)
         if precache:
             pipeline += gp.PreCache(cache_size=2, num_workers=2)
         with gp.build(pipeline):
-            batch = pipeline.request_batch(request_of(roi, target_key, weights_key))
-        targets.append(batch[target_key].data)
-        # the weights' zeros (unknown or untrusted) do not depend on the counts
-        zeros = batch[weights_key].data == 0
-        if precache:
-            np.testing.assert_array_equal(zeros, first_zeros)
-        first_zeros = zeros
-    np.testing.assert_array_equal(targets[0], targets[1])
+            batches.append(pipeline.request_batch(request_of(roi, target_key, weights_key)))
+    plain, cached = batches
+    np.testing.assert_array_equal(plain[target_key].data, cached[target_key].data)
+    # the weights' zeros (unknown or untrusted) do not depend on the counts
+    np.testing.assert_array_equal(plain[weights_key].data == 0, cached[weights_key].data == 0)
 
 
 def test_checkpoint_round_trip_continues_exactly(volume):

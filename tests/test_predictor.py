@@ -7,7 +7,7 @@ from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
 from gunpowder import ArraySpec
 
-from gp_hotdistance import HotDistancePredictor, core
+from gp_hotdistance import HotDistancePredictor
 from oracles import brute_force_face_distance
 
 
