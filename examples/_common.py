@@ -172,26 +172,18 @@ def downsample_factors(voxel_size, levels):
     return factors
 
 
-class HotDistanceActivation(torch.nn.Module):
-    """Sigmoid on the one-hot channels (probabilities in [0, 1]) and tanh on
-    the distance channels (the target's ``tanh(d / scale_factor)``, in
-    [-1, 1]): the network's output is then in the target's units."""
-
-    def __init__(self, classes):
-        super().__init__()
-        self.classes = classes
-
-    def forward(self, x):
-        hot, distance = x[:, : self.classes], x[:, self.classes :]
-        return torch.cat([torch.sigmoid(hot), torch.tanh(distance)], dim=1)
-
-
 class HotDistanceNet(torch.nn.Module):
-    """The U-Net, the predictor's head and :class:`HotDistanceActivation`.
+    """The U-Net and the predictor's head, regressed directly onto the target.
 
     Takes raw as ``(z, y, x)`` (as a gunpowder batch holds it) or
     ``(batch, 1, z, y, x)``; returns ``(2 * classes, z', y', x')`` or
     ``(batch, 2 * classes, z', y', x')`` accordingly.
+
+    The output is linear, with no sigmoid or tanh: a saturating activation
+    lets a channel get stuck at -1 (most voxels are far outside a rare
+    class, and a saturated tanh passes no gradient back), which on a short
+    CPU run lost whole classes. :func:`clip_to_target_range` brings a
+    prediction into the target's range afterwards.
     """
 
     def __init__(self, predictor, unet_config):
@@ -199,14 +191,22 @@ class HotDistanceNet(torch.nn.Module):
         self.unet_config = dict(unet_config)
         self.unet = UNet(**self.unet_config)
         self.model = predictor.create_model(self.unet)
-        self.activation = HotDistanceActivation(predictor.classes)
 
     def forward(self, raw):
         unbatched = raw.dim() == 3
         if unbatched:
             raw = raw[None, None]
-        out = self.activation(self.model(raw))
+        out = self.model(raw)
         return out[0] if unbatched else out
+
+
+def clip_to_target_range(prediction, classes):
+    """``prediction`` (channels first) clipped in place to the target's
+    range: [0, 1] for the one-hot channels, [-1, 1] for the distance
+    channels."""
+    np.clip(prediction[:classes], 0.0, 1.0, out=prediction[:classes])
+    np.clip(prediction[classes:], -1.0, 1.0, out=prediction[classes:])
+    return prediction
 
 
 class WeightedMSELoss(torch.nn.Module):
@@ -216,6 +216,17 @@ class WeightedMSELoss(torch.nn.Module):
 
     def forward(self, prediction, target, weights):
         return (weights * (prediction - target) ** 2).mean()
+
+
+def make_predictor(config):
+    """The :class:`gp_hotdistance.HotDistancePredictor` of a run's settings."""
+    from gp_hotdistance import HotDistancePredictor
+
+    return HotDistancePredictor(
+        config["classes"], scale_factor=config["scale_factor"],
+        mask_distances=config["mask_distances"],
+        clipmin=config["clipmin"], clipmax=config["clipmax"],
+    )
 
 
 def unet_config(voxel_size, num_fmaps, levels, num_convs):

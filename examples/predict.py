@@ -10,9 +10,9 @@ Runs the run's newest checkpoint over the raw's whole ROI with gp.Scan and
 gp.torch.Predict (the raw is mirrored at its faces for the network's
 context), and writes into ``<run>/prediction.zarr``:
 
-* ``prediction``: ``float32``, ``2 * classes`` channels (one-hot
-  probabilities, then ``tanh(d / scale_factor)``), the raw's voxel size and
-  offset;
+* ``prediction``: ``float32``, ``2 * classes`` channels (one-hot, then
+  ``tanh(d / scale_factor)``, clipped to [0, 1] and [-1, 1]), the raw's
+  voxel size and offset;
 * ``segmentation``: ``uint8``, one channel per class: distance channel > 0.
 
 Where there is gt, prints each class's IoU of the segmentation with the gt
@@ -109,7 +109,7 @@ def write_blocks_node(prediction_key, prediction_array, segmentation_array, clas
         def process(self, batch, request):
             block = batch[prediction_key]
             roi = block.spec.roi
-            prediction_array[roi] = block.data
+            prediction_array[roi] = _common.clip_to_target_range(block.data, classes)
             segmentation_array[roi] = (block.data[classes:] > 0).astype(np.uint8)
 
     return _WriteBlocks()
@@ -215,11 +215,8 @@ def main(argv=None):
     from funlib.geometry import Coordinate, Roi
     from funlib.persistence import prepare_ds
 
-    from gp_hotdistance import HotDistancePredictor
-
     dask.config.set(scheduler="synchronous")
-    predictor = HotDistancePredictor(classes, scale_factor=config["scale_factor"],
-                                     mask_distances=config["mask_distances"])
+    predictor = _common.make_predictor(config)
     model = _common.HotDistanceNet(predictor, config["unet"])
     model.load_state_dict(checkpoint["model_state_dict"])
     model.eval()

@@ -80,7 +80,9 @@ def test_predict_writes_prediction_segmentation_and_figure(trained):
         assert array.voxel_size == raw.voxel_size
         assert array.roi == raw.roi
     values = prediction[prediction.roi]
-    assert np.all(np.abs(values) <= 1)
+    hot, distance = values[:3], values[3:]
+    assert hot.min() >= 0 and hot.max() <= 1  # clipped to the target's range
+    assert distance.min() >= -1 and distance.max() <= 1
     np.testing.assert_array_equal(segmentation[segmentation.roi], values[3:] > 0)
     assert is_png(run / "predict.png")
     assert "IoU of segmentation" in stdout and "mean:" in stdout
