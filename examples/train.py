@@ -208,14 +208,14 @@ def load_data(config):
     return raw, gt, mask
 
 
-def build_pipeline(config, raw_array, gt_array, mask_array, model, optimizer, run_dir):
+def build_pipeline(config, predictor, raw_array, gt_array, mask_array, model, optimizer,
+                   run_dir):
     import gunpowder as gp
     from funlib.geometry import Coordinate, Roi
 
     from gp_hotdistance import AddHotDistance, BalanceHotDistance
 
     voxel_size = Coordinate(config["voxel_size"])
-    predictor = _common.make_predictor(config)
     input_shape = Coordinate(config["input_shape"])
     output_shape = Coordinate(config["output_shape"])
     context = (input_shape - output_shape) / 2 * voxel_size
@@ -397,7 +397,7 @@ def main(argv=None):
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
 
     pipeline, request, balance, keys = build_pipeline(
-        config, raw_array, gt_array, mask_array, model, optimizer, run_dir
+        config, predictor, raw_array, gt_array, mask_array, model, optimizer, run_dir
     )
     start_iteration = 0
     if checkpoint is not None:
