@@ -44,7 +44,7 @@ FINAL_LR_SHARE = 0.05
 
 DEFAULTS = {
     "iterations": 750,
-    "scale_factor": 32.0,
+    "scale_factor": 16.0,
     "shape": "64,128,128",
     "voxel_size": "8,8,8",
     "output_shape": "28",
