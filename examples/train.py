@@ -2,7 +2,7 @@
 
 With no arguments, builds a synthetic EM-like volume (mito, er and vesicle
 classes, a mask with an unannotated region) into a new folder in the working
-directory and trains on it on the CPU in about four minutes (2 cores)::
+directory and trains on it on the CPU in about four minutes (2 cores, the first run included)::
 
     python examples/train.py
     python examples/predict.py          # the newest run in the working directory
@@ -43,7 +43,7 @@ from _common import fail
 FINAL_LR_SHARE = 0.05
 
 DEFAULTS = {
-    "iterations": 750,
+    "iterations": 650,
     "scale_factor": 16.0,
     "shape": "64,128,128",
     "voxel_size": "8,8,8",
