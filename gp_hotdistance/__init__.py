@@ -1,36 +1,57 @@
 """Hot-distance targets and weights for gunpowder training pipelines.
 
-The math lives in :mod:`gp_hotdistance.core` (numpy only), the spec's API in
-:class:`HotDistancePredictor`, and the gunpowder nodes :class:`AddHotDistance`
-and :class:`BalanceHotDistance` in :mod:`gp_hotdistance.nodes`.
+Where things are:
+
+- :mod:`gp_hotdistance.distance`: the exact signed face distance and the
+  target, on numpy arrays (with a glossary of the terms used throughout);
+- :mod:`gp_hotdistance.weights`: class-balancing weights and the distance mask;
+- :class:`HotDistancePredictor` (:mod:`gp_hotdistance.predictor`): the spec's
+  API over those functions, on funlib.persistence arrays;
+- :class:`AddHotDistance` and :class:`BalanceHotDistance`
+  (:mod:`gp_hotdistance.nodes`): the gunpowder nodes;
+- :mod:`gp_hotdistance.precompute`: the target of a whole zarr volume, block
+  by block on daisy (also ``gp-hotdistance precompute``).
+
+The compiled kernels (numba) are in the private :mod:`gp_hotdistance._kernels`,
+the argument checks shared by every layer in :mod:`gp_hotdistance._checks`.
+Importing the package selects numba's ``workqueue`` threading layer unless
+``NUMBA_THREADING_LAYER`` is set (see the README's "Threads, processes and
+dask").
 """
 
-from .core import (
-    balance_weights,
+from . import distance, weights
+from .distance import (
     context_distance,
-    distance_mask,
     face_distance,
     hot_distance_target,
-    hot_distance_weights,
+    padding_voxels,
     signed_face_distance,
     unknown_distance,
 )
 from .nodes import AddHotDistance, BalanceHotDistance
 from .predictor import HotDistanceArrayType, HotDistancePredictor
+from .weights import balance_weights, distance_mask, hot_distance_weights, trust_reach
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
+#: The public API: the nodes, the predictor, and the numpy-level functions of
+#: :mod:`~gp_hotdistance.distance` and :mod:`~gp_hotdistance.weights` (a test
+#: checks that it holds their ``__all__`` and that the README names each).
 __all__ = [
     "AddHotDistance",
     "BalanceHotDistance",
-    "HotDistancePredictor",
     "HotDistanceArrayType",
+    "HotDistancePredictor",
     "balance_weights",
     "context_distance",
+    "distance",
     "distance_mask",
     "face_distance",
     "hot_distance_target",
     "hot_distance_weights",
+    "padding_voxels",
     "signed_face_distance",
+    "trust_reach",
     "unknown_distance",
+    "weights",
 ]

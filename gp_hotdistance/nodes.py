@@ -13,7 +13,7 @@ import numpy as np
 from gunpowder import Array, ArraySpec, Batch, BatchFilter, BatchRequest, Coordinate
 from gunpowder.nodes.batch_filter import BatchFilterError
 
-from . import core
+from . import _checks, core
 from .predictor import HotDistancePredictor
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class _HotDistanceFilter(BatchFilter):
                     self,
                     f"gt {self.gt} ROI {gt_spec.roi} is too small for the context of "
                     f"{self.padding} on each side that the target needs; pad it "
-                    f"(gp.Pad) or lower the predictor's tolerance",
+                    f"(gp.Pad) or raise the predictor's tolerance, which shrinks the context",
                 )
         return spec
 
@@ -313,7 +313,7 @@ class BalanceHotDistance(_HotDistanceFilter):
                 f"state was saved for the classes {list(channels)}, but this node's "
                 f"predictor has {self.predictor.channels}"
             )
-        counts = core._as_counts(
+        counts = _checks.as_counts(
             state["moving_class_counts"], self.predictor.embedding_dims,
             "state['moving_class_counts']",
         )

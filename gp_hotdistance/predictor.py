@@ -7,7 +7,9 @@ import numpy as np
 from funlib.geometry import Coordinate
 from funlib.persistence import Array
 
-from . import core
+from . import _checks
+from .distance import context_distance, hot_distance_target, padding_voxels, signed_face_distance
+from .weights import distance_mask, hot_distance_weights
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +80,7 @@ class HotDistancePredictor:
         tolerance (``float``, optional):
 
             Largest error allowed on a target value due to cropping; sets the
-            context (see :func:`~gp_hotdistance.core.context_distance`).
+            context (see :func:`~gp_hotdistance.context_distance`).
             Default 1e-3.
 
         epsilon (``float``, optional):
@@ -127,18 +129,17 @@ class HotDistancePredictor:
             raise ValueError(f"channels must be distinct, got {channels!r}")
         if not isinstance(mask_distances, (bool, np.bool_)):
             raise TypeError(f"mask_distances must be a bool, got {mask_distances!r}")
-        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1:
-            raise ValueError(f"kernel_size must be a positive int, got {kernel_size!r}")
+        kernel_size = _checks.check_positive_int(kernel_size, "kernel_size")
 
         self.channels = channels
-        self.dt_scale_factor = core._check_positive(scale_factor, "scale_factor")
+        self.dt_scale_factor = _checks.check_positive(scale_factor, "scale_factor")
         self.mask_distances = bool(mask_distances)
         self.kernel_size = kernel_size
-        self.tolerance = core._check_fraction(tolerance, "tolerance")
-        self.epsilon = core._check_nonnegative(epsilon, "epsilon")
-        self.threshold = core._check_fraction(threshold, "threshold")
-        self.clipmin, self.clipmax = core._check_clip(clipmin, clipmax)
-        self.max_distance = core.context_distance(
+        self.tolerance = _checks.check_fraction(tolerance, "tolerance")
+        self.epsilon = _checks.check_nonnegative(epsilon, "epsilon")
+        self.threshold = _checks.check_fraction(threshold, "threshold")
+        self.clipmin, self.clipmax = _checks.check_clip(clipmin, clipmax)
+        self.max_distance = context_distance(
             self.dt_scale_factor, self.tolerance, self.threshold
         )
 
@@ -188,8 +189,13 @@ class HotDistancePredictor:
         Returns:
 
             A ``torch.nn.Sequential`` of the architecture and the head.
+
+        Raises:
+
+            ImportError: torch is not installed (it comes with the ``torch``
+            extra).
         """
-        import torch
+        torch = _checks.import_torch("HotDistancePredictor.create_model")
 
         if not isinstance(architecture, torch.nn.Module):
             raise TypeError(
@@ -203,11 +209,9 @@ class HotDistancePredictor:
             raise ValueError(
                 f"architecture.dims must be 2 or 3, got {dims!r}"
             )
-        channels = getattr(architecture, "num_out_channels", None)
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise ValueError(
-                f"architecture.num_out_channels must be a positive int, got {channels!r}"
-            )
+        channels = _checks.check_positive_int(
+            getattr(architecture, "num_out_channels", None), "architecture.num_out_channels"
+        )
         head = convolutions[dims](channels, self.embedding_dims, self.kernel_size)
         return torch.nn.Sequential(architecture, head)
 
@@ -230,7 +234,9 @@ class HotDistancePredictor:
             normalize (``str``, optional):
 
                 ``None`` for raw signed distances (world units, ``+-inf``
-                where a channel has no face), or ``"tanh"``.
+                where a channel has no face), or ``"tanh"``. (The nodes and
+                :meth:`create_target` pass ``"tanh"``; see also
+                :meth:`create_distance_mask`, where ``None`` means ``"tanh"``.)
 
             normalize_args (``float``, optional):
 
@@ -242,16 +248,16 @@ class HotDistancePredictor:
             ``float32`` array ``(2 * classes, ...)``: one-hot channels, then
             distance channels.
         """
-        voxel_size = self._voxel_size(voxel_size)
+        voxel_size = _checks.as_spatial_voxel_size(voxel_size)
         labels = self._with_channel_axis(labels, "labels", len(voxel_size))
         if normalize is None:
             target = np.empty((2 * self.classes,) + labels.shape[1:], dtype=np.float32)
             for c in range(self.classes):
-                target[self.classes + c] = core.signed_face_distance(labels[c], voxel_size)
+                target[self.classes + c] = signed_face_distance(labels[c], voxel_size)
                 target[c] = labels[c]
             return target
         scale = self._normalization(normalize, normalize_args)
-        return core.hot_distance_target(labels, voxel_size, scale)
+        return hot_distance_target(labels, voxel_size, scale)
 
     def create_target(self, gt):
         """The target of a gt ``Array``, as an ``Array`` with the same offset
@@ -331,12 +337,12 @@ class HotDistancePredictor:
         """The numpy-level :meth:`create_weight`: ``(weights, counts)``.
 
         ``unknown`` is passed on to
-        :func:`~gp_hotdistance.core.hot_distance_weights`: the distance to the
+        :func:`~gp_hotdistance.hot_distance_weights`: the distance to the
         unknown region when ``labels`` is a crop of a larger region.
         """
-        voxel_size = self._voxel_size(voxel_size)
+        voxel_size = _checks.as_spatial_voxel_size(voxel_size)
         labels = self._with_channel_axis(labels, "labels", len(voxel_size))
-        return core.hot_distance_weights(
+        return hot_distance_weights(
             labels,
             target,
             mask,
@@ -366,11 +372,24 @@ class HotDistancePredictor:
 
             mask (``ndarray`` or ``None``):
 
-                Binary mask, ``(classes, ...)`` or ``(...)``.
+                Binary mask, ``(classes, ...)`` or ``(...)``. ``None``: every
+                voxel of the array is known; outside the array is unknown in
+                every case, so voxels near its edge may be distrusted.
 
             voxel_size (``Coordinate`` or sequence):
 
                 Voxel size in world units, z-y-x.
+
+            normalize (``str``, optional):
+
+                ``"tanh"``; ``None`` means ``"tanh"`` here (the distances are
+                always the target's tanh channels), unlike :meth:`process`,
+                where ``None`` asks for raw distances.
+
+            normalize_args (``float``, optional):
+
+                The scale of ``"tanh"``; the predictor's ``scale_factor`` by
+                default.
 
         Returns:
 
@@ -379,15 +398,16 @@ class HotDistancePredictor:
         if normalize is None:
             normalize = self.norm
         scale = self._normalization(normalize, normalize_args)
-        distances = core._as_array(distances, "distances")
+        distances = _checks.as_array(distances, "distances")
         if distances.ndim >= 1 and distances.shape[0] != self.classes:
             raise ValueError(
                 f"distances must have {self.classes} channels (one per class), "
                 f"got shape {distances.shape}"
             )
-        voxel_size = self._voxel_size(voxel_size)
-        return core.distance_mask(
-            distances, mask, voxel_size, scale, self.epsilon, self.threshold
+        voxel_size = _checks.as_spatial_voxel_size(voxel_size)
+        return distance_mask(
+            distances, mask, voxel_size, scale,
+            epsilon=self.epsilon, threshold=self.threshold,
         )
 
     # -- context ---------------------------------------------------------------
@@ -406,7 +426,7 @@ class HotDistancePredictor:
             ``Coordinate``: a multiple of the voxel size, at least the
             context distance plus half a voxel along every axis.
         """
-        voxels = core.padding_voxels(self.max_distance, self._voxel_size(gt_voxel_size))
+        voxels = padding_voxels(self.max_distance, _checks.as_spatial_voxel_size(gt_voxel_size))
         return Coordinate(voxels) * Coordinate(gt_voxel_size)
 
     def gt_region_for_roi(self, target_spec):
@@ -455,38 +475,11 @@ class HotDistancePredictor:
             raise ValueError(f"normalize must be None or 'tanh', got {normalize!r}")
         if normalize_args is None:
             return self.dt_scale_factor
-        return core._check_positive(normalize_args, "normalize_args")
+        return _checks.check_positive(normalize_args, "normalize_args")
 
     def _with_channel_axis(self, labels, name, spatial_dims):
         """``labels`` with its channel axis; one class may come without one."""
-        labels = core._as_array(labels, name)
-        if labels.size == 0:
-            raise ValueError(f"{name} must not be empty, got shape {labels.shape}")
-        if self.classes == 1 and labels.ndim == spatial_dims:
-            labels = labels[np.newaxis]
-        if labels.ndim != spatial_dims + 1 or labels.shape[0] != self.classes:
-            raise ValueError(
-                f"{name} must have shape ({self.classes}, <{spatial_dims} spatial "
-                f"axes>) (one channel per class in {self.channels}, one spatial "
-                f"axis per voxel_size entry), got shape {labels.shape}"
-            )
-        return labels
-
-    @staticmethod
-    def _voxel_size(voxel_size):
-        if voxel_size is None:
-            raise ValueError("voxel_size must be given (world units per voxel, z-y-x)")
-        try:
-            voxel_size = tuple(voxel_size)
-        except TypeError:
-            raise TypeError(
-                f"voxel_size must be a sequence of numbers, got {voxel_size!r}"
-            ) from None
-        if not 1 <= len(voxel_size) <= 3:
-            raise ValueError(
-                f"voxel_size must have 1 to 3 entries (z-y-x), got {voxel_size!r}"
-            )
-        return core._as_voxel_size(voxel_size, len(voxel_size))
+        return _checks.with_class_axis(labels, self.channels, name, spatial_dims)
 
     @staticmethod
     def _array_data(array, name):

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
 from gunpowder import ArraySpec
@@ -65,6 +64,7 @@ def with_value(value, dtype):
 
 
 def model(**attributes):
+    torch = pytest.importorskip("torch", reason="create_model needs the torch extra")
     return type("Net", (torch.nn.Module,), attributes)()
 
 
@@ -104,6 +104,7 @@ CASES = {
         lambda: P(["mito"], 1.0, False, clipmin=0.9, clipmax=0.1), "clipmin",
     ),
     "kernel_size-zero": (lambda: P(["mito"], 1.0, False, kernel_size=0), "kernel_size"),
+    "kernel_size-float": (lambda: P(["mito"], 1.0, False, kernel_size=1.5), "kernel_size"),
     "channels-empty": (lambda: P([], 1.0, False), "channels"),
     "channels-one-string": (lambda: P("mito", 1.0, False), "channels"),
     "channels-duplicate": (lambda: P(["mito", "mito"], 1.0, False), "channels"),
@@ -227,6 +228,14 @@ CASES = {
     "voxel_size-number": (lambda: two_classes().process(gt_data(), 4, "tanh"), "voxel_size"),
     "voxel_size-none": (lambda: two_classes().process(gt_data(), None, "tanh"), "voxel_size"),
     "padding-voxel_size-zero": (lambda: two_classes().padding(Coordinate(0, 4)), "voxel_size"),
+    "padding_voxels-context-string": (lambda: core.padding_voxels("38", (4, 4)), "context"),
+    "padding_voxels-context-negative": (lambda: core.padding_voxels(-1.0, (4, 4)), "context"),
+    "unknown_distance-max_distance-string": (
+        lambda: core.unknown_distance(np.ones((4, 4)), (2, 2), max_distance="10"), "max_distance",
+    ),
+    "unknown_distance-max_distance-negative": (
+        lambda: core.unknown_distance(np.ones((4, 4)), (2, 2), max_distance=-1.0), "max_distance",
+    ),
     # -- create_model ----------------------------------------------------------
     "architecture-not-a-module": (lambda: two_classes().create_model("unet"), "architecture"),
     "architecture-dims-1": (lambda: two_classes().create_model(model(dims=1, num_out_channels=12)), "architecture.dims"),

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from gp_hotdistance import core
+from gp_hotdistance import _kernels, core
 from oracles import doubled_grid_face_distance
 
 
@@ -28,8 +28,8 @@ def brute_force_envelope(src, spacing2):
 def envelope_plane(src, spacing2, cap2=np.inf, reach=4):
     n = src.shape[0]
     dst = np.empty_like(src)
-    buffers = core._stack_buffers(n)
-    core._envelope_plane(src, dst, spacing2, reach, cap2, buffers)
+    buffers = _kernels._stack_buffers(n)
+    _kernels._envelope_plane(src, dst, spacing2, reach, cap2, buffers)
     return dst
 
 
@@ -56,7 +56,7 @@ def plane(kind, rng, shape=(60, 50)):
 
 @pytest.mark.parametrize("kind", ["near", "far run", "far lines", "far"])
 @pytest.mark.parametrize("spacing2", [1.0, 64.0, 17.64, 1600.0])
-@pytest.mark.parametrize("reach", [core._NEAR_REACH, core._NEAR_REACH_FINE])
+@pytest.mark.parametrize("reach", [_kernels._NEAR_REACH, _kernels._NEAR_REACH_FINE])
 def test_envelope_plane_equals_brute_force(kind, spacing2, reach):
     rng = np.random.default_rng(len(kind) + int(spacing2))
     src = plane(kind, rng) * np.float32(spacing2)
@@ -91,7 +91,7 @@ def test_tanh_matches_libm_rounded_to_float32():
         [0.0, np.inf, -np.inf],
     ]).astype(np.float32)
     values = x.copy()
-    core._tanh_in_place(values, 1.0)
+    _kernels._tanh_in_place(values, 1.0)
     expected = np.array([math.tanh(v) for v in x.astype(np.float64)], dtype=np.float32)
     assert np.abs(values - expected).max() <= np.finfo(np.float32).eps
     assert np.mean(values == expected) > 0.999

@@ -1,0 +1,232 @@
+"""Argument checks shared by every layer of the package (private).
+
+Each function raises ``TypeError`` for a value of the wrong type and
+``ValueError`` for a value of the right type that is out of range, with a
+message that names the argument and echoes the value; each returns the value
+in the form the rest of the package works with.
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+def as_voxel_size(voxel_size, spatial_dims, name="voxel_size"):
+    """``voxel_size`` as a tuple of ``spatial_dims`` positive finite floats
+    (all ones if ``None``)."""
+    if voxel_size is None:
+        return (1.0,) * spatial_dims
+    if isinstance(voxel_size, (str, bytes)) or not hasattr(voxel_size, "__len__"):
+        raise TypeError(
+            f"{name} must be a sequence of {spatial_dims} numbers (z-y-x), "
+            f"got {voxel_size!r}"
+        )
+    if len(voxel_size) != spatial_dims:
+        raise ValueError(
+            f"{name} must have one entry per spatial axis ({spatial_dims}), "
+            f"got {tuple(voxel_size)!r}"
+        )
+    values = []
+    for v in voxel_size:
+        if not isinstance(v, numbers.Real) or isinstance(v, bool):
+            raise TypeError(f"{name} must hold numbers, got {tuple(voxel_size)!r}")
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError(
+                f"{name} entries must be positive and finite, got {tuple(voxel_size)!r}"
+            )
+        values.append(float(v))
+    return tuple(values)
+
+
+def check_positive(value, name):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be positive and finite, got {value!r}")
+    return float(value)
+
+
+def check_fraction(value, name, low_open=True, high_open=True):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    low_ok = value > 0 if low_open else value >= 0
+    high_ok = value < 1 if high_open else value <= 1
+    if not (math.isfinite(value) and low_ok and high_ok):
+        interval = ("(" if low_open else "[") + "0, 1" + (")" if high_open else "]")
+        raise ValueError(f"{name} must lie in {interval}, got {value!r}")
+    return float(value)
+
+
+def as_array(array, name):
+    if isinstance(array, np.ndarray):
+        return array
+    if hasattr(array, "__array__") or isinstance(array, (list, tuple)):
+        return np.asarray(array)
+    raise TypeError(f"{name} must be a numpy array, got {type(array).__name__}")
+
+
+def check_spatial_rank(array, name, channel_axis):
+    spatial = array.ndim - (1 if channel_axis else 0)
+    if not 1 <= spatial <= 3:
+        expected = "(channels, [z,] [y,] x)" if channel_axis else "([z,] [y,] x)"
+        raise ValueError(
+            f"{name} must have shape {expected} with 1 to 3 spatial axes, "
+            f"got shape {array.shape}"
+        )
+    if array.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
+    return spatial
+
+
+def check_binary(array, name):
+    """Raise unless ``array`` holds only 0 and 1 (bool, integer or float)."""
+    if array.dtype == bool:
+        return
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise TypeError(
+            f"{name} must be a bool, integer or float array, got dtype {array.dtype}"
+        )
+    low, high = array.min(), array.max()
+    # NaN makes both comparisons false
+    binary = low >= 0 and high <= 1
+    if binary and np.issubdtype(array.dtype, np.floating):
+        binary = not np.any((array != 0) & (array != 1))
+    if not binary:
+        values = np.unique(array)
+        odd = values[(values != 0) & (values != 1)]
+        raise ValueError(
+            f"{name} must hold only 0 and 1 (binary, one channel per class), "
+            f"found {odd[:5].tolist()}"
+        )
+
+
+def check_nonnegative(value, name):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    return float(value)
+
+
+def check_distance(value, name):
+    """``value`` as a float distance >= 0; ``inf`` is allowed."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a distance (a number), got {value!r}")
+    if not value >= 0:
+        raise ValueError(f"{name} must be a distance >= 0, got {value!r}")
+    return float(value)
+
+
+def mask_channels(mask, shape, name):
+    """Check ``mask`` against a ``(C, ...)`` shape and return it as ``(C, ...)``.
+
+    ``mask`` may be ``None`` (returned as is: all known), ``(C, ...)`` (one
+    channel per class) or ``(...)`` (one for all classes, returned as a
+    broadcast view, ``strides[0] == 0``: see :func:`is_shared`).
+    """
+    if mask is None:
+        return None
+    mask = as_array(mask, name)
+    if mask.shape != tuple(shape) and mask.shape != tuple(shape[1:]):
+        raise ValueError(
+            f"{name} must have shape {tuple(shape)} (one channel per class) or "
+            f"{tuple(shape[1:])} (one for all classes), got {mask.shape}"
+        )
+    check_binary(mask, name)
+    if mask.shape != tuple(shape):
+        mask = np.broadcast_to(mask, shape)
+    return mask
+
+
+def is_shared(channels):
+    """Whether a ``(C, ...)`` array is one channel broadcast to every class."""
+    return channels.shape[0] > 1 and channels.strides[0] == 0
+
+
+def as_counts(counts, channels, name="moving_class_counts"):
+    """``counts`` as a new ``int64`` array ``(channels, 2)`` (zeros if ``None``)."""
+    if counts is None:
+        return np.zeros((channels, 2), dtype=np.int64)
+    counts = as_array(counts, name)
+    if counts.shape != (channels, 2):
+        raise ValueError(
+            f"{name} must have shape ({channels}, 2) (background and foreground "
+            f"voxels per channel), got {counts.shape}; were they made for "
+            f"another number of classes?"
+        )
+    if not np.issubdtype(counts.dtype, np.integer):
+        raise TypeError(
+            f"{name} must hold non-negative integer counts, got dtype {counts.dtype}"
+        )
+    if np.any(counts < 0):
+        raise ValueError(
+            f"{name} must hold non-negative integer counts, got {counts.min()}"
+        )
+    return counts.astype(np.int64)
+
+
+def check_clip(clipmin, clipmax):
+    clipmin = check_fraction(clipmin, "clipmin", high_open=False)
+    clipmax = check_fraction(clipmax, "clipmax", high_open=False)
+    if clipmin > clipmax:
+        raise ValueError(f"clipmin ({clipmin}) must not exceed clipmax ({clipmax})")
+    return clipmin, clipmax
+
+
+def as_spatial_voxel_size(voxel_size, name="voxel_size"):
+    """``voxel_size`` (1 to 3 entries, z-y-x) as a tuple of positive floats."""
+    if voxel_size is None:
+        raise ValueError(f"{name} must be given (world units per voxel, z-y-x)")
+    try:
+        voxel_size = tuple(voxel_size)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be a sequence of numbers, got {voxel_size!r}"
+        ) from None
+    if not 1 <= len(voxel_size) <= 3:
+        raise ValueError(f"{name} must have 1 to 3 entries (z-y-x), got {voxel_size!r}")
+    return as_voxel_size(voxel_size, len(voxel_size), name)
+
+
+def with_class_axis(array, channels, name, spatial_dims):
+    """``array`` as ``(len(channels), ...)``: one channel per class name in
+    ``channels``; with one class the channel axis may be missing."""
+    array = as_array(array, name)
+    classes = len(channels)
+    if array.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
+    if classes == 1 and array.ndim == spatial_dims:
+        array = array[np.newaxis]
+    if array.ndim != spatial_dims + 1 or array.shape[0] != classes:
+        raise ValueError(
+            f"{name} must have shape ({classes}, <{spatial_dims} spatial "
+            f"axes>) (one channel per class in {list(channels)}, one spatial "
+            f"axis per voxel_size entry), got shape {array.shape}"
+        )
+    return array
+
+
+def check_positive_int(value, name):
+    """``value`` as a positive ``int``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+#: The extra that brings torch, named by :func:`import_torch`'s error.
+TORCH_EXTRA = 'pip install "gp_hotdistance[torch]"'
+
+
+def import_torch(feature):
+    """Import torch for ``feature``, or raise an ``ImportError`` that names the
+    extra to install (torch is not a requirement of the package)."""
+    try:
+        import torch
+    except ImportError as error:
+        raise ImportError(
+            f"{feature} needs torch, which is not installed; install it with "
+            f"{TORCH_EXTRA} (or a torch build of your choice)"
+        ) from error
+    return torch

@@ -1,0 +1,27 @@
+"""The public API is one list: the package's ``__all__``, the modules' and the
+README's."""
+
+from pathlib import Path
+
+import gp_hotdistance
+from gp_hotdistance import distance, weights
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_the_package_exports_every_public_function_of_its_modules():
+    for module in (distance, weights):
+        for name in module.__all__:
+            assert name in gp_hotdistance.__all__, f"{module.__name__}.{name}"
+            assert getattr(gp_hotdistance, name) is getattr(module, name)
+
+
+def test_everything_in_all_exists():
+    for name in gp_hotdistance.__all__:
+        assert hasattr(gp_hotdistance, name), name
+
+
+def test_the_readme_names_every_public_name():
+    text = README.read_text()
+    missing = [name for name in gp_hotdistance.__all__ if f"`{name}" not in text]
+    assert missing == []
