@@ -13,17 +13,26 @@ from .weights import distance_mask, hot_distance_weights
 
 logger = logging.getLogger(__name__)
 
+#: Name of the channel axis of the arrays the predictor returns.
+CHANNEL_AXIS = "c^"
+
 
 @dataclass(frozen=True)
 class HotDistanceArrayType:
-    """What a hot-distance prediction looks like.
+    """What a hot-distance prediction looks like
+    (:attr:`HotDistancePredictor.output_array_type`).
 
-    Attributes:
-        channel_names: One name per output channel: ``"<class>_hot"`` for the
-            one-hot channels, then ``"<class>_distance"`` for the distance
-            channels.
-        interpolatable: Whether the values can be interpolated (resampled
-            linearly). True: one-hot probabilities and tanh distances both can.
+    Args:
+
+        channel_names (``tuple`` of ``str``):
+
+            One name per output channel: ``"<class>_hot"`` for the one-hot
+            channels, then ``"<class>_distance"`` for the distance channels.
+
+        interpolatable (``bool``):
+
+            Whether the values can be interpolated (resampled linearly). True:
+            one-hot probabilities and tanh distances both can.
     """
 
     channel_names: tuple
@@ -31,6 +40,7 @@ class HotDistanceArrayType:
 
     @property
     def num_channels(self):
+        """The number of channels."""
         return len(self.channel_names)
 
 
@@ -41,8 +51,15 @@ class HotDistancePredictor:
     For each class, the target holds the one-hot channel followed (after all
     one-hot channels) by ``tanh(d / scale_factor)``, where ``d`` is the signed
     Euclidean distance in world units from each voxel centre to the nearest
-    face between two voxels of different label: positive inside the class,
-    negative outside.
+    face midpoint between two voxels of different label: positive inside the
+    class, negative outside. (The terms are defined in
+    :mod:`gp_hotdistance.distance`.)
+
+    Attributes named by the spec: ``dt_scale_factor`` (the scale factor, also
+    :attr:`scale_factor`), ``max_distance`` (the context distance, see
+    :func:`~gp_hotdistance.distance.context_distance`: the only meaning of
+    that name in this package), ``norm`` (``"tanh"``), ``epsilon`` and
+    ``threshold``.
 
     Differences from the reference implementation this API comes from:
 
@@ -504,7 +521,8 @@ class HotDistancePredictor:
             data,
             offset=template.roi.offset,
             voxel_size=template.voxel_size,
-            axis_names=["c"] + list(template.axis_names[-spatial:]),
+            # funlib.persistence names channel axes with a trailing "^"
+            axis_names=[CHANNEL_AXIS] + list(template.axis_names[-spatial:]),
             units=template.units,
             types=["channel"] + ["space"] * spatial,
         )
