@@ -6,25 +6,8 @@ distance mask); this module re-exports them so that ``from
 gp_hotdistance.core import ...`` keeps working.
 """
 
-from .distance import (
-    context_distance,
-    face_distance,
-    hot_distance_target,
-    padding_voxels,
-    signed_face_distance,
-    unknown_distance,
-)
-from .weights import balance_weights, distance_mask, hot_distance_weights, trust_reach
+from . import distance, weights
+from .distance import *  # noqa: F403
+from .weights import *  # noqa: F403
 
-__all__ = [
-    "balance_weights",
-    "context_distance",
-    "distance_mask",
-    "face_distance",
-    "hot_distance_target",
-    "hot_distance_weights",
-    "padding_voxels",
-    "signed_face_distance",
-    "trust_reach",
-    "unknown_distance",
-]
+__all__ = [*distance.__all__, *weights.__all__]

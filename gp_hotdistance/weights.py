@@ -101,8 +101,12 @@ def distance_mask(
 
     Raises
     ------
-    TypeError, ValueError
-        An argument of the wrong type, shape or range (the message names it).
+    TypeError
+        A number given as another type, or a mask that is not numeric.
+    ValueError
+        ``distances`` without 1 to 3 spatial axes, a ``mask`` of another
+        shape or with values other than 0 and 1, ``voxel_size`` of the wrong
+        length, or a number out of its range.
 
     Examples
     --------
@@ -162,8 +166,11 @@ def balance_weights(labels, mask=None, counts=None, *, clipmin=0.05, clipmax=0.9
 
     Raises
     ------
-    TypeError, ValueError
-        An argument of the wrong type, shape or range (the message names it).
+    TypeError
+        ``counts`` that are not integers, or ``clipmin``/``clipmax`` not numbers.
+    ValueError
+        ``labels`` or ``mask`` with values other than 0 and 1, a ``mask`` or
+        ``counts`` of another shape, or ``clipmin > clipmax``.
 
     Examples
     --------
@@ -250,8 +257,13 @@ def hot_distance_weights(
 
     Raises
     ------
-    TypeError, ValueError
-        An argument of the wrong type, shape or range (the message names it).
+    TypeError
+        A number given as another type, or ``counts`` that are not integers.
+    ValueError
+        ``gt`` or ``mask`` with values other than 0 and 1, a ``target``,
+        ``mask``, ``unknown`` or ``counts`` of another shape than ``gt``
+        implies, ``voxel_size`` of the wrong length, or a number out of its
+        range.
 
     Examples
     --------
