@@ -19,7 +19,7 @@ Importing the package selects numba's ``workqueue`` threading layer unless
 dask").
 """
 
-from . import distance, weights
+from . import distance, loss, metrics, postprocess, weights
 from .distance import (
     context_distance,
     face_distance,
@@ -28,7 +28,9 @@ from .distance import (
     signed_face_distance,
     unknown_distance,
 )
+from .metrics import binary_scores, instance_f1
 from .nodes import AddHotDistance, BalanceHotDistance
+from .postprocess import instance_segmentation, threshold_segmentation
 from .predictor import HotDistanceArrayType, HotDistancePredictor
 from .weights import balance_weights, distance_mask, hot_distance_weights, trust_reach
 
@@ -41,17 +43,37 @@ __all__ = [
     "AddHotDistance",
     "BalanceHotDistance",
     "HotDistanceArrayType",
+    "HotDistanceLoss",
     "HotDistancePredictor",
     "balance_weights",
+    "binary_scores",
     "context_distance",
     "distance",
     "distance_mask",
     "face_distance",
     "hot_distance_target",
     "hot_distance_weights",
+    "instance_f1",
+    "instance_segmentation",
+    "loss",
+    "metrics",
     "padding_voxels",
+    "postprocess",
     "signed_face_distance",
+    "threshold_segmentation",
     "trust_reach",
     "unknown_distance",
     "weights",
 ]
+
+
+def __getattr__(name):
+    # HotDistanceLoss needs torch, which is imported on first use only (see
+    # gp_hotdistance.loss)
+    if name == "HotDistanceLoss":
+        return loss.HotDistanceLoss
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | {"HotDistanceLoss"})
