@@ -91,9 +91,12 @@ def instance_segmentation(
        saturates (``tanh``) and its maxima would be noise; the two agree on
        the boundary, which ``threshold`` sets.
     2. Seeds: the maxima of ``D`` that rise at least ``min_prominence``
-       above the lowest pass to a higher maximum (h-maxima,
-       :func:`skimage.morphology.h_maxima`), thinned so that no two lie
-       closer than ``min_distance`` (world units; the higher one is kept).
+       above the pass to any other maximum; maxima joined by a pass less
+       than ``min_prominence`` lower form one seed (the regional maxima of
+       the morphological reconstruction of ``D - min_prominence`` under
+       ``D``, :func:`skimage.morphology.reconstruction`). Seeds closer than
+       ``min_distance`` (world units, between their highest voxels) are
+       thinned out, the higher one kept.
        A connected component without a seed gets one at its maximum, so no
        object is lost.
     3. :func:`skimage.segmentation.watershed` of ``-D`` from the seeds inside
@@ -202,9 +205,15 @@ def _seeds(depth, components, count, voxel_size, min_distance, min_prominence):
     """Seed labels 1..n for the watershed (0 elsewhere)."""
     full = ndimage.generate_binary_structure(depth.ndim, depth.ndim)
     if min_prominence > 0:
-        peaks = morphology.h_maxima(depth, min_prominence, footprint=full).astype(bool)
+        # the h-dome: maxima lowered by min_prominence, reconstructed under
+        # depth; each of its regional maxima (a plateau) is one dome, whose
+        # peaks lie within min_prominence of a common pass
+        landscape = morphology.reconstruction(
+            np.maximum(depth - min_prominence, 0), depth, method="dilation", footprint=full
+        )
     else:
-        peaks = morphology.local_maxima(depth, footprint=full, allow_borders=True)
+        landscape = depth
+    peaks = morphology.local_maxima(landscape, connectivity=depth.ndim, allow_borders=True)
     peaks &= depth > 0
     regions, n = ndimage.label(peaks, structure=full)
     if n:
