@@ -24,7 +24,7 @@ from . import _checks
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["HotDistanceLoss"]
+__all__ = ["HotDistanceLoss"]  # noqa: F822 (made on first look-up: __getattr__)
 
 _DOC = """Loss of a hot-distance prediction against its target and weights.
 

@@ -70,7 +70,7 @@ def binary_scores(prediction, gt, voxel_size, mask=None, tolerance=None):
                                                                                     ``inf`` if P empty
     ``precision_with_tolerance``        share of ``P`` with ``d(p, G) <= tol``      ``nan`` if P empty
     ``recall_with_tolerance``           share of ``G`` with ``d(g, P) <= tol``      ``nan`` if G empty
-    ``true_positives``                  ``TP`` (``int``)                            
+    ``true_positives``                  ``TP`` (``int``)
     ``false_positives``                 ``|P - G|`` (``int``)
     ``false_negatives``                 ``|G - P|`` (``int``)
     ==================================  ==========================================  ==========================
