@@ -239,7 +239,10 @@ def build_pipeline(config, predictor, raw_array, gt_array, mask_array, model, op
     ) + gp.MergeProvider()
     pipeline += gp.Crop(raw, raw_roi)
     pipeline += gp.Normalize(raw, factor=_common.raw_factor(raw_array))
-    # gt and mask are 0 beyond the data: the mask marks the padding unknown
+    # gt and mask are 0 beyond the data: the mask marks the padding unknown.
+    # The zero gt makes false faces at the data's edge; with the mask padded
+    # with 0 and mask_distances (the default), the distances there get weight
+    # 0, so they are not learned (--no-mask-distances trains on them)
     pipeline += gp.Pad(gt, None)
     pipeline += gp.Pad(mask, None)
     pipeline += gp.RandomLocation()

@@ -10,7 +10,11 @@ Where things are:
 - :class:`AddHotDistance` and :class:`BalanceHotDistance`
   (:mod:`gp_hotdistance.nodes`): the gunpowder nodes;
 - :mod:`gp_hotdistance.precompute`: the target of a whole zarr volume, block
-  by block on daisy (also ``gp-hotdistance precompute``).
+  by block on daisy (also ``gp-hotdistance precompute``);
+- :class:`HotDistanceLoss` (:mod:`gp_hotdistance.loss`): the training loss,
+  a ``torch.nn.Module`` made on first use (torch is an extra);
+- :mod:`gp_hotdistance.postprocess`: binary and instance segmentations from
+  a prediction; :mod:`gp_hotdistance.metrics`: scores against a gt.
 
 The compiled kernels (numba) are in the private :mod:`gp_hotdistance._kernels`,
 the argument checks shared by every layer in :mod:`gp_hotdistance._checks`.
