@@ -157,7 +157,7 @@ def score(segmentation, instances, gt, mask, roi, classes):
         components, _ = ndimage.label(seg[c])
         scores[c]["instance_f1_components"] = instance_f1(components, gt_instances,
                                                           mask=channel_mask)
-        scores[c]["instances"] = (len(np.unique(labels[c])) - 1, int(gt_instances.max()))
+        scores[c]["instances"] = (len(np.unique(labels[c][labels[c] > 0])), int(gt_instances.max()))
     return scores
 
 
