@@ -24,6 +24,7 @@ def run_example(script, *args, cwd):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny run of train.py, then predict.py on it."""
+    pytest.importorskip("torch", reason="the training examples need the torch extra")
     folder = tmp_path_factory.mktemp("examples")
     train = run_example("train.py", "--out", "run", "--iterations", "3",
                         "--snapshot-every", "2", *TINY, cwd=folder)
@@ -103,6 +104,7 @@ def one_error_line(result):
 
 
 def test_bad_paths_and_datasets_get_one_line(tmp_path):
+    pytest.importorskip("torch", reason="the training examples need the torch extra")
     line = one_error_line(run_example(
         "train.py", "--zarr", "missing.zarr", "--raw", "raw", "--gt", "gt",
         "--classes", "a", cwd=tmp_path))
@@ -130,6 +132,7 @@ def test_classes_that_do_not_match_the_gt_get_one_line(trained, tmp_path):
 
 
 def test_pipeline_example_trains_a_few_iterations(tmp_path):
+    pytest.importorskip("torch", reason="the training examples need the torch extra")
     env = dict(os.environ, GP_HOTDISTANCE_ITERATIONS="2")
     result = subprocess.run([sys.executable, os.path.join(EXAMPLES, "pipeline.py")],
                             cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
