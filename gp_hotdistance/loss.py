@@ -153,6 +153,10 @@ class _HotDistanceLossWithoutTorch:
         raise ImportError("torch became importable after gp_hotdistance.loss was first used")
 
 
+_HotDistanceLossWithoutTorch.__name__ = "HotDistanceLoss"
+_HotDistanceLossWithoutTorch.__qualname__ = "HotDistanceLoss"
+
+
 def _loss_class():
     global _LOSS_CLASS
     if _LOSS_CLASS is None:
