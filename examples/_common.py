@@ -173,7 +173,7 @@ def downsample_factors(voxel_size, levels):
 
 
 class HotDistanceNet(torch.nn.Module):
-    """The U-Net and the predictor's head, regressed directly onto the target.
+    """The U-Net and the predictor's head.
 
     Takes raw as ``(z, y, x)`` (as a gunpowder batch holds it) or
     ``(batch, 1, z, y, x)``; returns ``(2 * classes, z', y', x')`` or
@@ -182,8 +182,10 @@ class HotDistanceNet(torch.nn.Module):
     The output is linear, with no sigmoid or tanh: a saturating activation
     lets a channel get stuck at -1 (most voxels are far outside a rare
     class, and a saturated tanh passes no gradient back), which on a short
-    CPU run lost whole classes. :func:`clip_to_target_range` brings a
-    prediction into the target's range afterwards.
+    CPU run lost whole classes. The one-hot channels are logits (trained
+    with :class:`gp_hotdistance.HotDistanceLoss`'s cross-entropy);
+    :meth:`HotDistancePredictor.to_target_range` brings a prediction into the
+    target's ranges afterwards.
     """
 
     def __init__(self, predictor, unet_config):
@@ -198,24 +200,6 @@ class HotDistanceNet(torch.nn.Module):
             raw = raw[None, None]
         out = self.model(raw)
         return out[0] if unbatched else out
-
-
-def clip_to_target_range(prediction, classes):
-    """``prediction`` (channels first) clipped in place to the target's
-    range: [0, 1] for the one-hot channels, [-1, 1] for the distance
-    channels."""
-    np.clip(prediction[:classes], 0.0, 1.0, out=prediction[:classes])
-    np.clip(prediction[classes:], -1.0, 1.0, out=prediction[classes:])
-    return prediction
-
-
-class WeightedMSELoss(torch.nn.Module):
-    """Mean of ``weights * (prediction - target)**2`` over all voxels and all
-    ``2 * classes`` channels; the weights (from ``BalanceHotDistance``) are 0
-    where the target is unknown and balance foreground against background."""
-
-    def forward(self, prediction, target, weights):
-        return (weights * (prediction - target) ** 2).mean()
 
 
 def make_predictor(config):

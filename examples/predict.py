@@ -10,15 +10,22 @@ Runs the run's newest checkpoint over the raw's whole ROI with gp.Scan and
 gp.torch.Predict (the raw is mirrored at its faces for the network's
 context), and writes into ``<run>/prediction.zarr``:
 
-* ``prediction``: ``float32``, ``2 * classes`` channels (one-hot, then
-  ``tanh(d / scale_factor)``, clipped to [0, 1] and [-1, 1]), the raw's
-  voxel size and offset;
-* ``segmentation``: ``uint8``, one channel per class: distance channel > 0.
+* ``prediction``: ``float32``, ``2 * classes`` channels in the target's
+  ranges (``HotDistancePredictor.to_target_range``: a sigmoid on the one-hot
+  logits, the distances clipped to [-1, 1]), the raw's voxel size and offset;
+* ``segmentation``: ``uint8``, one channel per class: distance channel > 0
+  (``gp_hotdistance.threshold_segmentation``);
+* ``instances``: ``uint64``, one channel per class: instance labels
+  (``gp_hotdistance.instance_segmentation``, seeded watershed).
 
-Where there is gt, prints each class's IoU of the segmentation with the gt
-(only where the mask is 1, if there is a mask), and writes
-``<run>/predict.png``: central slices of raw, gt, prediction, segmentation and
-its errors.
+Where there is gt, prints each class's ``gp_hotdistance.binary_scores`` of
+the segmentation (only where the mask is 1, if there is a mask; distances
+in nm, tolerance one voxel) and its instance F1
+(``gp_hotdistance.instance_f1`` against the gt's connected components, also
+for plain connected components of the segmentation), and writes
+``<run>/predict.png``: central slices of raw, gt, prediction, segmentation,
+its errors and the instances. The scores and instances are computed in
+memory over the whole volume.
 """
 
 import argparse
@@ -100,51 +107,94 @@ def largest_output(unet, limit):
     return tuple(inputs), tuple(outputs)
 
 
-def write_blocks_node(prediction_key, prediction_array, segmentation_array, classes):
-    """A gunpowder node that writes each block's prediction and segmentation
-    (distance channels > 0) into the funlib arrays."""
+def write_blocks_node(prediction_key, prediction_array, segmentation_array, predictor):
+    """A gunpowder node that writes each block's prediction (in the target's
+    ranges) and segmentation (distance channels > 0) into the funlib arrays."""
     import gunpowder as gp
+
+    from gp_hotdistance import threshold_segmentation
+
+    classes = predictor.classes
 
     class _WriteBlocks(gp.BatchFilter):
         def process(self, batch, request):
             block = batch[prediction_key]
             roi = block.spec.roi
-            prediction_array[roi] = _common.clip_to_target_range(block.data, classes)
-            segmentation_array[roi] = (block.data[classes:] > 0).astype(np.uint8)
+            prediction = predictor.to_target_range(block.data)
+            prediction_array[roi] = prediction
+            segmentation_array[roi] = threshold_segmentation(prediction[classes:])
 
     return _WriteBlocks()
 
 
-def iou_per_class(segmentation, gt, mask, classes):
-    """Intersection and union per class over the ROI the arrays share
-    (restricted to mask 1 where there is a mask), read in z-slabs."""
-    from funlib.geometry import Coordinate, Roi
-
-    roi = segmentation.roi.intersect(gt.roi)
+def evaluation_roi(prediction, gt, mask):
+    """The ROI that prediction, gt and mask share (may be empty)."""
+    roi = prediction.roi.intersect(gt.roi)
     if mask is not None:
         roi = roi.intersect(mask.roi)
-    if roi.empty:
-        return None, roi
-    voxel_size = segmentation.voxel_size
-    intersection = np.zeros(len(classes), np.int64)
-    union = np.zeros(len(classes), np.int64)
-    slab = Coordinate((16 * voxel_size[0],) + tuple(roi.shape[1:]))
-    for z in range(roi.begin[0], roi.end[0], slab[0]):
-        part = Roi((z,) + tuple(roi.begin[1:]), slab).intersect(roi)
-        seg = np.asarray(segmentation[part]) > 0
-        truth = np.asarray(gt[part]).reshape(seg.shape) > 0
-        if mask is not None:
-            known = np.asarray(mask[part]) > 0
-            known = np.broadcast_to(known, seg.shape)
-        else:
-            known = np.ones(seg.shape, bool)
-        axes = tuple(range(1, seg.ndim))
-        intersection += (seg & truth & known).sum(axis=axes)
-        union += ((seg | truth) & known).sum(axis=axes)
-    return (intersection, union), roi
+    return roi
 
 
-def predict_figure(raw, gt, mask, prediction, segmentation, classes, roi, path, title):
+def score(segmentation, instances, gt, mask, roi, classes):
+    """binary_scores and instance F1 per class over ``roi``."""
+    from scipy import ndimage
+
+    from gp_hotdistance import binary_scores, instance_f1
+
+    n = len(classes)
+    voxel_size = tuple(segmentation.voxel_size)
+    seg = np.asarray(segmentation[roi])
+    truth = np.asarray(gt[roi]).reshape(seg.shape)
+    known = None
+    if mask is not None:
+        known = np.broadcast_to(np.asarray(mask[roi]).reshape((-1,) + seg.shape[1:]), seg.shape)
+    scores = binary_scores(seg, truth, voxel_size, mask=known, tolerance=max(voxel_size))
+    labels = np.asarray(instances[roi])
+    for c in range(n):
+        gt_instances, _ = ndimage.label(truth[c])
+        channel_mask = None if known is None else known[c]
+        scores[c]["instance_f1"] = instance_f1(labels[c], gt_instances, mask=channel_mask)
+        components, _ = ndimage.label(seg[c])
+        scores[c]["instance_f1_components"] = instance_f1(components, gt_instances,
+                                                          mask=channel_mask)
+        scores[c]["instances"] = (len(np.unique(labels[c][labels[c] > 0])), int(gt_instances.max()))
+    return scores
+
+
+def print_scores(scores, classes, roi, masked):
+    where = " where the mask is 1" if masked else ""
+    print(f"scores of the segmentation (distance > 0) against the gt over {roi}{where} "
+          f"(distances in nm; nan: undefined, e.g. nothing to measure):")
+    print(f"  {'class':>10s} {'IoU':>6s} {'dice':>6s} {'prec':>6s} {'recall':>6s} "
+          f"{'HD95':>6s} {'HD':>6s} {'FPdist':>6s} {'FNdist':>6s} {'prec@1':>6s} "
+          f"{'rec@1':>6s} {'instF1':>6s} {'ccF1':>6s}  instances (pred/gt)")
+    for name, s in zip(classes, scores):
+        values = [s[k] for k in ("jaccard", "dice", "precision", "recall", "hausdorff_95",
+                                 "hausdorff", "mean_false_positive_distance",
+                                 "mean_false_negative_distance", "precision_with_tolerance",
+                                 "recall_with_tolerance", "instance_f1",
+                                 "instance_f1_components")]
+        print(f"  {name:>10s} " + " ".join(f"{v:6.3f}" if v < 100 else f"{v:6.0f}"
+                                          for v in values)
+              + f"  {s['instances'][0]}/{s['instances'][1]}")
+    ious = [s["jaccard"] for s in scores]
+    f1 = [s["instance_f1"] for s in scores]
+    print("  (prec@1, rec@1: precision and recall within one voxel; instF1: instance F1 of "
+          "the watershed instances, ccF1: of connected components)")
+    print(f"  mean IoU: {np.nanmean(ious):.3f}; mean instance F1: {np.nanmean(f1):.3f}")
+    return float(np.nanmean(ious)), float(np.nanmean(f1))
+
+
+def instance_colors(labels):
+    """An RGB image of instance labels: a colour per label, black background."""
+    rng = np.random.default_rng(0)
+    palette = rng.uniform(0.25, 1.0, size=(int(labels.max()) + 1, 3))
+    palette[0] = 0.0
+    return palette[labels.astype(np.int64)]
+
+
+def predict_figure(raw, gt, mask, prediction, segmentation, instances, classes, roi, path,
+                   title):
     """Central z-slices of the comparison ROI, one row per class."""
     n = len(classes)
     z = roi.begin[0] + (roi.shape[0] // raw.voxel_size[0]) // 2 * raw.voxel_size[0]
@@ -155,6 +205,7 @@ def predict_figure(raw, gt, mask, prediction, segmentation, classes, roi, path, 
     raw_slice = raw_slice.reshape(raw_slice.shape[-2:])
     pred = np.asarray(prediction[plane])[:, 0]
     seg = np.asarray(segmentation[plane])[:, 0] > 0
+    labels = np.asarray(instances[plane])[:, 0]
     columns = [("raw", [raw_slice] * n, {"cmap": "gray"}, False)]
     if gt is not None:
         truth = np.asarray(gt[plane]).reshape((n,) + raw_slice.shape) > 0
@@ -179,6 +230,7 @@ def predict_figure(raw, gt, mask, prediction, segmentation, classes, roi, path, 
         errors[~seg & truth] = (0.2, 0.4, 1.0)
         errors[~known] = 0.3 + 0.3 * errors[~known]
         columns.append(("green ok, red FP, blue FN", list(errors), {}, False))
+    columns.append(("instances", [instance_colors(c) for c in labels], {}, False))
     return _common.panel_figure(columns, classes, title, path)
 
 
@@ -215,6 +267,8 @@ def main(argv=None):
     from funlib.geometry import Coordinate, Roi
     from funlib.persistence import prepare_ds
 
+    from gp_hotdistance import instance_segmentation
+
     dask.config.set(scheduler="synchronous")
     predictor = _common.make_predictor(config)
     model = _common.HotDistanceNet(predictor, config["unet"])
@@ -242,6 +296,8 @@ def main(argv=None):
                                   dtype=np.float32, chunk_shape=(2 * n,) + chunks, **spatial)
     segmentation_array = prepare_ds(f"{container}/segmentation", (n,) + tuple(volume),
                                     dtype=np.uint8, chunk_shape=(n,) + chunks, **spatial)
+    instances_array = prepare_ds(f"{container}/instances", (n,) + tuple(volume),
+                                 dtype=np.uint64, chunk_shape=(n,) + chunks, **spatial)
 
     raw, prediction = gp.ArrayKey("RAW"), gp.ArrayKey("PREDICTION")
     pipeline = gp.ArraySource(raw, raw_array, interpolatable=True)
@@ -253,7 +309,7 @@ def main(argv=None):
         array_specs={prediction: gp.ArraySpec(roi=out_roi, voxel_size=voxel_size,
                                               dtype=np.float32)},
     )
-    pipeline += write_blocks_node(prediction, prediction_array, segmentation_array, n)
+    pipeline += write_blocks_node(prediction, prediction_array, segmentation_array, predictor)
     reference = gp.BatchRequest()
     block_roi = Roi((0, 0, 0), output_shape * voxel_size)
     reference[raw] = gp.ArraySpec(roi=block_roi.grow(context, context))
@@ -263,29 +319,31 @@ def main(argv=None):
           f"(input {tuple(input_shape)}) with {checkpoint_file}")
     with gp.build(pipeline):
         pipeline.request_batch(gp.BatchRequest())
+    # instances of each class, over the whole volume in memory
+    distances = np.asarray(prediction_array[out_roi])[n:]
+    instances_array[out_roi] = np.stack([
+        instance_segmentation(d, tuple(voxel_size), scale_factor=predictor.scale_factor)
+        for d in distances
+    ])
     print(f"prediction: {container}/prediction {prediction_array.shape}, "
-          f"segmentation: {container}/segmentation; voxel size {tuple(voxel_size)}, "
-          f"offset {tuple(out_roi.offset)}")
+          f"segmentation: {container}/segmentation, instances: {container}/instances; "
+          f"voxel size {tuple(voxel_size)}, offset {tuple(out_roi.offset)}")
 
     title = f"prediction of {os.path.basename(checkpoint_file)} (central z-slice)"
     figure_roi = out_roi
     if gt_array is not None:
-        counts, eval_roi = iou_per_class(segmentation_array, gt_array, mask_array, classes)
-        if counts is None:
-            print("the gt does not overlap the prediction: no IoU")
+        eval_roi = evaluation_roi(segmentation_array, gt_array, mask_array)
+        if eval_roi.empty:
+            print("the gt does not overlap the prediction: no scores")
         else:
-            intersection, union = counts
-            where = " where the mask is 1" if mask_array is not None else ""
-            print(f"IoU of segmentation (distance > 0) and gt over {eval_roi}{where}:")
-            ious = intersection / np.maximum(union, 1)
-            for name, value, u in zip(classes, ious, union):
-                print(f"  {name:>12s}: {value:.3f}" + ("  (empty in gt and prediction)"
-                                                        if u == 0 else ""))
-            print(f"  {'mean':>12s}: {ious.mean():.3f}")
-            title += "; IoU " + ", ".join(f"{c} {v:.2f}" for c, v in zip(classes, ious))
+            scores = score(segmentation_array, instances_array, gt_array, mask_array, eval_roi,
+                           classes)
+            print_scores(scores, classes, eval_roi, mask_array is not None)
+            title += "; IoU " + ", ".join(f"{c} {s['jaccard']:.2f}"
+                                          for c, s in zip(classes, scores))
             figure_roi = eval_roi
     figure = predict_figure(raw_array, gt_array, mask_array, prediction_array,
-                            segmentation_array, classes, figure_roi,
+                            segmentation_array, instances_array, classes, figure_roi,
                             os.path.join(run, "predict.png"), title)
     print(f"figure: {figure}")
     print(f"done in {time.time() - started:.0f} s")

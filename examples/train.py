@@ -16,9 +16,11 @@ with one 0/1 channel per class, the mask 1 where the gt is known)::
 The pipeline: sources, normalization, gp.Pad (gt and mask are 0 beyond the
 data, so the padding counts as unknown), gp.RandomLocation, gp.ElasticAugment,
 gp.SimpleAugment, AddHotDistance, BalanceHotDistance, gp.PreCache,
-gp.torch.Train, gp.Snapshot. The network's output is linear (no sigmoid or
-tanh, which can saturate and stall a class) and is regressed onto all
-``2 * classes`` target channels with a weighted MSE.
+gp.Unsqueeze (a batch axis), gp.torch.Train with HotDistanceLoss, gp.Squeeze,
+gp.Snapshot. The network's output is linear (no sigmoid or tanh, which can
+saturate and stall a class): logits for the one-hot channels (weighted
+cross-entropy) and distances for the distance channels (weighted squared
+error).
 
 The run folder gets ``data.zarr`` (synthetic data only), checkpoints
 ``model_checkpoint_<iteration>`` (model, optimizer, the BalanceHotDistance
@@ -213,7 +215,7 @@ def build_pipeline(config, predictor, raw_array, gt_array, mask_array, model, op
     import gunpowder as gp
     from funlib.geometry import Coordinate, Roi
 
-    from gp_hotdistance import AddHotDistance, BalanceHotDistance
+    from gp_hotdistance import AddHotDistance, BalanceHotDistance, HotDistanceLoss
 
     voxel_size = Coordinate(config["voxel_size"])
     input_shape = Coordinate(config["input_shape"])
@@ -237,7 +239,10 @@ def build_pipeline(config, predictor, raw_array, gt_array, mask_array, model, op
     ) + gp.MergeProvider()
     pipeline += gp.Crop(raw, raw_roi)
     pipeline += gp.Normalize(raw, factor=_common.raw_factor(raw_array))
-    # gt and mask are 0 beyond the data: the mask marks the padding unknown
+    # gt and mask are 0 beyond the data: the mask marks the padding unknown.
+    # The zero gt makes false faces at the data's edge; with the mask padded
+    # with 0 and mask_distances (the default), the distances there get weight
+    # 0, so they are not learned (--no-mask-distances trains on them)
     pipeline += gp.Pad(gt, None)
     pipeline += gp.Pad(mask, None)
     pipeline += gp.RandomLocation()
@@ -254,9 +259,11 @@ def build_pipeline(config, predictor, raw_array, gt_array, mask_array, model, op
     balance = BalanceHotDistance(predictor, gt, target, weights, mask)
     pipeline += balance
     pipeline += gp.PreCache(cache_size=4 * config["workers"], num_workers=config["workers"])
+    # torch's layout: raw (batch, channel, z, y, x), the rest (batch, channel, ...)
+    pipeline += gp.Unsqueeze([raw]) + gp.Unsqueeze([raw, target, weights])
     pipeline += gp.torch.Train(
         model,
-        _common.WeightedMSELoss(),
+        HotDistanceLoss(),
         optimizer,
         inputs={0: raw},
         outputs={0: prediction},
@@ -266,6 +273,7 @@ def build_pipeline(config, predictor, raw_array, gt_array, mask_array, model, op
         # checkpoints are written by this script, with the moving class counts
         save_every=2**62,
     )
+    pipeline += gp.Squeeze([raw, target, weights, prediction]) + gp.Squeeze([raw])
     pipeline += gp.Snapshot(
         {raw: "raw", gt: "gt", mask: "mask", target: "target", weights: "weights",
          prediction: "prediction"},
@@ -312,16 +320,18 @@ def save_checkpoint(run_dir, iteration, model, optimizer, balance, config):
     return path
 
 
-def batch_figure(batch, keys, classes, path, iteration):
+def batch_figure(batch, keys, predictor, path, iteration):
     """Central slices of the last batch: raw, gt (and mask), targets, weights,
-    prediction; one row per class."""
+    prediction (in the target's ranges); one row per class."""
+    classes = predictor.channels
     output_roi = batch[keys["target"]].spec.roi
     raw = _common.central_slice(batch[keys["raw"]].crop(output_roi).data)
     gt = _common.central_slice(batch[keys["gt"]].data)
     mask = _common.central_slice(batch[keys["mask"]].data)
     target = _common.central_slice(batch[keys["target"]].data)
     weights = _common.central_slice(batch[keys["weights"]].data)
-    prediction = _common.central_slice(batch[keys["prediction"]].data)
+    prediction = _common.central_slice(
+        predictor.to_target_range(batch[keys["prediction"]].data))
     n = len(classes)
     if mask.ndim == 2:
         mask = np.broadcast_to(mask, gt.shape)
@@ -357,7 +367,7 @@ def loss_figure(losses, path):
     smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
     ax.plot(iterations[window - 1:], smooth, lw=1.5, label=f"mean of {window}")
     ax.set_xlabel("iteration")
-    ax.set_ylabel("weighted MSE")
+    ax.set_ylabel("HotDistanceLoss")
     ax.set_yscale("log")
     ax.legend()
     fig.savefig(path, dpi=110)
@@ -440,7 +450,7 @@ def main(argv=None):
     with open(os.path.join(run_dir, "loss.csv"), "a") as f:
         for i, loss in enumerate(losses, start=start_iteration + 1):
             f.write(f"{i},{loss}\n")
-    figure = batch_figure(batch, keys, config["classes"], os.path.join(run_dir, "train.png"),
+    figure = batch_figure(batch, keys, predictor, os.path.join(run_dir, "train.png"),
                           batch.iteration)
     print(f"figure: {figure}")
     all_losses = np.loadtxt(os.path.join(run_dir, "loss.csv"), delimiter=",", ndmin=2)[:, 1]

@@ -10,7 +10,11 @@ Where things are:
 - :class:`AddHotDistance` and :class:`BalanceHotDistance`
   (:mod:`gp_hotdistance.nodes`): the gunpowder nodes;
 - :mod:`gp_hotdistance.precompute`: the target of a whole zarr volume, block
-  by block on daisy (also ``gp-hotdistance precompute``).
+  by block on daisy (also ``gp-hotdistance precompute``);
+- :class:`HotDistanceLoss` (:mod:`gp_hotdistance.loss`): the training loss,
+  a ``torch.nn.Module`` made on first use (torch is an extra);
+- :mod:`gp_hotdistance.postprocess`: binary and instance segmentations from
+  a prediction; :mod:`gp_hotdistance.metrics`: scores against a gt.
 
 The compiled kernels (numba) are in the private :mod:`gp_hotdistance._kernels`,
 the argument checks shared by every layer in :mod:`gp_hotdistance._checks`.
@@ -19,7 +23,7 @@ Importing the package selects numba's ``workqueue`` threading layer unless
 dask").
 """
 
-from . import distance, weights
+from . import distance, loss, metrics, postprocess, weights
 from .distance import (
     context_distance,
     face_distance,
@@ -28,7 +32,9 @@ from .distance import (
     signed_face_distance,
     unknown_distance,
 )
+from .metrics import binary_scores, instance_f1
 from .nodes import AddHotDistance, BalanceHotDistance
+from .postprocess import instance_segmentation, threshold_segmentation
 from .predictor import HotDistanceArrayType, HotDistancePredictor
 from .weights import balance_weights, distance_mask, hot_distance_weights, trust_reach
 
@@ -41,17 +47,37 @@ __all__ = [
     "AddHotDistance",
     "BalanceHotDistance",
     "HotDistanceArrayType",
+    "HotDistanceLoss",
     "HotDistancePredictor",
     "balance_weights",
+    "binary_scores",
     "context_distance",
     "distance",
     "distance_mask",
     "face_distance",
     "hot_distance_target",
     "hot_distance_weights",
+    "instance_f1",
+    "instance_segmentation",
+    "loss",
+    "metrics",
     "padding_voxels",
+    "postprocess",
     "signed_face_distance",
+    "threshold_segmentation",
     "trust_reach",
     "unknown_distance",
     "weights",
 ]
+
+
+def __getattr__(name):
+    # HotDistanceLoss needs torch, which is imported on first use only (see
+    # gp_hotdistance.loss)
+    if name == "HotDistanceLoss":
+        return loss.HotDistanceLoss
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | {"HotDistanceLoss"})

@@ -485,6 +485,69 @@ class HotDistancePredictor:
             gt_spec.roi = roi.grow(padding, padding)
         return gt_spec
 
+    def to_target_range(self, prediction, *, channel_axis=0):
+        """The raw output of a network trained with
+        :class:`~gp_hotdistance.HotDistanceLoss`, in the target's ranges.
+
+        The one-hot half (logits) goes through a sigmoid into [0, 1]; the
+        distance half is clipped to [-1, 1], the range of the target's
+        ``tanh`` distances. The input is not modified.
+
+        Args:
+
+            prediction (``ndarray`` or ``torch.Tensor``):
+
+                ``embedding_dims`` channels along ``channel_axis``: one-hot
+                logits, then distances.
+
+            channel_axis (``int``, optional):
+
+                The channel axis: 0 (the default) for a ``(channels, ...)``
+                array as gunpowder holds it, 1 for a torch batch
+                ``(batch, channels, ...)``.
+
+        Returns:
+
+            A new array (numpy, ``float32`` unless the input is ``float64``)
+            or tensor of the same shape.
+
+        Raises:
+
+            ValueError: the channel axis does not hold ``embedding_dims``
+            channels.
+        """
+        is_tensor = type(prediction).__module__.split(".")[0] == "torch"
+        if not is_tensor:
+            prediction = _checks.as_array(prediction, "prediction")
+            if prediction.dtype != np.float64:
+                prediction = prediction.astype(np.float32)
+        if isinstance(channel_axis, bool) or not isinstance(channel_axis, int):
+            raise TypeError(f"channel_axis must be an int, got {channel_axis!r}")
+        shape = tuple(prediction.shape)
+        if not -len(shape) <= channel_axis < len(shape) or shape[channel_axis] != self.embedding_dims:
+            raise ValueError(
+                f"prediction must have {self.embedding_dims} channels (one-hot, then "
+                f"distance, for {list(self.channels)}) along channel_axis "
+                f"{channel_axis}, got shape {shape}"
+            )
+        index = [slice(None)] * len(shape)
+        hot, dist = list(index), list(index)
+        hot[channel_axis] = slice(None, self.classes)
+        dist[channel_axis] = slice(self.classes, None)
+        hot, dist = tuple(hot), tuple(dist)
+        if is_tensor:
+            torch = _checks.import_torch("HotDistancePredictor.to_target_range")
+            return torch.cat(
+                [torch.sigmoid(prediction[hot]), prediction[dist].clamp(-1.0, 1.0)],
+                dim=channel_axis,
+            )
+        from scipy.special import expit
+
+        result = np.empty_like(prediction)
+        result[hot] = expit(prediction[hot])
+        result[dist] = np.clip(prediction[dist], -1.0, 1.0)
+        return result
+
     # -- helpers ---------------------------------------------------------------
 
     def _normalization(self, normalize, normalize_args):
