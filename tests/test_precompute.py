@@ -253,9 +253,12 @@ def test_hopeless_run_stops_with_one_message(tmp_path, capfd, monkeypatch):
     monkeypatch.setattr(precompute, "_SAMPLE_BLOCKS", 0)
     assert main(arguments) == 1
     lines = capfd.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("gp-hotdistance precompute: failed: gt dataset 'gt', block (")
-    assert "only 0 and 1" in lines[0] and "found [255]" in lines[0]
+    # daisy 2 adds one line for a worker that starts after the run has ended
+    # ("daisy server ... is not reachable; assuming the run has ended")
+    ours = [line for line in lines if line.startswith("gp-hotdistance")]
+    assert len(ours) == 1 and len(lines) <= 1 + 2, lines
+    assert ours[0].startswith("gp-hotdistance precompute: failed: gt dataset 'gt', block (")
+    assert "only 0 and 1" in ours[0] and "found [255]" in ours[0]
     done = zarr.open_array(os.path.join(container, done_dataset_name("cli")), mode="r")
     assert done.size == 5 * 6 * 6 and not done[...].any()
 
