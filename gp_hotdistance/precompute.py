@@ -474,7 +474,7 @@ def _run(job, resume, progress, log_dir):
                            failure_path)
         task = _task(job, writer, check)
         with _Progress(progress_path, done_before.size, skipped, job.out, progress):
-            _run_task(task, log_dir)
+            cause = _run_task(task, log_dir)
         failure = _read_failure(failure_path)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -486,10 +486,10 @@ def _run(job, resume, progress, log_dir):
     done_after = zarr.open_array(done_path, mode="r")[...] != 0
     missing = int(done_after.size - done_after.sum())
     if missing:
+        cause = f"first failure: {cause}" if cause else "see daisy's worker logs"
         raise RuntimeError(
             f"{missing} of {done_after.size} blocks of {job.out!r} were not written "
-            f"(a worker failed; see daisy's worker logs); run again with the same "
-            f"settings to retry them"
+            f"({cause}); run again with the same settings to retry them"
         )
     return PrecomputeResult(
         target=job.path(job.out),
@@ -680,17 +680,21 @@ def _task(job, writer, check):
 def _run_task(task, log_dir):
     """Run ``task`` on daisy's server and workers, without daisy's own
     progress bar and summary (daisy 1 has no switch for them in
-    ``run_blockwise``, so the server is used directly)."""
+    ``run_blockwise``, so the server is used directly); the last line of the
+    first worker error that daisy 2 reports, or ``None``."""
     previous_log_dir = daisy.logging.get_log_basedir()
     daisy.logging.set_log_basedir(None if log_dir is None else os.fspath(log_dir))
     try:
         server = daisy.Server()
         if _DAISY_2:
-            server.run_blockwise([task], progress=False, summary=False)
+            states = server.run_blockwise([task], progress=False, summary=False)
         else:
-            server.run_blockwise([task])
+            states = server.run_blockwise([task])
     finally:
         daisy.logging.set_log_basedir(previous_log_dir)
+    error = getattr(states.get(task.task_id), "first_worker_error", None)
+    lines = [] if not error else [line for line in error.splitlines() if line.strip()]
+    return lines[-1].strip() if lines else None
 
 
 class _Progress:

@@ -264,7 +264,8 @@ def test_hopeless_run_stops_with_one_message(tmp_path, capfd, monkeypatch):
 
 # a run whose worker dies: MODE "run" kills the whole run (the worker's
 # parent, the main process, then the worker) when the worker's fourth block
-# starts; MODE "worker" kills the worker at its first block, once. The class
+# starts; MODE "worker" kills the worker at its first block, once; MODE
+# "block" kills every worker that gets the first block. The class
 # is defined in __main__ so that daisy 2 (which pickles the process function
 # into spawned workers) sends it by value.
 KILLING_RUN = """
@@ -280,6 +281,8 @@ class Writer(precompute._BlockWriter):
         self.written = getattr(self, "written", 0)
         if MODE == "run" and self.written == 3:
             os.kill(os.getppid(), signal.SIGKILL)
+            os.kill(os.getpid(), signal.SIGKILL)
+        if MODE == "block" and write_roi.offset == self.origin:
             os.kill(os.getpid(), signal.SIGKILL)
         if MODE == "worker" and not os.path.exists(MARKER):
             open(MARKER, "w").close()
@@ -341,6 +344,17 @@ def test_killed_worker_is_retried(tmp_path, volume):
     assert os.path.exists(container + ".killed")  # a worker was killed
     assert completed.stdout.split() == ["12"]
     resume_and_check(container, volume, 12)
+
+
+def test_block_whose_worker_always_dies_is_reported_and_retried_later(tmp_path, volume):
+    container = str(tmp_path / "dying.zarr")
+    write_inputs(container, volume)
+    failed = killing_run(container, "block")
+    assert failed.returncode == 1, failed.stderr
+    assert "RuntimeError: 1 of 12 blocks of 'target' were not written" in failed.stderr
+    done = zarr.open_array(os.path.join(container, done_dataset_name("target")), mode="r")
+    assert np.array_equal(np.argwhere(done[...] == 0), [[0, 0, 0]])
+    resume_and_check(container, volume, 11)
 
 
 OTHER_PYTHON = os.environ.get("GP_HOTDISTANCE_OTHER_PYTHON")
