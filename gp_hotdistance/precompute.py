@@ -37,10 +37,8 @@ Python values and exceptions; the command line (``gp-hotdistance
 precompute``) lives in :mod:`gp_hotdistance.__main__`.
 """
 
-import json
 import logging
 import math
-import numbers
 import os
 import shutil
 import tempfile
@@ -53,9 +51,25 @@ import dask
 import numpy as np
 import zarr
 from funlib.geometry import Coordinate, Roi
-from funlib.persistence import open_ds, prepare_ds
+from funlib.persistence import prepare_ds
 from tqdm.auto import tqdm
 
+from ._precompute_checks import (
+    DEFAULT_BLOCK_SIZE,
+    OWNER_ATTRIBUTE,
+    InvalidDataError,
+    as_block_size,
+    check_channels,
+    check_clashes,
+    check_count,
+    check_mask,
+    claim_outputs,
+    dataset_name,
+    open_dataset,
+    run_settings,
+    zarr_format,
+)
+from ._precompute_worker import _BlockWriter, _DoneCheck, _read_failure
 from .predictor import HotDistancePredictor
 
 logger = logging.getLogger(__name__)
@@ -69,16 +83,6 @@ __all__ = [
     "precompute_target",
 ]
 
-#: Edge of a write block in voxels, along every axis, when none is given.
-DEFAULT_BLOCK_SIZE = 64
-
-# version of the layout of the done markers and settings; a run only resumes
-# a run of the same layout
-_LAYOUT = 1
-
-# the attribute that marks a dataset as written by this package
-_OWNER_ATTRIBUTE = "gp_hotdistance"
-
 # blocks of the gt (and mask) whose values are checked before any block is
 # scheduled, spread evenly over the block grid
 _SAMPLE_BLOCKS = 8
@@ -87,11 +91,6 @@ _SAMPLE_BLOCKS = 8
 _DAISY_2 = hasattr(daisy, "Pipeline")
 # zarr 3 writes format 3 unless told otherwise; zarr 2 knows format 2 only
 _ZARR_3 = int(zarr.__version__.split(".")[0]) >= 3
-
-
-class InvalidDataError(ValueError):
-    """A value in the gt or mask dataset is not 0 or 1; retrying cannot fix
-    it. The message names the dataset, the values and the block."""
 
 
 def distance_mask_dataset_name(out):
@@ -233,7 +232,7 @@ def precompute_target(
     Examples
     --------
     >>> import tempfile
-    >>> from funlib.persistence import prepare_ds
+    >>> from funlib.persistence import open_ds, prepare_ds
     >>> from gp_hotdistance import HotDistancePredictor
     >>> directory = tempfile.TemporaryDirectory()
     >>> container = os.path.join(directory.name, "data.zarr")
@@ -254,7 +253,7 @@ def precompute_target(
     """
     job = _plan(container, gt, out, predictor, mask, block_size, num_workers)
     _check_values(job)
-    resume = _claim_outputs(job, overwrite)
+    resume = claim_outputs(job, done_dataset_name(job.out), overwrite)
     if not resume:
         _create_outputs(job)
     return _run(job, resume, progress, log_dir)
@@ -303,37 +302,37 @@ def _plan(container, gt, out, predictor, mask, block_size, num_workers):
             f"predictor must be a HotDistancePredictor, got {type(predictor).__name__}"
         )
     container = os.fspath(container)
-    gt = _dataset_name(gt, "gt")
-    out = _dataset_name(out, "out")
+    gt = dataset_name(gt, "gt")
+    out = dataset_name(out, "out")
     if mask is not None:
-        mask = _dataset_name(mask, "mask")
+        mask = dataset_name(mask, "mask")
         if not predictor.mask_distances:
             raise ValueError(
                 "mask is only used for the distance mask: give a predictor with "
                 "mask_distances=True, or no mask"
             )
-    num_workers = _check_count(num_workers, "num_workers")
+    num_workers = check_count(num_workers, "num_workers")
     outputs = [out, done_dataset_name(out)]
     if predictor.mask_distances:
         outputs.append(distance_mask_dataset_name(out))
     inputs = {"gt": gt} if mask is None else {"gt": gt, "mask": mask}
-    _check_clashes(container, out, outputs, inputs)
+    check_clashes(container, out, outputs, inputs)
 
     if not os.path.isdir(container):
         raise FileNotFoundError(f"zarr container {container!r} does not exist")
-    gt_array = _open_dataset(container, gt, "gt")
-    _check_channels(gt_array, predictor, gt)
+    gt_array = open_dataset(container, gt, "gt")
+    check_channels(gt_array, predictor, gt)
     mask_array = None
     if mask is not None:
-        mask_array = _open_dataset(container, mask, "mask")
-        _check_mask(mask_array, gt_array, predictor, mask)
-    block_voxels = _as_block_size(block_size, gt_array.voxel_size.dims)
+        mask_array = open_dataset(container, mask, "mask")
+        check_mask(mask_array, gt_array, predictor, mask)
+    block_voxels = as_block_size(block_size, gt_array.voxel_size.dims)
     return _Job(
         container=container, predictor=predictor, gt=gt, mask=mask, out=out,
         outputs=outputs, gt_array=gt_array, mask_array=mask_array,
         block_voxels=block_voxels, num_workers=num_workers,
-        settings=_settings(gt, mask, predictor, gt_array, block_voxels),
-        zarr_format=_zarr_format(os.path.join(container, gt)),
+        settings=run_settings(gt, mask, predictor, gt_array, block_voxels),
+        zarr_format=zarr_format(os.path.join(container, gt)),
     )
 
 
@@ -362,52 +361,6 @@ def _check_values(job):
                     f"{index} (ROI {roi}), found before the run; it must hold only "
                     f"0 and 1 (binary, one channel per class): nothing was written"
                 )
-
-
-def _claim_outputs(job, overwrite):
-    """Refuse, remove (with ``overwrite``, only what this package wrote) or
-    keep (to resume) what exists at the output names; whether to resume.
-
-    Every check is done before anything is removed."""
-    _check_parents(job)
-    existing = [name for name in job.outputs if os.path.lexists(job.path(name))]
-    if not existing:
-        return False
-    ours = {name: _owner_settings(job.path(name)) for name in existing}
-    if overwrite:
-        foreign = [name for name in existing if ours[name] is None]
-        if foreign:
-            raise FileExistsError(
-                f"output {foreign[0]!r} exists at {job.path(foreign[0])!r} and was not "
-                f"written by gp_hotdistance (no {_OWNER_ATTRIBUTE!r} attribute); "
-                f"overwrite only replaces this package's outputs: move it away or "
-                f"choose another out"
-            )
-        for name in existing:
-            logger.info("removing %s, written by an earlier run", job.path(name))
-            shutil.rmtree(job.path(name))
-        return False
-    done = done_dataset_name(job.out)
-    if len(existing) == len(job.outputs) and all(ours.values()):
-        previous = ours[done]
-        if previous == job.settings:
-            return True
-        differences = ", ".join(
-            f"{key}: {previous.get(key)!r} then, {job.settings[key]!r} now"
-            for key in job.settings
-            if previous.get(key) != job.settings[key]
-        )
-        raise FileExistsError(
-            f"output {job.out!r} exists in {job.container!r} from a run with other "
-            f"settings ({differences}); pass overwrite=True (--overwrite) to "
-            f"replace it"
-        )
-    raise FileExistsError(
-        f"output {existing[0]!r} already exists at {job.path(existing[0])!r} and "
-        f"is not an interrupted precompute run to resume; nothing was written. "
-        f"Choose another out, or pass overwrite=True (--overwrite) to replace it "
-        f"if gp_hotdistance wrote it"
-    )
 
 
 def _create_outputs(job):
@@ -443,7 +396,7 @@ def _create_outputs(job):
             mode="w-",
             custom_metadata={
                 "channel_names": channel_names,
-                _OWNER_ATTRIBUTE: job.settings,
+                OWNER_ATTRIBUTE: job.settings,
             },
             **fmt,
         )
@@ -452,7 +405,7 @@ def _create_outputs(job):
         job.path(done_dataset_name(job.out)), mode="w-", shape=job.grid,
         chunks=(1,) * spatial, dtype=np.uint8, fill_value=0, **fmt,
     )
-    done.attrs[_OWNER_ATTRIBUTE] = job.settings
+    done.attrs[OWNER_ATTRIBUTE] = job.settings
 
 
 def _run(job, resume, progress, log_dir):
@@ -469,7 +422,12 @@ def _run(job, resume, progress, log_dir):
     try:
         failure_path = os.path.join(scratch, "failure")
         progress_path = os.path.join(scratch, "progress")
-        writer = _BlockWriter(job, done_path, failure_path, progress_path)
+        distance_mask_path = (
+            job.path(distance_mask_dataset_name(job.out))
+            if job.predictor.mask_distances else None
+        )
+        writer = _BlockWriter(job, distance_mask_path, done_path, failure_path,
+                              progress_path)
         check = _DoneCheck(done_before, job.gt_array.roi.offset, job.block_world,
                            failure_path)
         task = _task(job, writer, check)
@@ -498,154 +456,6 @@ def _run(job, resume, progress, log_dir):
         skipped_blocks=skipped,
         processed_blocks=int((done_after & ~done_before).sum()),
     )
-
-
-# ---------------------------------------------------------------------------
-# what runs in the workers
-# ---------------------------------------------------------------------------
-
-
-class _BlockWriter:
-    """daisy's process function: computes and writes one block.
-
-    Sent to each worker process (forked by daisy 1, pickled by daisy 2); the
-    datasets are opened there, once per process.
-    """
-
-    def __init__(self, job, done_path, failure_path, progress_path):
-        self.predictor = job.predictor
-        self.gt_name = job.gt
-        self.mask_name = job.mask
-        self.gt_path = job.path(job.gt)
-        self.mask_path = None if job.mask is None else job.path(job.mask)
-        self.target_path = job.path(job.out)
-        self.distance_mask_path = (
-            job.path(distance_mask_dataset_name(job.out))
-            if job.predictor.mask_distances else None
-        )
-        self.done_path = done_path
-        self.failure_path = failure_path
-        self.progress_path = progress_path
-        self.origin = job.gt_array.roi.offset
-        self.block_world = job.block_world
-        self.threads = max(1, (os.cpu_count() or 1) // job.num_workers)
-        self._arrays = None
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_arrays"] = None  # open datasets stay in their process
-        return state
-
-    def _open(self):
-        if self._arrays is None:
-            import numba
-
-            # the workers share the cores instead of each taking all of them
-            numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
-            self._arrays = {
-                "gt": open_ds(self.gt_path),
-                "mask": None if self.mask_path is None else open_ds(self.mask_path),
-                "target": open_ds(self.target_path, mode="r+"),
-                "distance_mask": (
-                    None if self.distance_mask_path is None
-                    else open_ds(self.distance_mask_path, mode="r+")
-                ),
-                "done": zarr.open_array(self.done_path, mode="r+"),
-            }
-        return self._arrays
-
-    def __call__(self, block):
-        if os.path.exists(self.failure_path):
-            return  # the run is stopping: bad data was found
-        # a forked worker hangs on dask's threaded scheduler if its parent
-        # used it; these reads are small
-        with dask.config.set(scheduler="synchronous"):
-            try:
-                self.write_block(block.read_roi, block.write_roi)
-            except InvalidDataError as error:
-                _record_failure(self.failure_path, str(error))
-
-    def write_block(self, read_roi, write_roi):
-        """Compute the target over ``read_roi`` (cut to the data) and write
-        its ``write_roi`` part, then mark the block done.
-
-        Raises :class:`InvalidDataError` if the gt or mask holds a value other
-        than 0 and 1 there.
-        """
-        arrays = self._open()
-        gt = arrays["gt"]
-        voxel_size = gt.voxel_size
-        index = _block_index(write_roi.offset, self.origin, self.block_world)
-        # beyond the data there is nothing, as for the whole volume in memory
-        context_roi = read_roi.intersect(gt.roi)
-        try:
-            target = self.predictor.process(
-                np.asarray(gt[context_roi]), voxel_size, self.predictor.norm,
-                self.predictor.scale_factor,
-            )
-        except ValueError as error:
-            raise InvalidDataError(
-                f"gt dataset {self.gt_name!r}, block {index} (ROI {write_roi}): {error}"
-            ) from None
-        inside = (slice(None),) + ((write_roi - context_roi.offset) / voxel_size).to_slices()
-        arrays["target"][write_roi] = target[inside]
-        if arrays["distance_mask"] is not None:
-            mask_data = None
-            if arrays["mask"] is not None:
-                mask_data = np.asarray(arrays["mask"][context_roi])
-            try:
-                distance_mask = self.predictor.create_distance_mask(
-                    target[self.predictor.classes:], mask_data, voxel_size
-                )
-            except ValueError as error:
-                raise InvalidDataError(
-                    f"mask dataset {self.mask_name!r}, block {index} (ROI "
-                    f"{write_roi}): {error}"
-                ) from None
-            arrays["distance_mask"][write_roi] = distance_mask[inside]
-        # the marker goes last: a block killed before it is redone
-        arrays["done"][index] = 1
-        with open(self.progress_path, "ab") as counter:
-            counter.write(b".")  # one byte per block, for the progress bar
-        logger.debug("wrote block %s (read %s)", write_roi, context_roi)
-
-
-class _DoneCheck:
-    """daisy's check function (called on the server before a block is handed
-    out): skip the block if an earlier run did it, or if bad data was found
-    (the run is stopping)."""
-
-    def __init__(self, done, origin, block_world, failure_path):
-        self.done = done
-        self.origin = Coordinate(origin)
-        self.block_world = Coordinate(block_world)
-        self.failure_path = failure_path
-
-    def __call__(self, block):
-        index = _block_index(block.write_roi.offset, self.origin, self.block_world)
-        return bool(self.done[index]) or os.path.exists(self.failure_path)
-
-
-def _block_index(offset, origin, block_world):
-    return tuple(int((o - g) // b) for o, g, b in zip(offset, origin, block_world))
-
-
-def _record_failure(path, message):
-    """Keep the first failure's message; later ones are dropped."""
-    try:
-        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        return
-    with os.fdopen(descriptor, "w") as file:
-        file.write(message)
-
-
-def _read_failure(path):
-    try:
-        with open(path) as file:
-            return file.read()
-    except FileNotFoundError:
-        return None
 
 
 # ---------------------------------------------------------------------------
@@ -731,207 +541,3 @@ class _Progress:
             self.thread.join()
         self._update()
         self.bar.close()
-
-
-# ---------------------------------------------------------------------------
-# datasets and checks
-# ---------------------------------------------------------------------------
-
-
-def _dataset_name(value, role):
-    """``value`` as a dataset name relative to the container: ``a/b``."""
-    if not isinstance(value, str):
-        raise TypeError(f"{role} must be a dataset name (str), got {value!r}")
-    parts = value.strip("/").split("/")
-    if not all(parts) or any(part in (".", "..") for part in parts):
-        raise ValueError(
-            f"{role} must be a dataset name inside the container, such as "
-            f"'volumes/gt', got {value!r}"
-        )
-    return "/".join(parts)
-
-
-def _check_clashes(container, out, outputs, inputs):
-    """Raise unless every output lies apart from every input: not the same
-    path, not a folder above it, not inside it (symbolic links resolved)."""
-    for output in outputs:
-        output_path = os.path.realpath(os.path.join(container, output))
-        for role, name in inputs.items():
-            input_path = os.path.realpath(os.path.join(container, name))
-            if output_path == input_path:
-                relation = "is"
-            elif os.path.commonpath([output_path, input_path]) == output_path:
-                relation = "contains"
-            elif os.path.commonpath([output_path, input_path]) == input_path:
-                relation = "lies inside"
-            else:
-                continue
-            raise ValueError(
-                f"out {out!r} would write over the input {name!r} ({role}): the "
-                f"output {output!r} {relation} it. The outputs are "
-                f"{', '.join(map(repr, outputs))}; choose another out"
-            )
-
-
-def _check_parents(job):
-    """Raise unless each output's parent folders are folders that are not
-    zarr arrays (or do not exist yet)."""
-    for output in job.outputs:
-        parts = output.split("/")
-        for depth in range(1, len(parts)):
-            parent = "/".join(parts[:depth])
-            path = job.path(parent)
-            if not os.path.lexists(path):
-                break
-            if not os.path.isdir(path) or _is_array(path):
-                raise FileExistsError(
-                    f"output {output!r} would lie inside {parent!r} "
-                    f"({path!r}), which is not a group or folder; choose another out"
-                )
-
-
-def _is_array(path):
-    try:
-        return isinstance(zarr.open(path, mode="r"), zarr.Array)
-    except Exception:  # noqa: BLE001 - zarr 2 and 3 raise different errors
-        return False
-
-
-def _owner_settings(path):
-    """The settings a run of this package stored at the zarr array
-    ``path``; ``None`` if ``path`` is anything else."""
-    if not os.path.isdir(path) or os.path.islink(path):
-        return None
-    try:
-        node = zarr.open(path, mode="r")
-    except Exception:  # noqa: BLE001 - zarr 2 and 3 raise different errors
-        return None
-    if not isinstance(node, zarr.Array):
-        return None
-    settings = node.attrs.asdict().get(_OWNER_ATTRIBUTE)
-    if isinstance(settings, dict) and "layout" in settings:
-        return settings
-    return None
-
-
-def _zarr_format(path):
-    """The zarr format (2 or 3) of the array at ``path``."""
-    array = zarr.open_array(path, mode="r")
-    return int(getattr(getattr(array, "metadata", None), "zarr_format", 2))
-
-
-def _open_dataset(container, dataset, role):
-    path = os.path.join(container, dataset)
-    if not _is_array(path):
-        raise FileNotFoundError(
-            f"{role} dataset {dataset!r} does not exist in {container!r}"
-        )
-    array = open_ds(path)
-    if not 1 <= array.voxel_size.dims <= 3:
-        raise ValueError(
-            f"{role} dataset {dataset!r} must have 1 to 3 spatial axes, "
-            f"got voxel size {array.voxel_size}"
-        )
-    if array.dtype != bool and not (
-        np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
-    ):
-        raise TypeError(
-            f"{role} dataset {dataset!r} must be a bool, integer or float array "
-            f"(binary), got dtype {array.dtype}"
-        )
-    return array
-
-
-def _channel_count(array, role, dataset):
-    """Channels of a dataset (funlib's ``channel_dims``): ``None`` without a
-    channel axis."""
-    if array.channel_dims == 0:
-        return None
-    if array.channel_dims != 1:
-        raise ValueError(
-            f"{role} dataset {dataset!r}: expected at most one channel axis before "
-            f"the spatial axes, got shape {array.shape} with voxel size "
-            f"{array.voxel_size}"
-        )
-    return array.shape[0]
-
-
-def _check_channels(gt_array, predictor, dataset):
-    channels = _channel_count(gt_array, "gt", dataset)
-    if channels is None and predictor.classes == 1:
-        return
-    if channels != predictor.classes:
-        found = "no channel axis" if channels is None else f"{channels} channels"
-        raise ValueError(
-            f"gt dataset {dataset!r} has {found} (shape {gt_array.shape}), but "
-            f"{predictor.classes} classes were given ({','.join(predictor.channels)}); "
-            f"it needs one channel per class"
-        )
-
-
-def _check_mask(mask_array, gt_array, predictor, dataset):
-    if mask_array.voxel_size != gt_array.voxel_size:
-        raise ValueError(
-            f"mask dataset {dataset!r} has voxel size {mask_array.voxel_size}, "
-            f"the gt {gt_array.voxel_size}; they must be equal"
-        )
-    if not mask_array.roi.contains(gt_array.roi):
-        raise ValueError(
-            f"mask dataset {dataset!r} (ROI {mask_array.roi}) must cover the gt's "
-            f"ROI {gt_array.roi}"
-        )
-    channels = _channel_count(mask_array, "mask", dataset)
-    if channels is not None and channels != predictor.classes:
-        raise ValueError(
-            f"mask dataset {dataset!r} has {channels} channels (shape "
-            f"{mask_array.shape}); it needs one per class ({predictor.classes}) or none"
-        )
-
-
-def _check_count(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
-def _as_block_size(block_size, spatial_dims):
-    if block_size is None:
-        return (DEFAULT_BLOCK_SIZE,) * spatial_dims
-    if isinstance(block_size, numbers.Integral) and not isinstance(block_size, bool):
-        block_size = (block_size,) * spatial_dims
-    try:
-        block_size = tuple(block_size)
-    except TypeError:
-        raise ValueError(
-            f"block_size must be an int or {spatial_dims} ints (voxels, z-y-x), "
-            f"got {block_size!r}"
-        ) from None
-    if len(block_size) != spatial_dims or not all(
-        isinstance(b, numbers.Integral) and not isinstance(b, bool) and b > 0
-        for b in block_size
-    ):
-        raise ValueError(
-            f"block_size must be {spatial_dims} positive ints (voxels, z-y-x), "
-            f"got {block_size!r}"
-        )
-    return tuple(int(b) for b in block_size)
-
-
-def _settings(gt, mask, predictor, gt_array, block_voxels):
-    """Everything a resumed run must share with the run it resumes, as JSON."""
-    settings = {
-        "layout": _LAYOUT,
-        "gt": gt,
-        "mask": mask,
-        "classes": list(predictor.channels),
-        "scale_factor": predictor.scale_factor,
-        "mask_distances": predictor.mask_distances,
-        "tolerance": predictor.tolerance,
-        "epsilon": predictor.epsilon,
-        "threshold": predictor.threshold,
-        "block_size": list(block_voxels),
-        "offset": list(gt_array.roi.offset),
-        "shape": list(gt_array.roi.shape / gt_array.voxel_size),
-        "voxel_size": list(gt_array.voxel_size),
-    }
-    return json.loads(json.dumps(settings))
