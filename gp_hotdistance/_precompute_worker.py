@@ -1,6 +1,7 @@
-"""What runs in daisy's workers for :mod:`gp_hotdistance.precompute`: the
-process function that computes and writes one block, and the check function
-that skips blocks. Private: see :func:`gp_hotdistance.precompute.precompute_target`.
+"""The functions daisy calls for :mod:`gp_hotdistance.precompute`: the process
+function that computes and writes one block (in a worker process), and the
+check function that skips a block (on daisy's server, before handing it out).
+Private: see :func:`gp_hotdistance.precompute.precompute_target`.
 """
 
 import logging

@@ -20,10 +20,11 @@ interrupted run resumes where it stopped.
 
 Safety rules:
 
-* Nothing that exists is written over unless ``overwrite`` is given, and even
-  then only datasets that this package wrote (they carry a ``gp_hotdistance``
-  attribute) are removed. An output may never be, contain or lie inside an
-  input dataset.
+* Nothing that exists at an output name is written over, except the outputs
+  of an interrupted run with the same settings (which is resumed), unless
+  ``overwrite`` is given; even then only datasets that this package wrote
+  (they carry a ``gp_hotdistance`` attribute) are removed. An output may
+  never be, contain or lie inside an input dataset.
 * Bad data stops the run once: the gt (and mask) are checked before any block
   is scheduled (dtype, channels, the values of a sample of blocks); a block
   that still finds a value other than 0 and 1 stops the task, and
