@@ -18,6 +18,8 @@ volume is never in this process's memory), then runs
   worker resets its VmHWM (``/proc/self/clear_refs``) and notes its RSS, which
   is mostly what it shares with this process after the fork (imports); "block
   extra" is the peak minus that RSS, the memory that the blocks cost;
+  daisy 2 spawns its workers, which import the module afresh, so there the
+  wrapper does not reach them and these figures are left empty;
 * for reference, the whole volume in memory (``predictor.create_target`` and
   ``create_distance_mask`` in a fresh subprocess): time and VmHWM growth.
 
@@ -38,8 +40,7 @@ import numpy as np
 from funlib.geometry import Coordinate
 from funlib.persistence import prepare_ds
 
-from gp_hotdistance import HotDistancePredictor
-from gp_hotdistance import precompute
+from gp_hotdistance import HotDistancePredictor, precompute
 from gp_hotdistance.precompute import precompute_target
 
 CLASSES = ["a", "b", "c"]

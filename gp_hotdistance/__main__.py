@@ -13,7 +13,8 @@ import sys
 
 PROGRAM = "gp-hotdistance"
 
-# exit status for bad input (as argparse uses), and for a run that failed
+# exit status for bad arguments (as argparse uses), and for a run that failed
+# (blocks not written, or values in the gt or mask other than 0 and 1)
 _USAGE_ERROR = 2
 _RUN_ERROR = 1
 _INTERRUPTED = 130  # as a shell reports SIGINT
@@ -115,7 +116,8 @@ def build_parser():
     precompute.add_argument("--workers", type=_positive_int, default=1, metavar="N",
                             help="worker processes (default 1)")
     precompute.add_argument("--overwrite", action="store_true",
-                            help="replace existing outputs")
+                            help="replace existing outputs written by this package "
+                                 "(anything else is refused)")
     precompute.add_argument("--log-dir", metavar="PATH",
                             help="directory for daisy's worker logs (default: stderr)")
     precompute.add_argument("--no-progress", action="store_true",
@@ -161,8 +163,13 @@ def main(argv=None):
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    from .precompute import InvalidDataError
+
     try:
         _precompute(args)
+    except InvalidDataError as error:  # bad values in the data: the run failed
+        print(f"{PROGRAM} {args.command}: failed: {error}", file=sys.stderr)
+        return _RUN_ERROR
     except (FileNotFoundError, FileExistsError, ValueError, TypeError) as error:
         print(f"{PROGRAM} {args.command}: error: {error}", file=sys.stderr)
         return _USAGE_ERROR

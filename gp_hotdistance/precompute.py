@@ -11,52 +11,87 @@ more than the predictor's ``tolerance``, so the result equals the in-memory
 target of the whole volume within ``tolerance`` whatever the block size, and
 a worker's memory depends on the block size only.
 
-daisy hands out the blocks to worker processes. After writing a block, a
-worker sets the block's cell in a small done-marker dataset beside the output
-(``<out>_done``, one chunk per block); a later run with the same settings
-skips the marked blocks, so an interrupted run resumes where it stopped.
+daisy hands out the blocks to worker processes; only daisy's public API is
+used (``daisy.Task``, ``daisy.Server``, ``daisy.logging``), which daisy 1.2
+and daisy 2 both offer. After writing a block, a worker sets the block's cell
+in a small done-marker dataset beside the output (``<out>_done``, one chunk
+per block); a later run with the same settings skips the marked blocks, so an
+interrupted run resumes where it stopped.
 
-The functions here take and raise Python values and exceptions; the command
-line (``gp-hotdistance precompute``) lives in :mod:`gp_hotdistance.__main__`.
+Safety rules:
+
+* Nothing that exists at an output name is written over, except the outputs
+  of an interrupted run with the same settings (which is resumed), unless
+  ``overwrite`` is given; even then only datasets that this package wrote
+  (they carry a ``gp_hotdistance`` attribute) are removed. An output may
+  never be, contain or lie inside an input dataset.
+* Bad data stops the run once: the gt (and mask) are checked before any block
+  is scheduled (dtype, channels, the values of a sample of blocks); a block
+  that still finds a value other than 0 and 1 stops the task, and
+  :class:`InvalidDataError` names the dataset, the values and the block.
+  Other failures (a killed worker) are retried by daisy, and a later run
+  resumes them.
+
+The outputs get the zarr format of the gt (2 or 3), so the container stays
+readable by the stack that reads the gt. The functions here take and raise
+Python values and exceptions; the command line (``gp-hotdistance
+precompute``) lives in :mod:`gp_hotdistance.__main__`.
 """
 
-import json
 import logging
 import math
-import numbers
 import os
+import shutil
+import tempfile
+import threading
+import warnings
 from dataclasses import dataclass
-from multiprocessing import Event
-from multiprocessing.pool import ThreadPool
 
 import daisy
 import dask
 import numpy as np
 import zarr
-from daisy.server_observer import ServerObserver
-from daisy.tcp import IOLooper
 from funlib.geometry import Coordinate, Roi
-from funlib.persistence import open_ds, prepare_ds
+from funlib.persistence import prepare_ds
 from tqdm.auto import tqdm
 
+from ._precompute_checks import (
+    DEFAULT_BLOCK_SIZE,
+    OWNER_ATTRIBUTE,
+    InvalidDataError,
+    as_block_size,
+    check_channels,
+    check_clashes,
+    check_count,
+    check_mask,
+    claim_outputs,
+    dataset_name,
+    open_dataset,
+    run_settings,
+    zarr_format,
+)
+from ._precompute_worker import _BlockWriter, _DoneCheck, _read_failure
 from .predictor import HotDistancePredictor
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
+    "InvalidDataError",
     "PrecomputeResult",
     "distance_mask_dataset_name",
     "done_dataset_name",
     "precompute_target",
 ]
 
-#: Edge of a write block in voxels, along every axis, when none is given.
-DEFAULT_BLOCK_SIZE = 64
+# blocks of the gt (and mask) whose values are checked before any block is
+# scheduled, spread evenly over the block grid
+_SAMPLE_BLOCKS = 8
 
-# version of the layout of the done markers and settings; a run only resumes
-# a run of the same layout
-_LAYOUT = 1
+# daisy 2 renamed Task(num_workers=) to max_workers= (the old name warns)
+_DAISY_2 = hasattr(daisy, "Pipeline")
+# zarr 3 writes format 3 unless told otherwise; zarr 2 knows format 2 only
+_ZARR_3 = int(zarr.__version__.split(".")[0]) >= 3
 
 
 def distance_mask_dataset_name(out):
@@ -86,14 +121,19 @@ def done_dataset_name(out):
 class PrecomputeResult:
     """What :func:`precompute_target` did.
 
-    Attributes:
-        target: Path of the target dataset (``<container>/<out>``).
-        distance_mask: Path of the distance mask dataset, or ``None`` without
-            ``mask_distances``.
-        total_blocks: Blocks that tile the volume.
-        skipped_blocks: Blocks already done by an earlier run, not processed
-            again.
-        processed_blocks: Blocks processed by this run.
+    Attributes
+    ----------
+    target : str
+        Path of the target dataset (``<container>/<out>``).
+    distance_mask : str or None
+        Path of the distance mask dataset, or ``None`` without
+        ``mask_distances``.
+    total_blocks : int
+        Blocks that tile the volume.
+    skipped_blocks : int
+        Blocks already done by an earlier run, not processed again.
+    processed_blocks : int
+        Blocks processed by this run.
     """
 
     target: str
@@ -108,6 +148,7 @@ def precompute_target(
     gt,
     out,
     predictor,
+    *,
     mask=None,
     block_size=None,
     num_workers=1,
@@ -151,7 +192,9 @@ def precompute_target(
         Worker processes. Each runs its numba kernels on ``cpu_count //
         num_workers`` threads (at least one).
     overwrite : bool, optional
-        Replace existing outputs instead of refusing (or resuming).
+        Replace existing outputs that this package wrote (recognised by their
+        ``gp_hotdistance`` attribute) instead of refusing (or resuming).
+        Anything else at an output name is refused even so.
     progress : bool, optional
         Show a progress bar (tqdm, on stderr).
     log_dir : str or os.PathLike, optional
@@ -164,21 +207,33 @@ def precompute_target(
 
     Raises
     ------
+    TypeError
+        ``predictor`` is not a :class:`HotDistancePredictor`, a dataset name
+        is not a string, or the gt or mask is not a bool, integer or float
+        array.
     FileNotFoundError
         The container or a dataset does not exist.
     FileExistsError
-        An output exists and is not an interrupted run with the same settings,
-        and ``overwrite`` is false.
+        Something exists at an output name (the target, its done markers or
+        its distance mask) and is not an interrupted run with the same
+        settings, and ``overwrite`` is false; or, with ``overwrite``, it was
+        not written by this package. Nothing is written or removed then.
+    InvalidDataError
+        The gt or mask holds a value other than 0 and 1: found in the sample
+        checked before the run (nothing is written), or by a block (the run
+        stops; the blocks written stay done).
     ValueError
-        The gt's channels do not match the predictor's classes, the mask does
-        not fit the gt, or ``block_size`` or ``num_workers`` is invalid.
+        An output is, contains or lies inside the gt or mask; the gt's
+        channels do not match the predictor's classes; the mask does not fit
+        the gt; or ``block_size`` or ``num_workers`` is invalid.
     RuntimeError
-        Some blocks failed; a new run retries them.
+        Some blocks failed for another reason (a worker died); a new run
+        retries them.
 
     Examples
     --------
     >>> import tempfile
-    >>> from funlib.persistence import prepare_ds
+    >>> from funlib.persistence import open_ds, prepare_ds
     >>> from gp_hotdistance import HotDistancePredictor
     >>> directory = tempfile.TemporaryDirectory()
     >>> container = os.path.join(directory.name, "data.zarr")
@@ -197,98 +252,206 @@ def precompute_target(
     ((2, 8, 8, 8), (4, 4, 4))
     >>> directory.cleanup()
     """
+    job = _plan(container, gt, out, predictor, mask, block_size, num_workers)
+    _check_values(job)
+    resume = claim_outputs(job, done_dataset_name(job.out), overwrite)
+    if not resume:
+        _create_outputs(job)
+    return _run(job, resume, progress, log_dir)
+
+
+# ---------------------------------------------------------------------------
+# the steps of precompute_target
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Job:
+    """Everything the steps share: names, opened inputs and the tiling."""
+
+    container: str
+    predictor: HotDistancePredictor
+    gt: str
+    mask: object
+    out: str
+    outputs: list
+    gt_array: object
+    mask_array: object
+    block_voxels: tuple
+    num_workers: int
+    settings: dict
+    zarr_format: int
+
+    @property
+    def block_world(self):
+        return Coordinate(self.block_voxels) * self.gt_array.voxel_size
+
+    @property
+    def grid(self):
+        shape = self.gt_array.roi.shape / self.gt_array.voxel_size
+        return tuple(math.ceil(s / b) for s, b in zip(shape, self.block_voxels))
+
+    def path(self, dataset):
+        return os.path.join(self.container, dataset)
+
+
+def _plan(container, gt, out, predictor, mask, block_size, num_workers):
+    """Check the arguments, open the inputs and check their metadata; the
+    job. Writes nothing."""
     if not isinstance(predictor, HotDistancePredictor):
         raise TypeError(
             f"predictor must be a HotDistancePredictor, got {type(predictor).__name__}"
         )
     container = os.fspath(container)
-    for name, value in (("gt", gt), ("out", out)):
-        if not isinstance(value, str) or not value.strip("/"):
-            raise ValueError(f"{name} must be a dataset name, got {value!r}")
-    if mask is not None and not isinstance(mask, str):
-        raise ValueError(f"mask must be a dataset name or None, got {mask!r}")
-    if mask is not None and not predictor.mask_distances:
-        raise ValueError(
-            "mask is only used for the distance mask: give a predictor with "
-            "mask_distances=True, or no mask"
-        )
-    num_workers = _check_count(num_workers, "num_workers")
-    gt, out = gt.strip("/"), out.strip("/")
-    mask = None if mask is None else mask.strip("/")
-
+    gt = dataset_name(gt, "gt")
+    out = dataset_name(out, "out")
+    if mask is not None:
+        mask = dataset_name(mask, "mask")
+        if not predictor.mask_distances:
+            raise ValueError(
+                "mask is only used for the distance mask: give a predictor with "
+                "mask_distances=True, or no mask"
+            )
+    num_workers = check_count(num_workers, "num_workers")
     outputs = [out, done_dataset_name(out)]
     if predictor.mask_distances:
         outputs.append(distance_mask_dataset_name(out))
-    clashes = sorted({gt, mask} & set(outputs))
-    if clashes:
-        raise ValueError(
-            f"out {out!r} would write over the input {clashes[0]!r}: the outputs are "
-            f"{', '.join(map(repr, outputs))}"
-        )
+    inputs = {"gt": gt} if mask is None else {"gt": gt, "mask": mask}
+    check_clashes(container, out, outputs, inputs)
 
-    store = _open_container(container)
-    gt_array = _open_dataset(store, container, gt, "gt")
-    spatial_dims = gt_array.voxel_size.dims
-    _check_channels(gt_array, predictor, "gt", gt)
+    if not os.path.isdir(container):
+        raise FileNotFoundError(f"zarr container {container!r} does not exist")
+    gt_array = open_dataset(container, gt, "gt")
+    check_channels(gt_array, predictor, gt)
+    mask_array = None
     if mask is not None:
-        mask_array = _open_dataset(store, container, mask, "mask")
-        _check_mask(mask_array, gt_array, predictor, mask)
-    block_voxels = _as_block_size(block_size, spatial_dims)
+        mask_array = open_dataset(container, mask, "mask")
+        check_mask(mask_array, gt_array, predictor, mask)
+    block_voxels = as_block_size(block_size, gt_array.voxel_size.dims)
+    return _Job(
+        container=container, predictor=predictor, gt=gt, mask=mask, out=out,
+        outputs=outputs, gt_array=gt_array, mask_array=mask_array,
+        block_voxels=block_voxels, num_workers=num_workers,
+        settings=run_settings(gt, mask, predictor, gt_array, block_voxels),
+        zarr_format=zarr_format(os.path.join(container, gt)),
+    )
 
-    settings = _settings(gt, mask, predictor, gt_array, block_voxels)
-    resume = _prepare_outputs(store, container, out, outputs, settings, overwrite)
-    if not resume:
-        _create_outputs(container, out, predictor, gt_array, block_voxels, settings)
 
+def _check_values(job):
+    """Raise :class:`InvalidDataError` if a sample of blocks of the gt or the
+    mask holds a value other than 0 and 1."""
+    grid = job.grid
+    count = int(np.prod(grid))
+    picks = np.unique(np.linspace(0, count - 1, min(_SAMPLE_BLOCKS, count)).astype(int))
+    datasets = [("gt", job.gt, job.gt_array)]
+    if job.mask is not None:
+        datasets.append(("mask", job.mask, job.mask_array))
+    for flat in picks:
+        index = tuple(int(i) for i in np.unravel_index(flat, grid))
+        roi = Roi(
+            job.gt_array.roi.offset + Coordinate(index) * job.block_world,
+            job.block_world,
+        ).intersect(job.gt_array.roi)
+        for role, name, array in datasets:
+            with dask.config.set(scheduler="synchronous"):
+                values = np.unique(np.asarray(array[roi]))
+            odd = values[(values != 0) & (values != 1)]
+            if odd.size:
+                raise InvalidDataError(
+                    f"{role} dataset {name!r} holds {odd[:5].tolist()} in block "
+                    f"{index} (ROI {roi}), found before the run; it must hold only "
+                    f"0 and 1 (binary, one channel per class): nothing was written"
+                )
+
+
+def _create_outputs(job):
+    """Create the target, the distance mask and (last, so that a run killed
+    while creating them does not resume) the done markers."""
+    gt_array = job.gt_array
     voxel_size = gt_array.voxel_size
-    block_world = Coordinate(block_voxels) * voxel_size
-    padding = predictor.padding(voxel_size)
-    done_path = _path(container, done_dataset_name(out))
-    done_before = zarr.open_array(done_path, mode="r")[...] != 0
+    spatial = voxel_size.dims
+    shape = tuple(gt_array.roi.shape / voxel_size)
+    spatial_names = list(gt_array.axis_names[-spatial:])
+    fmt = {"zarr_format": job.zarr_format} if _ZARR_3 else {}
+    predictor = job.predictor
+    datasets = [
+        (job.out, predictor.embedding_dims, np.float32,
+         list(predictor.output_array_type.channel_names)),
+    ]
+    if predictor.mask_distances:
+        datasets.append((
+            distance_mask_dataset_name(job.out), predictor.classes, np.uint8,
+            [f"{name}_distance_mask" for name in predictor.channels],
+        ))
+    for name, channels, dtype, channel_names in datasets:
+        prepare_ds(
+            job.path(name),
+            shape=(channels,) + shape,
+            offset=gt_array.roi.offset,
+            voxel_size=voxel_size,
+            axis_names=["c"] + spatial_names,
+            units=list(gt_array.units),
+            types=["channel"] + ["space"] * spatial,
+            chunk_shape=(channels,) + tuple(job.block_voxels),
+            dtype=dtype,
+            mode="w-",
+            custom_metadata={
+                "channel_names": channel_names,
+                OWNER_ATTRIBUTE: job.settings,
+            },
+            **fmt,
+        )
+    # one chunk per block, so that workers never write the same chunk
+    done = zarr.open_array(
+        job.path(done_dataset_name(job.out)), mode="w-", shape=job.grid,
+        chunks=(1,) * spatial, dtype=np.uint8, fill_value=0, **fmt,
+    )
+    done.attrs[OWNER_ATTRIBUTE] = job.settings
 
-    writer = _BlockWriter(
-        predictor=predictor,
-        gt_path=_path(container, gt),
-        mask_path=None if mask is None else _path(container, mask),
-        target_path=_path(container, out),
-        distance_mask_path=(
-            _path(container, distance_mask_dataset_name(out))
-            if predictor.mask_distances else None
-        ),
-        done_path=done_path,
-        origin=gt_array.roi.offset,
-        block_world=block_world,
-        threads=max(1, (os.cpu_count() or 1) // num_workers),
-    )
-    task = daisy.Task(
-        task_id="gp_hotdistance_precompute_" + out.replace("/", "_"),
-        total_roi=gt_array.roi.grow(padding, padding),
-        read_roi=Roi((0,) * spatial_dims, block_world + padding * 2),
-        write_roi=Roi(padding, block_world),
-        process_function=writer,
-        check_function=_DoneCheck(done_before, gt_array.roi.offset, block_world),
-        read_write_conflict=False,
-        num_workers=num_workers,
-        fit="shrink",
-    )
+
+def _run(job, resume, progress, log_dir):
+    """Run the blocks not done yet on daisy; the result."""
+    done_path = job.path(done_dataset_name(job.out))
+    done_before = zarr.open_array(done_path, mode="r")[...] != 0
     skipped = int(done_before.sum())
     logger.info(
         "%s %s: %d blocks of %s voxels, %d already done, %d workers",
-        "resuming" if resume else "writing", out, done_before.size,
-        tuple(block_voxels), skipped, num_workers,
+        "resuming" if resume else "writing", job.out, done_before.size,
+        tuple(job.block_voxels), skipped, job.num_workers,
     )
-    failures = _run_task(task, progress, log_dir)
-
+    scratch = tempfile.mkdtemp(prefix="gp_hotdistance_")
+    try:
+        failure_path = os.path.join(scratch, "failure")
+        progress_path = os.path.join(scratch, "progress")
+        distance_mask_path = (
+            job.path(distance_mask_dataset_name(job.out))
+            if job.predictor.mask_distances else None
+        )
+        writer = _BlockWriter(job, distance_mask_path, done_path, failure_path,
+                              progress_path)
+        check = _DoneCheck(done_before, job.gt_array.roi.offset, job.block_world,
+                           failure_path)
+        task = _task(job, writer, check)
+        with _Progress(progress_path, done_before.size, skipped, job.out, progress):
+            cause = _run_task(task, log_dir)
+        failure = _read_failure(failure_path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if failure is not None:
+        raise InvalidDataError(
+            f"{failure}; the run stopped at that block (the blocks written so far "
+            f"stay done): fix the data, then run again"
+        )
     done_after = zarr.open_array(done_path, mode="r")[...] != 0
     missing = int(done_after.size - done_after.sum())
     if missing:
-        cause = f"; first failure: {failures[0]!r}" if failures else ""
+        cause = f"first failure: {cause}" if cause else "see daisy's worker logs"
         raise RuntimeError(
-            f"{missing} of {done_after.size} blocks of {out!r} were not written"
-            f"{cause}; run again with the same settings to retry them"
+            f"{missing} of {done_after.size} blocks of {job.out!r} were not written "
+            f"({cause}); run again with the same settings to retry them"
         )
     return PrecomputeResult(
-        target=_path(container, out),
+        target=job.path(job.out),
         distance_mask=writer.distance_mask_path,
         total_blocks=int(done_after.size),
         skipped_blocks=skipped,
@@ -297,411 +460,85 @@ def precompute_target(
 
 
 # ---------------------------------------------------------------------------
-# what runs in the workers
-# ---------------------------------------------------------------------------
-
-
-class _BlockWriter:
-    """daisy's process function: computes and writes one block.
-
-    Pickled (by dill) into each worker process; the datasets are opened there,
-    once per process.
-    """
-
-    def __init__(
-        self, predictor, gt_path, mask_path, target_path, distance_mask_path,
-        done_path, origin, block_world, threads,
-    ):
-        self.predictor = predictor
-        self.gt_path = gt_path
-        self.mask_path = mask_path
-        self.target_path = target_path
-        self.distance_mask_path = distance_mask_path
-        self.done_path = done_path
-        self.origin = Coordinate(origin)
-        self.block_world = Coordinate(block_world)
-        self.threads = threads
-        self._arrays = None
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_arrays"] = None  # open datasets stay in their process
-        return state
-
-    def _open(self):
-        if self._arrays is None:
-            import numba
-
-            # the workers share the cores instead of each taking all of them
-            numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
-            self._arrays = {
-                "gt": open_ds(self.gt_path),
-                "mask": None if self.mask_path is None else open_ds(self.mask_path),
-                "target": open_ds(self.target_path, mode="r+"),
-                "distance_mask": (
-                    None if self.distance_mask_path is None
-                    else open_ds(self.distance_mask_path, mode="r+")
-                ),
-                "done": zarr.open_array(self.done_path, mode="r+"),
-            }
-        return self._arrays
-
-    def __call__(self, block):
-        # a forked worker hangs on dask's threaded scheduler if its parent
-        # used it; these reads are small
-        with dask.config.set(scheduler="synchronous"):
-            self.write_block(block.read_roi, block.write_roi)
-
-    def write_block(self, read_roi, write_roi):
-        """Compute the target over ``read_roi`` (cut to the data) and write
-        its ``write_roi`` part, then mark the block done."""
-        arrays = self._open()
-        gt = arrays["gt"]
-        voxel_size = gt.voxel_size
-        # beyond the data there is nothing, as for the whole volume in memory
-        context_roi = read_roi.intersect(gt.roi)
-        gt_data = np.asarray(gt[context_roi])
-        # what create_target computes, without wrapping it in an Array
-        target_data = self.predictor.process(
-            gt_data, voxel_size, self.predictor.norm, self.predictor.scale_factor
-        )
-        inside = _crop_slices(context_roi, write_roi, voxel_size)
-        arrays["target"][write_roi] = target_data[(slice(None),) + inside]
-        if arrays["distance_mask"] is not None:
-            mask_data = None
-            if arrays["mask"] is not None:
-                mask_data = np.asarray(arrays["mask"][context_roi])
-            distance_mask = self.predictor.create_distance_mask(
-                target_data[self.predictor.classes:], mask_data, voxel_size
-            )
-            arrays["distance_mask"][write_roi] = distance_mask[(slice(None),) + inside]
-        # the marker goes last: a block killed before it is redone
-        index = _block_index(write_roi.offset, self.origin, self.block_world)
-        arrays["done"][index] = 1
-        logger.debug("wrote block %s (read %s)", write_roi, context_roi)
-
-
-class _DoneCheck:
-    """daisy's check function: whether a block was done before this run."""
-
-    def __init__(self, done, origin, block_world):
-        self.done = done
-        self.origin = Coordinate(origin)
-        self.block_world = Coordinate(block_world)
-
-    def __call__(self, block):
-        return bool(self.done[_block_index(block.write_roi.offset, self.origin, self.block_world)])
-
-
-def _block_index(offset, origin, block_world):
-    return tuple(int((o - g) // b) for o, g, b in zip(offset, origin, block_world))
-
-
-def _crop_slices(outer, inner, voxel_size):
-    """Slices of ``inner`` in an array that covers ``outer``."""
-    begin = (inner.begin - outer.begin) / voxel_size
-    shape = inner.shape / voxel_size
-    return tuple(slice(b, b + s) for b, s in zip(begin, shape))
-
-
-# ---------------------------------------------------------------------------
 # running daisy
 # ---------------------------------------------------------------------------
 
 
-class _Monitor(ServerObserver):
-    """A progress bar over the blocks, and the failures for the final error
-    message."""
-
-    def __init__(self, server, description, enabled):
-        super().__init__(server)
-        self.description = description
-        self.enabled = enabled
-        self.bar = None
-        self.failures = []
-
-    def _update(self, task_state):
-        if self.bar is None:
-            self.bar = tqdm(
-                total=task_state.total_block_count, desc=self.description,
-                unit="blocks", disable=not self.enabled,
-            )
-        self.bar.update(task_state.completed_count - self.bar.n)
-        self.bar.set_postfix(
-            running=task_state.processing_count,
-            skipped=task_state.skipped_count,
-            failed=task_state.failed_count,
-            refresh=False,
+def _task(job, writer, check):
+    padding = job.predictor.padding(job.gt_array.voxel_size)
+    spatial_dims = job.gt_array.voxel_size.dims
+    workers = {"max_workers" if _DAISY_2 else "num_workers": job.num_workers}
+    with warnings.catch_warnings():
+        # daisy 2 advises its own done markers over a check function, unless
+        # "the ground truth genuinely lives in your output data": ours does
+        # (the done markers beside the target), so the advice does not apply
+        warnings.filterwarnings(
+            "ignore", message=r"Task\(check_function", category=UserWarning
+        )
+        return daisy.Task(
+            task_id="gp_hotdistance_precompute_" + job.out.replace("/", "_"),
+            total_roi=job.gt_array.roi.grow(padding, padding),
+            read_roi=Roi((0,) * spatial_dims, job.block_world + padding * 2),
+            write_roi=Roi(padding, job.block_world),
+            process_function=writer,
+            check_function=check,
+            read_write_conflict=False,
+            fit="shrink",
+            **workers,
         )
 
-    def on_acquire_block(self, task_id, task_state):
-        self._update(task_state)
 
-    def on_release_block(self, task_id, task_state):
-        self._update(task_state)
-
-    def on_task_done(self, task_id, task_state):
-        self._update(task_state)
-
-    def on_block_failure(self, block, exception, context):
-        self.failures.append(exception)
-
-    def on_server_exit(self):
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _serve(task, stop_event, progress):
-    server = daisy.Server(stop_event=stop_event)
-    monitor = _Monitor(server, task.task_id.removeprefix("gp_hotdistance_"), progress)
-    server.run_blockwise([task])
-    return monitor.failures
-
-
-def _run_task(task, progress, log_dir):
-    """Run ``task`` on daisy's server and workers; the failures' exceptions.
-
-    As ``daisy.run_blockwise``, with our own progress bar instead of daisy's
-    command-line monitor, which prints a summary to stdout.
-    """
+def _run_task(task, log_dir):
+    """Run ``task`` on daisy's server and workers, without daisy's own
+    progress bar and summary (daisy 1 has no switch for them in
+    ``run_blockwise``, so the server is used directly); the last line of the
+    first worker error that daisy 2 reports, or ``None``."""
     previous_log_dir = daisy.logging.get_log_basedir()
     daisy.logging.set_log_basedir(None if log_dir is None else os.fspath(log_dir))
-    stop_event = Event()
-    IOLooper.clear()
     try:
-        with ThreadPool(processes=1) as pool:
-            result = pool.apply_async(_serve, (task, stop_event, progress))
-            try:
-                return result.get()
-            except KeyboardInterrupt:
-                stop_event.set()  # stops the workers
-                result.get()
-                raise
+        server = daisy.Server()
+        if _DAISY_2:
+            states = server.run_blockwise([task], progress=False, summary=False)
+        else:
+            states = server.run_blockwise([task])
     finally:
         daisy.logging.set_log_basedir(previous_log_dir)
+    error = getattr(states.get(task.task_id), "first_worker_error", None)
+    lines = [] if not error else [line for line in error.splitlines() if line.strip()]
+    return lines[-1].strip() if lines else None
 
 
-# ---------------------------------------------------------------------------
-# datasets and checks
-# ---------------------------------------------------------------------------
+class _Progress:
+    """A tqdm bar over the blocks, fed by a thread that watches the length of
+    the file to which each worker appends one byte per block written."""
 
+    def __init__(self, path, total, done, description, enabled):
+        self.path = path
+        self.bar = tqdm(total=total, initial=done, desc=description, unit="blocks",
+                        disable=not enabled)
+        self.done = done
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
 
-def _path(container, dataset):
-    return os.path.join(container, dataset)
+    def _update(self):
+        try:
+            written = os.path.getsize(self.path)
+        except FileNotFoundError:
+            written = 0
+        self.bar.update(self.done + written - self.bar.n)
 
+    def _watch(self):
+        while not self.stop.wait(0.2):
+            self._update()
 
-def _open_container(container):
-    """A store of the container; a container made by ``prepare_ds`` may lack
-    a root ``.zgroup``, so any directory will do."""
-    if not os.path.isdir(container):
-        raise FileNotFoundError(f"zarr container {container!r} does not exist")
-    return zarr.DirectoryStore(container)
+    def __enter__(self):
+        if not self.bar.disable:
+            self.thread.start()
+        return self
 
-
-def _is_array(store, dataset):
-    return zarr.storage.contains_array(store, dataset)
-
-
-def _exists(store, dataset):
-    return _is_array(store, dataset) or zarr.storage.contains_group(store, dataset)
-
-
-def _open_dataset(store, container, dataset, role):
-    if not _is_array(store, dataset):
-        raise FileNotFoundError(
-            f"{role} dataset {dataset!r} does not exist in {container!r}"
-        )
-    array = open_ds(_path(container, dataset))
-    if not 1 <= array.voxel_size.dims <= 3:
-        raise ValueError(
-            f"{role} dataset {dataset!r} must have 1 to 3 spatial axes, "
-            f"got voxel size {array.voxel_size}"
-        )
-    return array
-
-
-def _channel_count(array):
-    """Channels of a dataset: ``None`` without a channel axis."""
-    extra = len(array.shape) - array.voxel_size.dims
-    if extra == 0:
-        return None
-    if extra != 1:
-        raise ValueError(
-            f"expected at most one channel axis before the spatial axes, got shape "
-            f"{array.shape} with voxel size {array.voxel_size}"
-        )
-    return array.shape[0]
-
-
-def _check_channels(gt_array, predictor, role, dataset):
-    try:
-        channels = _channel_count(gt_array)
-    except ValueError as error:
-        raise ValueError(f"{role} dataset {dataset!r}: {error}") from None
-    if channels is None and predictor.classes == 1:
-        return
-    if channels != predictor.classes:
-        found = "no channel axis" if channels is None else f"{channels} channels"
-        raise ValueError(
-            f"{role} dataset {dataset!r} has {found} (shape {gt_array.shape}), but "
-            f"{predictor.classes} classes were given ({','.join(predictor.channels)}); "
-            f"it needs one channel per class"
-        )
-
-
-def _check_mask(mask_array, gt_array, predictor, dataset):
-    if mask_array.voxel_size != gt_array.voxel_size:
-        raise ValueError(
-            f"mask dataset {dataset!r} has voxel size {mask_array.voxel_size}, "
-            f"the gt {gt_array.voxel_size}; they must be equal"
-        )
-    if not mask_array.roi.contains(gt_array.roi):
-        raise ValueError(
-            f"mask dataset {dataset!r} (ROI {mask_array.roi}) must cover the gt's "
-            f"ROI {gt_array.roi}"
-        )
-    try:
-        channels = _channel_count(mask_array)
-    except ValueError as error:
-        raise ValueError(f"mask dataset {dataset!r}: {error}") from None
-    if channels is not None and channels != predictor.classes:
-        raise ValueError(
-            f"mask dataset {dataset!r} has {channels} channels (shape "
-            f"{mask_array.shape}); it needs one per class ({predictor.classes}) or none"
-        )
-
-
-def _check_count(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
-def _as_block_size(block_size, spatial_dims):
-    if block_size is None:
-        return (DEFAULT_BLOCK_SIZE,) * spatial_dims
-    if isinstance(block_size, numbers.Integral) and not isinstance(block_size, bool):
-        block_size = (block_size,) * spatial_dims
-    try:
-        block_size = tuple(block_size)
-    except TypeError:
-        raise ValueError(
-            f"block_size must be an int or {spatial_dims} ints (voxels, z-y-x), "
-            f"got {block_size!r}"
-        ) from None
-    if len(block_size) != spatial_dims or not all(
-        isinstance(b, numbers.Integral) and not isinstance(b, bool) and b > 0
-        for b in block_size
-    ):
-        raise ValueError(
-            f"block_size must be {spatial_dims} positive ints (voxels, z-y-x), "
-            f"got {block_size!r}"
-        )
-    return tuple(int(b) for b in block_size)
-
-
-def _settings(gt, mask, predictor, gt_array, block_voxels):
-    """Everything a resumed run must share with the run it resumes, as JSON."""
-    settings = {
-        "layout": _LAYOUT,
-        "gt": gt,
-        "mask": mask,
-        "classes": list(predictor.channels),
-        "scale_factor": predictor.scale_factor,
-        "mask_distances": predictor.mask_distances,
-        "tolerance": predictor.tolerance,
-        "epsilon": predictor.epsilon,
-        "threshold": predictor.threshold,
-        "block_size": list(block_voxels),
-        "offset": list(gt_array.roi.offset),
-        "shape": list(gt_array.roi.shape / gt_array.voxel_size),
-        "voxel_size": list(gt_array.voxel_size),
-    }
-    return json.loads(json.dumps(settings))
-
-
-def _prepare_outputs(store, container, out, outputs, settings, overwrite):
-    """Delete, keep (to resume) or refuse the existing outputs; whether to
-    resume."""
-    existing = [name for name in outputs if _exists(store, name)]
-    if not existing:
-        return False
-    if overwrite:
-        for name in existing:
-            logger.info("deleting %s in %s", name, container)
-            zarr.storage.rmdir(store, name)
-        return False
-    done_name = done_dataset_name(out)
-    if len(existing) == len(outputs) and all(_is_array(store, name) for name in existing):
-        done = zarr.open_array(store, path=done_name, mode="r")
-        previous = done.attrs.asdict().get("gp_hotdistance")
-        if previous == settings:
-            return True
-        if isinstance(previous, dict):
-            differences = ", ".join(
-                f"{key}: {previous.get(key)!r} then, {settings[key]!r} now"
-                for key in settings
-                if previous.get(key) != settings[key]
-            )
-            raise FileExistsError(
-                f"output {out!r} exists in {container!r} from a run with other "
-                f"settings ({differences}); pass overwrite=True (--overwrite) to "
-                f"replace it"
-            )
-    raise FileExistsError(
-        f"output {existing[0]!r} already exists in {container!r} and is not an "
-        f"interrupted precompute run to resume; pass overwrite=True (--overwrite) "
-        f"to replace it"
-    )
-
-
-def _create_outputs(container, out, predictor, gt_array, block_voxels, settings):
-    voxel_size = gt_array.voxel_size
-    spatial = voxel_size.dims
-    shape = tuple(gt_array.roi.shape / voxel_size)
-    spatial_names = list(gt_array.axis_names[-spatial:])
-    # the parent groups, so that the new datasets are listed in the container
-    parent = os.path.dirname(out)
-    if parent:
-        zarr.open_group(zarr.DirectoryStore(container), path=parent, mode="a")
-    prepare_ds(
-        _path(container, out),
-        shape=(predictor.embedding_dims,) + shape,
-        offset=gt_array.roi.offset,
-        voxel_size=voxel_size,
-        axis_names=["c"] + spatial_names,
-        units=list(gt_array.units),
-        types=["channel"] + ["space"] * spatial,
-        chunk_shape=(predictor.embedding_dims,) + tuple(block_voxels),
-        dtype=np.float32,
-        mode="w",
-        custom_metadata={
-            "channel_names": list(predictor.output_array_type.channel_names),
-            "gp_hotdistance": settings,
-        },
-    )
-    if predictor.mask_distances:
-        prepare_ds(
-            _path(container, distance_mask_dataset_name(out)),
-            shape=(predictor.classes,) + shape,
-            offset=gt_array.roi.offset,
-            voxel_size=voxel_size,
-            axis_names=["c"] + spatial_names,
-            units=list(gt_array.units),
-            types=["channel"] + ["space"] * spatial,
-            chunk_shape=(predictor.classes,) + tuple(block_voxels),
-            dtype=np.uint8,
-            mode="w",
-            custom_metadata={
-                "channel_names": [f"{name}_distance_mask" for name in predictor.channels],
-                "gp_hotdistance": settings,
-            },
-        )
-    # one chunk per block, so that workers never write the same chunk; made
-    # last, so that a run killed while creating the outputs does not resume
-    grid = tuple(math.ceil(s / b) for s, b in zip(shape, block_voxels))
-    done = zarr.open_array(
-        _path(container, done_dataset_name(out)), mode="w", shape=grid,
-        chunks=(1,) * spatial, dtype=np.uint8, fill_value=0,
-    )
-    done.attrs["gp_hotdistance"] = settings
+    def __exit__(self, *exc_info):
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join()
+        self._update()
+        self.bar.close()

@@ -19,6 +19,7 @@ from funlib.persistence import Array
 from gunpowder import ArraySpec
 
 from gp_hotdistance import HotDistancePredictor, core
+from gp_hotdistance.precompute import precompute_target
 
 TABLE = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 
@@ -258,6 +259,13 @@ CASES = {
     # -- normalize ---------------------------------------------------------------
     "normalize-not-tanh": (lambda: two_classes().process(gt_data(), (2, 2), "sigmoid"), "normalize"),
     "normalize_args-negative": (lambda: two_classes().process(gt_data(), (2, 2), "tanh", -1.0), "normalize_args"),
+    # precompute_target: the names are checked before the container is opened
+    "precompute-gt-not-str": (lambda: precompute_target("x.zarr", 1, "t", P(["mito"], 1.0, False)), "gt"),
+    "precompute-out-not-str": (lambda: precompute_target("x.zarr", "gt", None, P(["mito"], 1.0, False)), "out"),
+    "precompute-out-outside": (lambda: precompute_target("x.zarr", "gt", "../t", P(["mito"], 1.0, False)), "out"),
+    "precompute-out-contains-gt": (
+        lambda: precompute_target("x.zarr", "labels/gt", "labels", P(["mito"], 1.0, False)), "out"
+    ),
 }
 
 

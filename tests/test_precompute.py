@@ -12,16 +12,17 @@ import pytest
 import scipy.ndimage
 import zarr
 from funlib.persistence import open_ds, prepare_ds
+from oracles import reference_hot_distance_target
 
-from gp_hotdistance import HotDistancePredictor
+from gp_hotdistance import HotDistancePredictor, precompute
 from gp_hotdistance.__main__ import main
 from gp_hotdistance.precompute import (
+    InvalidDataError,
     PrecomputeResult,
     distance_mask_dataset_name,
     done_dataset_name,
     precompute_target,
 )
-from oracles import reference_hot_distance_target
 
 SHAPE = (40, 48, 48)
 OFFSET = (200, 40, -80)
@@ -32,11 +33,17 @@ CLASSES = ["mito", "er"]
 BLOCK_SIZE = (16, 16, 16)
 
 
-def write_dataset(path, data, channels=True, dtype=np.uint8):
+ZARR_3 = int(zarr.__version__.split(".")[0]) >= 3
+# the zarr formats this stack writes: zarr 2 writes format 2 only
+ZARR_FORMATS = [2, 3] if ZARR_3 else [2]
+
+
+def write_dataset(path, data, channels=True, dtype=np.uint8, zarr_format=None):
     names = (["c"] if channels else []) + ["z", "y", "x"]
     types = (["channel"] if channels else []) + ["space"] * 3
+    extra = {} if zarr_format is None or not ZARR_3 else {"zarr_format": zarr_format}
     array = prepare_ds(path, data.shape, offset=OFFSET, voxel_size=VOXEL_SIZE,
-                       axis_names=names, types=types, dtype=dtype)
+                       axis_names=names, types=types, dtype=dtype, **extra)
     array[array.roi] = data
     return array
 
@@ -166,7 +173,7 @@ def test_resume_processes_only_the_missing_blocks(tmp_path, volume):
     container = str(tmp_path / "resume.zarr")
     write_dataset(os.path.join(container, "gt"), volume["gt"])
     predictor = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=False)
-    run = dict(block_size=(16, 24, 24), num_workers=2, progress=False)
+    run = {"block_size": (16, 24, 24), "num_workers": 2, "progress": False}
     first = precompute_target(container, "gt", "target", predictor, **run)
     assert (first.total_blocks, first.processed_blocks) == (12, 12)
 
@@ -196,76 +203,187 @@ def test_resume_processes_only_the_missing_blocks(tmp_path, volume):
     assert (third.skipped_blocks, third.processed_blocks) == (12, 0)
 
 
-def test_failed_block_is_reported_and_retried_by_the_next_run(tmp_path, volume):
+def test_bad_value_in_a_block_stops_the_run_and_the_next_run_retries(
+    tmp_path, volume, monkeypatch
+):
     container = str(tmp_path / "failing.zarr")
     gt = volume["gt"].copy()
     # not binary, and farther from the other blocks than their padding (5, 11,
-    # 11 voxels): only the block (1, 0, 0) reads it, and fails
+    # 11 voxels): only the block (1, 0, 0) reads it
     gt[0, 24, 12, 12] = 2
     gt_array = write_dataset(os.path.join(container, "gt"), gt)
     predictor = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=False)
     assert predictor.padding(VOXEL_SIZE) == (50, 44, 44)
-    run = dict(block_size=(16, 24, 24), num_workers=2, progress=False)
-    with pytest.raises(RuntimeError, match="1 of 12 blocks of 'target' were not written; "
-                                           "first failure: .*only 0 and 1"):
+    run = {"block_size": (16, 24, 24), "num_workers": 2, "progress": False}
+    # the sample checked before the run finds it: nothing is written
+    with pytest.raises(InvalidDataError, match=r"gt dataset 'gt' holds \[2\] in block "
+                                               r"\(1, 0, 0\) .*nothing was written"):
+        precompute_target(container, "gt", "target", predictor, **run)
+    assert not os.path.exists(os.path.join(container, "target"))
+
+    # without the sample, the block finds it and stops the run
+    monkeypatch.setattr(precompute, "_SAMPLE_BLOCKS", 0)
+    with pytest.raises(InvalidDataError, match=r"gt dataset 'gt', block \(1, 0, 0\) .*"
+                                               r"only 0 and 1.*found \[2\].*run stopped"):
         precompute_target(container, "gt", "target", predictor, **run)
     done = zarr.open_array(os.path.join(container, done_dataset_name("target")), mode="r")
-    assert np.array_equal(np.argwhere(done[...] == 0), [[1, 0, 0]])
+    assert done[1, 0, 0] == 0
+    done_first = int(done[...].sum())
 
     gt_array._source_data[0, 24, 12, 12] = volume["gt"][0, 24, 12, 12]
     result = precompute_target(container, "gt", "target", predictor, **run)
-    assert (result.skipped_blocks, result.processed_blocks) == (11, 1)
+    assert (result.skipped_blocks, result.processed_blocks) == (done_first, 12 - done_first)
     assert np.abs(read(result.target)[1] - volume["target"]).max() <= 1e-3
 
 
+def test_hopeless_run_stops_with_one_message(tmp_path, capfd, monkeypatch):
+    """A gt stored as 0/255 over 180 blocks: one line on stderr, exit 1,
+    found by the sample before the run, or else by the first block."""
+    container = str(tmp_path / "byte.zarr")
+    write_dataset(os.path.join(container, "gt"), make_gt() * np.uint8(255))
+    arguments = cli(container, "--block-size", "8", "--workers", "2")
+    assert main(arguments) == 1
+    lines = capfd.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("gp-hotdistance precompute: failed: gt dataset 'gt' holds "
+                               "[255] in block (")
+    assert not os.path.exists(os.path.join(container, "cli"))
+
+    monkeypatch.setattr(precompute, "_SAMPLE_BLOCKS", 0)
+    assert main(arguments) == 1
+    lines = capfd.readouterr().err.strip().splitlines()
+    # daisy 2 adds one line for a worker that starts after the run has ended
+    # ("daisy server ... is not reachable; assuming the run has ended")
+    ours = [line for line in lines if line.startswith("gp-hotdistance")]
+    assert len(ours) == 1 and len(lines) <= 1 + 2, lines
+    assert ours[0].startswith("gp-hotdistance precompute: failed: gt dataset 'gt', block (")
+    assert "only 0 and 1" in ours[0] and "found [255]" in ours[0]
+    done = zarr.open_array(os.path.join(container, done_dataset_name("cli")), mode="r")
+    assert done.size == 5 * 6 * 6 and not done[...].any()
+
+
+# a run whose worker dies: MODE "run" kills the whole run (the worker's
+# parent, the main process, then the worker) when the worker's fourth block
+# starts; MODE "worker" kills the worker at its first block, once; MODE
+# "block" kills every worker that gets the first block. The class
+# is defined in __main__ so that daisy 2 (which pickles the process function
+# into spawned workers) sends it by value.
 KILLING_RUN = """
 import os, signal, sys
 from gp_hotdistance import HotDistancePredictor
 from gp_hotdistance import precompute
 
-write_block = precompute._BlockWriter.write_block
-written = 0
+MODE, MARKER = sys.argv[2], sys.argv[3]
 
 
-def write_then_die(self, read_roi, write_roi):
-    # the worker kills the whole run (server and itself) when its fourth
-    # block starts: a crash part-way, after three blocks were written
-    global written
-    if written == 3:
-        os.killpg(0, signal.SIGKILL)
-    write_block(self, read_roi, write_roi)
-    written += 1
+class Writer(precompute._BlockWriter):
+    def write_block(self, read_roi, write_roi):
+        self.written = getattr(self, "written", 0)
+        if MODE == "run" and self.written == 3:
+            os.kill(os.getppid(), signal.SIGKILL)
+            os.kill(os.getpid(), signal.SIGKILL)
+        if MODE == "block" and write_roi.offset == self.origin:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if MODE == "worker" and not os.path.exists(MARKER):
+            open(MARKER, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        super().write_block(read_roi, write_roi)
+        self.written += 1
 
 
-precompute._BlockWriter.write_block = write_then_die
+precompute._BlockWriter = Writer
 predictor = HotDistancePredictor(["mito", "er"], {scale}, mask_distances=True)
-precompute.precompute_target(
+result = precompute.precompute_target(
     sys.argv[1], "gt", "target", predictor, mask="mask", block_size={block},
     num_workers=1, progress=False,
 )
+print(result.processed_blocks)
 """
+
+
+def killing_run(container, mode, python=sys.executable):
+    script = textwrap.dedent(KILLING_RUN).format(scale=SCALE_FACTOR, block=(16, 24, 24))
+    marker = container + ".killed"
+    return subprocess.run(
+        [python, "-c", script, container, mode, marker], start_new_session=True,
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+
+
+def resume_and_check(container, volume, done_before):
+    predictor = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=True)
+    result = precompute_target(container, "gt", "target", predictor, mask="mask",
+                               block_size=(16, 24, 24), num_workers=2, progress=False)
+    assert (result.skipped_blocks, result.processed_blocks) == (done_before, 12 - done_before)
+    assert np.abs(read(result.target)[1] - volume["target"]).max() <= 1e-3
+    assert np.array_equal(read(result.distance_mask)[1], volume["distance_mask"])
+
+
+def write_inputs(container, volume, zarr_format=None):
+    write_dataset(os.path.join(container, "gt"), volume["gt"], zarr_format=zarr_format)
+    write_dataset(os.path.join(container, "mask"), volume["mask"], channels=False,
+                  zarr_format=zarr_format)
 
 
 def test_resume_after_the_run_was_killed(tmp_path, volume):
     container = str(tmp_path / "killed.zarr")
-    write_dataset(os.path.join(container, "gt"), volume["gt"])
-    write_dataset(os.path.join(container, "mask"), volume["mask"], channels=False)
-    block = (16, 24, 24)
-    script = textwrap.dedent(KILLING_RUN).format(scale=SCALE_FACTOR, block=block)
-    killed = subprocess.run(
-        [sys.executable, "-c", script, container], start_new_session=True,
-        capture_output=True, text=True, timeout=300,
-    )
+    write_inputs(container, volume)
+    killed = killing_run(container, "run")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     done = zarr.open_array(os.path.join(container, done_dataset_name("target")), mode="r")
     assert int(done[...].sum()) == 3
+    resume_and_check(container, volume, 3)
 
+
+def test_killed_worker_is_retried(tmp_path, volume):
+    container = str(tmp_path / "worker.zarr")
+    write_inputs(container, volume)
+    completed = killing_run(container, "worker")
+    assert completed.returncode == 0, completed.stderr
+    assert os.path.exists(container + ".killed")  # a worker was killed
+    assert completed.stdout.split() == ["12"]
+    resume_and_check(container, volume, 12)
+
+
+def test_block_whose_worker_always_dies_is_reported_and_retried_later(tmp_path, volume):
+    container = str(tmp_path / "dying.zarr")
+    write_inputs(container, volume)
+    failed = killing_run(container, "block")
+    assert failed.returncode == 1, failed.stderr
+    assert "RuntimeError: 1 of 12 blocks of 'target' were not written" in failed.stderr
+    done = zarr.open_array(os.path.join(container, done_dataset_name("target")), mode="r")
+    assert np.array_equal(np.argwhere(done[...] == 0), [[0, 0, 0]])
+    resume_and_check(container, volume, 11)
+
+
+OTHER_PYTHON = os.environ.get("GP_HOTDISTANCE_OTHER_PYTHON")
+
+
+@pytest.mark.skipif(
+    not OTHER_PYTHON,
+    reason="set GP_HOTDISTANCE_OTHER_PYTHON to the other stack's python to test "
+           "resuming, on this stack, a run of the other stack",
+)
+def test_resume_a_run_of_the_other_stack(tmp_path, volume):
+    container = str(tmp_path / "other.zarr")
+    write_inputs(container, volume, zarr_format=2)  # what both stacks read
+    killed = killing_run(container, "run", python=OTHER_PYTHON)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resume_and_check(container, volume, 3)
+
+
+@pytest.mark.parametrize("zarr_format", ZARR_FORMATS)
+def test_outputs_take_the_zarr_format_of_the_gt(tmp_path, volume, zarr_format):
+    container = str(tmp_path / "format.zarr")
+    write_inputs(container, volume, zarr_format=zarr_format)
     predictor = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=True)
     result = precompute_target(container, "gt", "target", predictor, mask="mask",
-                               block_size=block, num_workers=2, progress=False)
-    assert (result.skipped_blocks, result.processed_blocks) == (3, 9)
+                               block_size=(16, 24, 24), progress=False)
+    metadata = ".zarray" if zarr_format == 2 else "zarr.json"
+    for name in ["target", "target_done", "target_distance_mask"]:
+        assert os.path.exists(os.path.join(container, name, metadata))
     assert np.abs(read(result.target)[1] - volume["target"]).max() <= 1e-3
-    assert np.array_equal(read(result.distance_mask)[1], volume["distance_mask"])
 
 
 # -- errors ------------------------------------------------------------------
@@ -309,15 +427,143 @@ def test_errors(volume, blockwise, tmp_path):
     assert read(os.path.join(container, "mask"))[1].ndim == 3
 
 
-def test_overwrite(tmp_path, volume):
+def test_overwrite_replaces_only_outputs_of_this_package(tmp_path, volume):
     container = str(tmp_path / "overwrite.zarr")
     write_dataset(os.path.join(container, "gt"), volume["gt"])
-    write_dataset(os.path.join(container, "target"), volume["mask"], channels=False)
     predictor = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=False)
+    first = precompute_target(container, "gt", "target", predictor, block_size=16,
+                              progress=False)
+    assert first.total_blocks == 27
+    # other settings: refused without overwrite, replaced with it
+    with pytest.raises(FileExistsError, match="other settings"):
+        precompute_target(container, "gt", "target", predictor, block_size=64,
+                          progress=False)
     result = precompute_target(container, "gt", "target", predictor, block_size=64,
                                overwrite=True, progress=False)
-    assert result.processed_blocks == 1
+    assert (result.total_blocks, result.processed_blocks) == (1, 1)
     assert np.array_equal(read(result.target)[1], volume["target"])
+
+
+def make_existing(container, kind, name):
+    """Put something this package did not write at ``name``."""
+    path = os.path.join(container, name)
+    if kind == "funlib dataset inside":  # prepare_ds leaves the parent without metadata
+        write_dataset(os.path.join(path, "raw"), make_mask(), channels=False)
+        return os.path.join(path, "raw")
+    if kind == "dataset":
+        write_dataset(path, make_mask(), channels=False)
+    elif kind == "group":
+        zarr.open_group(path, mode="w")
+    elif kind == "directory":
+        os.makedirs(os.path.join(path, "notes"))
+    elif kind == "file":
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as file:
+            file.write("mine")
+    return path
+
+
+def snapshot(path):
+    """Every file under ``path`` with its bytes."""
+    if os.path.isfile(path):
+        with open(path, "rb") as file:
+            return {path: file.read()}
+    found = {}
+    for folder, _, files in os.walk(path):
+        for name in files:
+            with open(os.path.join(folder, name), "rb") as file:
+                found[os.path.join(folder, name)] = file.read()
+    return found
+
+
+KINDS = ["funlib dataset inside", "dataset", "group", "directory", "file"]
+
+
+@pytest.mark.parametrize("zarr_format", ZARR_FORMATS)
+@pytest.mark.parametrize("overwrite", [False, True])
+@pytest.mark.parametrize("at", ["cli", "cli_done", "cli_distance_mask"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_never_writes_over_what_it_did_not_write(
+    tmp_path, volume, capsys, kind, at, overwrite, zarr_format
+):
+    container = str(tmp_path / "user.zarr")
+    write_inputs(container, volume, zarr_format=zarr_format)
+    path = make_existing(container, kind, at)
+    before = snapshot(os.path.join(container, at))
+    status = main(cli(container, "--mask", "mask", "--mask-distances",
+                      *(["--overwrite"] if overwrite else [])))
+    assert status == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert f"'{at}'" in lines[0] and os.path.join(container, at) in lines[0]
+    if overwrite:
+        assert "not written by gp_hotdistance" in lines[0]
+    else:
+        assert "already exists" in lines[0]
+    # untouched, and nothing else was written
+    assert snapshot(os.path.join(container, at)) == before
+    assert os.path.exists(path)
+    assert set(os.listdir(container)) - {".zgroup", "zarr.json"} == {"gt", "mask", at}
+
+
+@pytest.mark.parametrize("zarr_format", ZARR_FORMATS)
+@pytest.mark.parametrize("overwrite", [False, True])
+@pytest.mark.parametrize(
+    "gt, mask, out, relation",
+    [
+        ("labels/gt", None, "labels", "contains"),
+        ("labels/gt", "masks/mask", "masks", "contains"),
+        ("gt", None, "gt/target", "lies inside"),
+        ("gt", None, "gt", "is"),
+    ],
+)
+def test_never_writes_over_an_input(
+    tmp_path, volume, capsys, gt, mask, out, relation, overwrite, zarr_format
+):
+    container = str(tmp_path / "inputs.zarr")
+    write_dataset(os.path.join(container, gt), volume["gt"], zarr_format=zarr_format)
+    arguments = ["precompute", "--zarr", container, "--gt", gt, "--out", out,
+                 "--classes", "mito,er", "--scale-factor", "10", "--no-progress",
+                 "--block-size", "64"]
+    if mask is not None:
+        write_dataset(os.path.join(container, mask), volume["mask"], channels=False,
+                      zarr_format=zarr_format)
+        arguments += ["--mask", mask, "--mask-distances"]
+    if overwrite:
+        arguments.append("--overwrite")
+    before = snapshot(container)
+    status = main(arguments)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert status == 2
+    assert len(lines) == 1, lines
+    assert f"would write over the input '{mask or gt}'" in lines[0]
+    assert f"{relation} it" in lines[0]
+    assert snapshot(container) == before
+
+
+def test_output_beside_an_input_is_allowed(tmp_path, volume):
+    container = str(tmp_path / "sibling.zarr")
+    write_dataset(os.path.join(container, "labels/gt"), volume["gt"])
+    predictor = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=False)
+    # its name starts with the gt's, but it lies beside it
+    result = precompute_target(container, "labels/gt", "labels/gt_done", predictor,
+                               block_size=64, progress=False)
+    assert np.array_equal(read(result.target)[1], volume["target"])
+
+
+def test_string_arguments_of_the_wrong_type(volume):
+    plain = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=False)
+    predictor = volume["predictor"]
+    for arguments in [(1, "t", plain, {}), ("gt", b"t", plain, {}),
+                      ("gt", "t", predictor, {"mask": 3})]:
+        gt, out, chosen, options = arguments
+        with pytest.raises(TypeError, match="must be a dataset name \\(str\\)"):
+            precompute_target(volume["container"], gt, out, chosen, **options)
+    with pytest.raises(TypeError):
+        precompute_target(volume["container"], "gt", "t", plain, None)  # keyword-only
+    for name in ["a/../gt", "./t", "a//b", "/"]:
+        with pytest.raises(ValueError, match="dataset name inside the container"):
+            precompute_target(volume["container"], "gt", name, plain)
 
 
 def cli(container, *extra):
@@ -361,7 +607,7 @@ def test_python_m_gp_hotdistance(volume):
     completed = subprocess.run(
         [sys.executable, "-m", "gp_hotdistance", *cli(container, "--mask", "mask",
          "--mask-distances", "--block-size", "16,24,24", "--workers", "2")],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, check=False,
     )
     assert completed.returncode == 0, completed.stderr
     assert "12 blocks, 12 processed, 0 already done" in completed.stdout

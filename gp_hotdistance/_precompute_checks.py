@@ -1,0 +1,278 @@
+"""Checks and dataset helpers for :mod:`gp_hotdistance.precompute`: dataset
+names, clashes between outputs and inputs, who wrote an existing dataset,
+the inputs' metadata, and the settings a resumed run must share. Private:
+see :func:`gp_hotdistance.precompute.precompute_target`.
+"""
+
+import json
+import logging
+import numbers
+import os
+import shutil
+
+import numpy as np
+import zarr
+from funlib.persistence import open_ds
+
+#: Edge of a write block in voxels, along every axis, when none is given.
+DEFAULT_BLOCK_SIZE = 64
+
+# version of the layout of the done markers and settings; a run only resumes
+# a run of the same layout
+LAYOUT = 1
+
+# the attribute that marks a dataset as written by this package
+OWNER_ATTRIBUTE = "gp_hotdistance"
+
+logger = logging.getLogger(__name__)
+
+
+class InvalidDataError(ValueError):
+    """A value in the gt or mask dataset is not 0 or 1; retrying cannot fix
+    it. The message names the dataset, the values and the block."""
+
+
+def dataset_name(value, role):
+    """``value`` as a dataset name relative to the container: ``a/b``."""
+    if not isinstance(value, str):
+        raise TypeError(f"{role} must be a dataset name (str), got {value!r}")
+    parts = value.strip("/").split("/")
+    if not all(parts) or any(part in (".", "..") for part in parts):
+        raise ValueError(
+            f"{role} must be a dataset name inside the container, such as "
+            f"'volumes/gt', got {value!r}"
+        )
+    return "/".join(parts)
+
+
+def check_clashes(container, out, outputs, inputs):
+    """Raise unless every output lies apart from every input: not the same
+    path, not a folder above it, not inside it (symbolic links resolved)."""
+    for output in outputs:
+        output_path = os.path.realpath(os.path.join(container, output))
+        for role, name in inputs.items():
+            input_path = os.path.realpath(os.path.join(container, name))
+            if output_path == input_path:
+                relation = "is"
+            elif os.path.commonpath([output_path, input_path]) == output_path:
+                relation = "contains"
+            elif os.path.commonpath([output_path, input_path]) == input_path:
+                relation = "lies inside"
+            else:
+                continue
+            raise ValueError(
+                f"out {out!r} would write over the input {name!r} ({role}): the "
+                f"output {output!r} {relation} it. The outputs are "
+                f"{', '.join(map(repr, outputs))}; choose another out"
+            )
+
+
+def claim_outputs(job, done, overwrite):
+    """Refuse, remove (with ``overwrite``, only what this package wrote) or
+    keep (to resume) what exists at the output names; whether to resume.
+
+    ``job`` is :mod:`gp_hotdistance.precompute`'s plan of the run; ``done``
+    the name of its done-marker dataset. Every check is done before anything
+    is removed."""
+    check_parents(job)
+    existing = [name for name in job.outputs if os.path.lexists(job.path(name))]
+    if not existing:
+        return False
+    ours = {name: owner_settings(job.path(name)) for name in existing}
+    if overwrite:
+        foreign = [name for name in existing if ours[name] is None]
+        if foreign:
+            raise FileExistsError(
+                f"output {foreign[0]!r} exists at {job.path(foreign[0])!r} and was not "
+                f"written by gp_hotdistance (no {OWNER_ATTRIBUTE!r} attribute); "
+                f"overwrite only replaces this package's outputs: move it away or "
+                f"choose another out"
+            )
+        for name in existing:
+            logger.info("removing %s, written by an earlier run", job.path(name))
+            shutil.rmtree(job.path(name))
+        return False
+    if len(existing) == len(job.outputs) and all(ours.values()):
+        previous = ours[done]
+        if previous == job.settings:
+            return True
+        differences = ", ".join(
+            f"{key}: {previous.get(key)!r} then, {job.settings[key]!r} now"
+            for key in job.settings
+            if previous.get(key) != job.settings[key]
+        )
+        raise FileExistsError(
+            f"output {job.out!r} exists in {job.container!r} from a run with other "
+            f"settings ({differences}); pass overwrite=True (--overwrite) to "
+            f"replace it"
+        )
+    raise FileExistsError(
+        f"output {existing[0]!r} already exists at {job.path(existing[0])!r} and "
+        f"is not an interrupted precompute run to resume; nothing was written. "
+        f"Choose another out, or pass overwrite=True (--overwrite) to replace it "
+        f"if gp_hotdistance wrote it"
+    )
+
+
+def check_parents(job):
+    """Raise unless each output's parent folders are folders that are not
+    zarr arrays (or do not exist yet)."""
+    for output in job.outputs:
+        parts = output.split("/")
+        for depth in range(1, len(parts)):
+            parent = "/".join(parts[:depth])
+            path = job.path(parent)
+            if not os.path.lexists(path):
+                break
+            if not os.path.isdir(path) or _is_array(path):
+                raise FileExistsError(
+                    f"output {output!r} would lie inside {parent!r} "
+                    f"({path!r}), which is not a group or folder; choose another out"
+                )
+
+
+def _is_array(path):
+    try:
+        return isinstance(zarr.open(path, mode="r"), zarr.Array)
+    except Exception:  # noqa: BLE001 - zarr 2 and 3 raise different errors
+        return False
+
+
+def owner_settings(path):
+    """The settings a run of this package stored at the zarr array
+    ``path``; ``None`` if ``path`` is anything else."""
+    if not os.path.isdir(path) or os.path.islink(path):
+        return None
+    try:
+        node = zarr.open(path, mode="r")
+    except Exception:  # noqa: BLE001 - zarr 2 and 3 raise different errors
+        return None
+    if not isinstance(node, zarr.Array):
+        return None
+    settings = node.attrs.asdict().get(OWNER_ATTRIBUTE)
+    if isinstance(settings, dict) and "layout" in settings:
+        return settings
+    return None
+
+
+def zarr_format(path):
+    """The zarr format (2 or 3) of the array at ``path``."""
+    array = zarr.open_array(path, mode="r")
+    return int(getattr(getattr(array, "metadata", None), "zarr_format", 2))
+
+
+def open_dataset(container, dataset, role):
+    path = os.path.join(container, dataset)
+    if not _is_array(path):
+        raise FileNotFoundError(
+            f"{role} dataset {dataset!r} does not exist in {container!r}"
+        )
+    array = open_ds(path)
+    if not 1 <= array.voxel_size.dims <= 3:
+        raise ValueError(
+            f"{role} dataset {dataset!r} must have 1 to 3 spatial axes, "
+            f"got voxel size {array.voxel_size}"
+        )
+    if array.dtype != bool and not (
+        np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+    ):
+        raise TypeError(
+            f"{role} dataset {dataset!r} must be a bool, integer or float array "
+            f"(binary), got dtype {array.dtype}"
+        )
+    return array
+
+
+def _channel_count(array, role, dataset):
+    """Channels of a dataset (funlib's ``channel_dims``): ``None`` without a
+    channel axis."""
+    if array.channel_dims == 0:
+        return None
+    if array.channel_dims != 1:
+        raise ValueError(
+            f"{role} dataset {dataset!r}: expected at most one channel axis before "
+            f"the spatial axes, got shape {array.shape} with voxel size "
+            f"{array.voxel_size}"
+        )
+    return array.shape[0]
+
+
+def check_channels(gt_array, predictor, dataset):
+    channels = _channel_count(gt_array, "gt", dataset)
+    if channels is None and predictor.classes == 1:
+        return
+    if channels != predictor.classes:
+        found = "no channel axis" if channels is None else f"{channels} channels"
+        raise ValueError(
+            f"gt dataset {dataset!r} has {found} (shape {gt_array.shape}), but "
+            f"{predictor.classes} classes were given ({','.join(predictor.channels)}); "
+            f"it needs one channel per class"
+        )
+
+
+def check_mask(mask_array, gt_array, predictor, dataset):
+    if mask_array.voxel_size != gt_array.voxel_size:
+        raise ValueError(
+            f"mask dataset {dataset!r} has voxel size {mask_array.voxel_size}, "
+            f"the gt {gt_array.voxel_size}; they must be equal"
+        )
+    if not mask_array.roi.contains(gt_array.roi):
+        raise ValueError(
+            f"mask dataset {dataset!r} (ROI {mask_array.roi}) must cover the gt's "
+            f"ROI {gt_array.roi}"
+        )
+    channels = _channel_count(mask_array, "mask", dataset)
+    if channels is not None and channels != predictor.classes:
+        raise ValueError(
+            f"mask dataset {dataset!r} has {channels} channels (shape "
+            f"{mask_array.shape}); it needs one per class ({predictor.classes}) or none"
+        )
+
+
+def check_count(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def as_block_size(block_size, spatial_dims):
+    if block_size is None:
+        return (DEFAULT_BLOCK_SIZE,) * spatial_dims
+    if isinstance(block_size, numbers.Integral) and not isinstance(block_size, bool):
+        block_size = (block_size,) * spatial_dims
+    try:
+        block_size = tuple(block_size)
+    except TypeError:
+        raise ValueError(
+            f"block_size must be an int or {spatial_dims} ints (voxels, z-y-x), "
+            f"got {block_size!r}"
+        ) from None
+    if len(block_size) != spatial_dims or not all(
+        isinstance(b, numbers.Integral) and not isinstance(b, bool) and b > 0
+        for b in block_size
+    ):
+        raise ValueError(
+            f"block_size must be {spatial_dims} positive ints (voxels, z-y-x), "
+            f"got {block_size!r}"
+        )
+    return tuple(int(b) for b in block_size)
+
+
+def run_settings(gt, mask, predictor, gt_array, block_voxels):
+    """Everything a resumed run must share with the run it resumes, as JSON."""
+    settings = {
+        "layout": LAYOUT,
+        "gt": gt,
+        "mask": mask,
+        "classes": list(predictor.channels),
+        "scale_factor": predictor.scale_factor,
+        "mask_distances": predictor.mask_distances,
+        "tolerance": predictor.tolerance,
+        "epsilon": predictor.epsilon,
+        "threshold": predictor.threshold,
+        "block_size": list(block_voxels),
+        "offset": list(gt_array.roi.offset),
+        "shape": list(gt_array.roi.shape / gt_array.voxel_size),
+        "voxel_size": list(gt_array.voxel_size),
+    }
+    return json.loads(json.dumps(settings))
