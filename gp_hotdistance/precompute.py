@@ -71,7 +71,7 @@ from ._precompute_checks import (
     zarr_format,
 )
 from ._precompute_worker import _BlockWriter, _DoneCheck, _read_failure
-from .predictor import HotDistancePredictor
+from .predictor import CHANNEL_AXIS, HotDistancePredictor
 
 logger = logging.getLogger(__name__)
 
@@ -239,7 +239,7 @@ def precompute_target(
     >>> container = os.path.join(directory.name, "data.zarr")
     >>> gt = prepare_ds(os.path.join(container, "gt"), (1, 8, 8, 8),
     ...                 offset=(0, 0, 0), voxel_size=(4, 4, 4),
-    ...                 axis_names=["c", "z", "y", "x"],
+    ...                 axis_names=["c^", "z", "y", "x"],
     ...                 types=["channel", "space", "space", "space"], dtype=np.uint8)
     >>> gt[gt.roi] = np.pad(np.ones((1, 4, 4, 4), np.uint8), ((0, 0),) + ((2, 2),) * 3)
     >>> predictor = HotDistancePredictor(["cell"], scale_factor=4.0, mask_distances=False)
@@ -389,7 +389,7 @@ def _create_outputs(job):
             shape=(channels,) + shape,
             offset=gt_array.roi.offset,
             voxel_size=voxel_size,
-            axis_names=["c"] + spatial_names,
+            axis_names=[CHANNEL_AXIS] + spatial_names,
             units=list(gt_array.units),
             types=["channel"] + ["space"] * spatial,
             chunk_shape=(channels,) + tuple(job.block_voxels),
