@@ -13,10 +13,10 @@ import pytest
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
 from gunpowder.nodes.batch_filter import BatchFilterError
+from oracles import reference_hot_distance_target
 from scipy import ndimage
 
 from gp_hotdistance import AddHotDistance, BalanceHotDistance, HotDistancePredictor
-from oracles import reference_hot_distance_target
 
 # forked PreCache workers hang on dask's threaded scheduler once the main
 # process has used it
@@ -619,9 +619,8 @@ def test_inputs_off_their_voxel_grid_are_refused_when_the_pipeline_is_built(volu
         + BalanceHotDistance(predictor, gt_key, target_key, weights_key, mask_key)
     )
     key = gt_key if off_grid == "gt" else mask_key
-    with pytest.raises(Exception) as raised:
-        with gp.build(pipeline):
-            pass
+    with pytest.raises(Exception) as raised, gp.build(pipeline):
+        pass
     errors = [raised.value, raised.value.__cause__, raised.value.__context__]
     assert any(isinstance(e, BatchFilterError) for e in errors), error_chain(raised.value)
     assert (
@@ -644,7 +643,7 @@ def test_errors_while_making_a_batch_name_the_array_key(volume, bad, words, mask
         gt = gt * 255  # binary labels saved as 0/255
     else:
         mask = mask * 2
-    _, _, target_key, weights_key = keys()
+    weights_key = keys()[3]
     predictor = HotDistancePredictor(CLASSES, SCALE, mask_distances=mask_distances)
     pipeline = weights_pipeline(predictor, gt, mask)
     with pytest.raises(Exception) as raised:
