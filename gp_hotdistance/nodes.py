@@ -1,9 +1,13 @@
 """Gunpowder nodes that add the hot-distance target and its weights to a batch.
 
 The nodes are thin: they grow the upstream requests by the predictor's
-context, hand numpy arrays to :class:`~gp_hotdistance.HotDistancePredictor`
-(and through it to :mod:`gp_hotdistance.core`), and crop the result to the
-requested ROI.
+context, bring their inputs to one layout (``(classes, ...)``, a mask shared
+by all classes as a broadcast view), hand them to
+:class:`~gp_hotdistance.HotDistancePredictor` (and, for the distance to the
+unknown region, to :func:`gp_hotdistance.core.unknown_distance`), and crop
+the results to the requested ROI with gunpowder's ``Array.crop``.
+:class:`BalanceHotDistance`'s moving class counts live in memory shared with
+``gp.PreCache``'s worker processes (see ``_SharedCounts``).
 """
 
 import contextlib
@@ -254,29 +258,40 @@ class _SharedCounts:
     with ``spawn`` or ``forkserver`` receives the file descriptor while the
     object is pickled for it (the way multiprocessing passes its own shared
     memory). Pickled any other way (to disk, or into an exception), a copy of
-    the counts travels and the copy is not shared (:attr:`shared` is false).
+    the counts travels (:attr:`copied` is true there), which is not shared
+    with the original but is shared with the processes started from it.
 
     A process killed at any moment loses nothing and blocks nobody: the file
     holds two buffers and the index of the current one. A writer fills the
     other buffer, then publishes it with a one-byte store of its index, so a
     batch is either wholly counted or not at all. Writers and readers take a
     POSIX record lock on the file (``fcntl.lockf``), which the kernel
-    releases when its holder dies.
+    releases when its holder dies. Where there is no ``fcntl`` (Windows) the
+    counts are this process's only (:attr:`shareable` is false), and pickled
+    as a copy.
     """
 
     def __init__(self, shape):
         self.shape = tuple(shape)
-        self._attach(_anonymous_file(self._nbytes()), shared=fcntl is not None)
+        self.copied = False
+        self._attach(_anonymous_file(self._nbytes()))
 
     def _nbytes(self):
         # one int64 for the index of the current buffer, then two buffers
         return 8 * (1 + 2 * int(np.prod(self.shape)))
 
-    def _attach(self, fd, shared):
+    @property
+    def shareable(self):
+        """Whether processes started from this one can share the counts."""
+        return self._fd is not None
+
+    def _attach(self, fd):
         self._fd = fd
-        self.shared = shared
-        weakref.finalize(self, os.close, fd)
-        memory = mmap.mmap(fd, self._nbytes())
+        if fd is None:  # no fcntl (Windows): memory of this process only
+            memory = mmap.mmap(-1, self._nbytes())
+        else:
+            weakref.finalize(self, os.close, fd)
+            memory = mmap.mmap(fd, self._nbytes())
         self._current = np.frombuffer(memory, dtype=np.uint8, count=1)
         self._buffers = np.frombuffer(memory, dtype=np.int64, offset=8).reshape(
             (2,) + self.shape
@@ -285,18 +300,19 @@ class _SharedCounts:
         self._thread_lock = threading.Lock()
 
     def __getstate__(self):
-        if self.shared and get_spawning_popen() is not None:
+        if self.shareable and get_spawning_popen() is not None:
             # a process being started by multiprocessing: share the file
             return {"shape": self.shape, "fd": DupFd(self._fd)}
         return {"shape": self.shape, "counts": self.snapshot()}
 
     def __setstate__(self, state):
         self.shape = tuple(state["shape"])
-        if "fd" in state:
-            self._attach(state["fd"].detach(), shared=True)
-        else:
-            self._attach(_anonymous_file(self._nbytes()), shared=False)
+        self.copied = "fd" not in state
+        if self.copied:
+            self._attach(_anonymous_file(self._nbytes()))
             self.assign(state["counts"])
+        else:
+            self._attach(state["fd"].detach())
 
     @contextlib.contextmanager
     def _locked(self):
@@ -335,7 +351,10 @@ class _SharedCounts:
 
 
 def _anonymous_file(nbytes):
-    """A descriptor of a new file of ``nbytes`` zeros that has no name."""
+    """A descriptor of a new file of ``nbytes`` zeros that has no name, or
+    ``None`` where files cannot be locked (no ``fcntl``)."""
+    if fcntl is None:
+        return None
     if hasattr(os, "memfd_create"):
         fd = os.memfd_create("gp_hotdistance_counts", os.MFD_CLOEXEC)
     else:
@@ -487,17 +506,34 @@ class BalanceHotDistance(_HotDistanceFilter):
         self.mask_padding = Coordinate(
             core.padding_voxels(self.trust_reach, tuple(voxel_size))
         ) * voxel_size
-        if not self._counts.shared and not self._warned_unshared:
-            self._warned_unshared = True
-            warnings.warn(
-                f"BalanceHotDistance({self.gt}, {self.weights}): this node was "
-                "copied or unpickled outside a multiprocessing start, so its moving "
-                "class counts are a copy, no longer shared with the node it came "
-                "from; they keep counting here (and in this pipeline's PreCache "
-                "workers), but the original node's state_dict() will not see them",
-                RuntimeWarning,
-                stacklevel=2,
+        self._warn_if_unshared()
+
+    def _warn_if_unshared(self):
+        """Warn once if the counts are not those of the node this one came
+        from, or cannot be shared with worker processes."""
+        if self._warned_unshared:
+            return
+        if self._counts.copied:
+            problem = (
+                "was copied or unpickled outside a multiprocessing start, so its "
+                "moving class counts are a copy, no longer shared with the node it "
+                "came from; they count on here (and in the PreCache workers of this "
+                "process), but the original node's state_dict() does not see them"
             )
+        elif not self._counts.shareable:
+            problem = (
+                "cannot share its moving class counts with worker processes on this "
+                "system (no fcntl): batches made in PreCache workers are not counted "
+                "in this process"
+            )
+        else:
+            return
+        self._warned_unshared = True
+        warnings.warn(
+            f"BalanceHotDistance({self.gt}, {self.weights}) {problem}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
     def prepare(self, request):
         roi = self._output_roi(request, self.weights)
