@@ -180,19 +180,23 @@ class AddHotDistance(_HotDistanceFilter):
 
     At the edge of the data, ``gp.Pad`` fills the gt with background (0), so
     the data's edge becomes a face: a foreground voxel touching the edge gets
-    a target near ``tanh(voxel_size / 2 / scale_factor)`` (0.46 for 8 nm
-    voxels and a scale factor of 8 nm) instead of the value near 1 that the
-    real, unseen continuation of the object might give. The target itself
-    cannot know better. To keep a network from learning these values, pad the
-    mask with 0 too (``gp.Pad(mask, context)``, whose default value is 0)
-    and use a predictor with ``mask_distances``: :class:`BalanceHotDistance`
-    then gives these distance voxels weight 0. Without ``mask_distances``
-    they are trained on.
+    a target of ``tanh(v / 2 / scale_factor)``, with ``v`` the voxel size
+    across that edge (0.46 for 8 nm voxels and a scale factor of 8 nm),
+    where the whole volume's target
+    (:meth:`~gp_hotdistance.HotDistancePredictor.create_target`, which does
+    not count the data's edge as a face) measures to the object's faces
+    inside the data (near 1 for an object that reaches deep into it). The
+    target cannot know what lies beyond the data. To keep a network from
+    learning these values, pad the mask with 0 too (``gp.Pad(mask,
+    context)``; 0 is ``gp.Pad``'s default value) and use a predictor with
+    ``mask_distances``: :class:`BalanceHotDistance` then gives these
+    distance voxels weight 0. Without ``mask_distances`` they are trained
+    on.
 
     The gt's ROI must start on its voxel grid (an offset that is a multiple
-    of the voxel size); the pipeline refuses to build otherwise. A gt (or
-    mask) that is not binary raises a ``ValueError`` naming its key when a
-    batch is made.
+    of the voxel size); the pipeline refuses to build otherwise. A gt that
+    is not binary raises a ``ValueError`` naming its key when a batch is made
+    (:class:`BalanceHotDistance` checks the mask likewise).
 
     Args:
 

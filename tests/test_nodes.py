@@ -698,3 +698,22 @@ def test_padded_edge_makes_a_face_that_mask_distances_with_a_padded_mask_leave_u
     target, weights = results[False]
     np.testing.assert_allclose(target[1][edge], np.tanh(4 / scale), atol=1e-6)
     assert np.all(weights[1][edge] > 0)
+
+
+def test_mask_distances_with_one_mask_channel_per_class(volume):
+    gt, mask = volume
+    # the second class is known everywhere: no untrusted distances there
+    masks = np.stack([mask, np.ones_like(mask)])
+    _, _, target_key, weights_key = keys()
+    predictor = HotDistancePredictor(CLASSES, SCALE, mask_distances=True)
+    pipeline = weights_pipeline(predictor, gt, masks)
+    roi = roi_at((6, 22, 22), (20, 20, 20))
+    with gp.build(pipeline):
+        weights = pipeline.request_batch(request_of(roi, weights_key))[weights_key].data
+    whole_gt = as_array(gt)
+    whole_weights, _ = predictor.create_weight(
+        whole_gt, predictor.create_target(whole_gt), as_array(masks)
+    )
+    expected_trusted = crop(whole_weights[whole_weights.roi], roi)[2:] > 0
+    np.testing.assert_array_equal(weights[2:] > 0, expected_trusted)
+    assert np.any(weights[2] == 0) and np.all(weights[3] > 0)
