@@ -1,20 +1,39 @@
 """Gunpowder nodes that add the hot-distance target and its weights to a batch.
 
 The nodes are thin: they grow the upstream requests by the predictor's
-context, hand numpy arrays to :class:`~gp_hotdistance.HotDistancePredictor`
-(and through it to :mod:`gp_hotdistance.core`), and crop the result to the
-requested ROI.
+context, bring their inputs to one layout (``(classes, ...)``, a mask shared
+by all classes as a broadcast view), hand them to
+:class:`~gp_hotdistance.HotDistancePredictor` (and, for the distance to the
+unknown region, to :func:`gp_hotdistance.distance.unknown_distance`), and crop
+the results to the requested ROI with gunpowder's ``Array.crop``.
+:class:`BalanceHotDistance`'s moving class counts live in memory shared with
+``gp.PreCache``'s worker processes (see ``_SharedCounts``).
 """
 
+import contextlib
 import logging
-import multiprocessing
+import mmap
+import os
+import tempfile
+import threading
+import warnings
+import weakref
+from multiprocessing.context import get_spawning_popen
+from multiprocessing.reduction import DupFd
 
 import numpy as np
 from gunpowder import Array, ArraySpec, Batch, BatchFilter, BatchRequest, Coordinate
 from gunpowder.nodes.batch_filter import BatchFilterError
 
-from . import _checks, core
+from . import _checks
+from .distance import padding_voxels, unknown_distance
 from .predictor import HotDistancePredictor
+from .weights import trust_reach
+
+try:
+    import fcntl
+except ImportError:  # Windows: counts are not shared across processes
+    fcntl = None
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +42,8 @@ __all__ = ["AddHotDistance", "BalanceHotDistance"]
 
 class _HotDistanceFilter(BatchFilter):
     """What both nodes share: argument checks, the provided spec (the gt's ROI
-    shrunk by the context) and the grown upstream requests."""
+    shrunk by the context), the grown upstream requests, and the inputs as
+    ``(classes, ...)`` arrays."""
 
     def __init__(self, predictor, gt, mask):
         if not isinstance(predictor, HotDistancePredictor):
@@ -42,6 +62,7 @@ class _HotDistanceFilter(BatchFilter):
         voxel_size = gt_spec.voxel_size
         if voxel_size is None:
             raise BatchFilterError(self, f"gt {self.gt} has no voxel size")
+        self._check_on_grid("gt", self.gt)
         if self.mask is not None:
             if self.mask not in self.spec:
                 raise BatchFilterError(self, f"mask {self.mask} is not provided upstream")
@@ -52,6 +73,7 @@ class _HotDistanceFilter(BatchFilter):
                     f"mask {self.mask} has voxel size {mask_voxel_size}, but gt "
                     f"{self.gt} has {voxel_size}; they must be equal",
                 )
+            self._check_on_grid("mask", self.mask)
         for key in output_keys:
             if key in (self.gt, self.mask):
                 raise BatchFilterError(
@@ -67,9 +89,26 @@ class _HotDistanceFilter(BatchFilter):
                     self,
                     f"gt {self.gt} ROI {gt_spec.roi} is too small for the context of "
                     f"{self.padding} on each side that the target needs; pad it "
-                    f"(gp.Pad) or raise the predictor's tolerance, which shrinks the context",
+                    f"(gp.Pad), or raise the predictor's tolerance or lower its "
+                    f"scale_factor to need less context",
                 )
         return spec
+
+    def _check_on_grid(self, kind, key):
+        """Refuse an input whose ROI does not start on its voxel grid: gunpowder
+        cannot serve such an array over any requested ROI."""
+        spec = self.spec[key]
+        if spec.roi is None or spec.voxel_size is None:
+            return
+        offset = spec.roi.offset
+        if any(o is not None and o % v != 0 for o, v in zip(offset, spec.voxel_size)):
+            raise BatchFilterError(
+                self,
+                f"{kind} {key} has ROI offset {offset}, which is not a multiple of "
+                f"its voxel size {spec.voxel_size}; gunpowder serves arrays on their "
+                f"voxel grid only: give the array an offset that is a multiple of "
+                f"the voxel size",
+            )
 
     def _output_roi(self, request, key):
         """The requested ROI of ``key``, checked against the voxel grid."""
@@ -90,32 +129,43 @@ class _HotDistanceFilter(BatchFilter):
             roi = roi.union(request[key].roi)
         return ArraySpec(roi=roi)
 
-    def _input_data(self, batch, key, kind, per_class_only):
-        """The data of input ``key`` as numpy, with its channel axis checked:
-        one channel per class, or none where ``per_class_only`` is false or
-        there is one class."""
-        data = np.asarray(batch[key].data)
+    def _classes_first(self, array, kind, key, per_class_only):
+        """The data of ``array`` as ``(classes, ...)``, and whether it is one
+        channel for all classes (then a broadcast view of it).
+
+        One channel per class is always accepted; no channel axis is accepted
+        for one class, or for all classes where ``per_class_only`` is false.
+        """
+        data = np.asarray(array.data)
         spatial_dims = self.spec[self.gt].voxel_size.dims
         classes = self.predictor.classes
-        with_channels = data.ndim == spatial_dims + 1 and data.shape[0] == classes
-        without = data.ndim == spatial_dims and (classes == 1 or not per_class_only)
-        if not (with_channels or without):
-            expected = f"({classes}, <{spatial_dims} spatial axes>)"
-            if classes == 1 or not per_class_only:
-                expected += f" or (<{spatial_dims} spatial axes>)"
-            raise ValueError(
-                f"{kind} {key} must have shape {expected}, one channel per class in "
-                f"{self.predictor.channels}; got shape {data.shape}"
-            )
-        return data
+        if data.ndim == spatial_dims + 1 and data.shape[0] == classes:
+            return data, classes == 1
+        if data.ndim == spatial_dims and (classes == 1 or not per_class_only):
+            return np.broadcast_to(data, (classes,) + data.shape), True
+        expected = f"({classes}, <{spatial_dims} spatial axes>)"
+        if classes == 1 or not per_class_only:
+            expected += f" or (<{spatial_dims} spatial axes>)"
+        raise ValueError(
+            f"{kind} {key} must have shape {expected}, one channel per class in "
+            f"{self.predictor.channels}; got shape {data.shape}"
+        )
 
-    def _crop(self, data, data_roi, roi):
-        """The part of ``data`` (channels first, over ``data_roi``) inside ``roi``."""
-        voxel_size = self.spec[self.gt].voxel_size
-        start = (roi.begin - data_roi.begin) / voxel_size
-        shape = roi.shape / voxel_size
-        spatial = tuple(slice(b, b + s) for b, s in zip(start, shape))
-        return data[(Ellipsis,) + spatial]
+    @staticmethod
+    @contextlib.contextmanager
+    def _naming(**keys):
+        """Re-raise a ``ValueError`` or ``TypeError`` about an input named by
+        its kind (``"gt channel 0 must ..."``) with its array key too (``"gt
+        GT channel 0 must ..."``)."""
+        try:
+            yield
+        except (ValueError, TypeError) as error:
+            message = str(error)
+            for kind, key in keys.items():
+                if message.startswith(kind + " "):
+                    named = f"{kind} {key} {message[len(kind) + 1:]}"
+                    raise type(error)(named) from error
+            raise
 
 
 class AddHotDistance(_HotDistanceFilter):
@@ -129,6 +179,26 @@ class AddHotDistance(_HotDistanceFilter):
     crop equals the whole volume's (within the predictor's ``tolerance``).
     The target is provided over the gt's ROI shrunk by that padding; place a
     ``gp.Pad`` upstream to request it near the edges of the data.
+
+    At the edge of the data, ``gp.Pad`` fills the gt with background (0), so
+    the data's edge becomes a face: a foreground voxel touching the edge gets
+    a target of ``tanh(v / 2 / scale_factor)``, with ``v`` the voxel size
+    across that edge (0.46 for 8 nm voxels and a scale factor of 8 nm),
+    where the whole volume's target
+    (:meth:`~gp_hotdistance.HotDistancePredictor.create_target`, which does
+    not count the data's edge as a face) measures to the object's faces
+    inside the data (near 1 for an object that reaches deep into it). The
+    target cannot know what lies beyond the data. To keep a network from
+    learning these values, pad the mask with 0 too (``gp.Pad(mask,
+    context)``; 0 is ``gp.Pad``'s default value) and use a predictor with
+    ``mask_distances``: :class:`BalanceHotDistance` then gives these
+    distance voxels weight 0. Without ``mask_distances`` they are trained
+    on.
+
+    The gt's ROI must start on its voxel grid (an offset that is a multiple
+    of the voxel size); the pipeline refuses to build otherwise. A gt that
+    is not binary raises a ``ValueError`` naming its key when a batch is made
+    (:class:`BalanceHotDistance` checks the mask likewise).
 
     Args:
 
@@ -149,8 +219,9 @@ class AddHotDistance(_HotDistanceFilter):
 
             The mask of the gt. The target does not depend on it (unknown
             regions are handled by :class:`BalanceHotDistance`); if given it is
-            only checked when the pipeline is built, so that both nodes can be
-            made from the same keys.
+            only checked when the pipeline is built (provided upstream, same
+            voxel size as the gt, on the voxel grid), so that both nodes can
+            be made from the same keys.
     """
 
     def __init__(self, predictor, gt, target, mask=None):
@@ -170,55 +241,134 @@ class AddHotDistance(_HotDistanceFilter):
         return deps
 
     def process(self, batch, request):
-        gt = self._input_data(batch, self.gt, "gt", per_class_only=True)
-        voxel_size = self.spec[self.gt].voxel_size
-        target = self.predictor.process(
-            gt, voxel_size, self.predictor.norm, self.predictor.scale_factor
-        )
-        roi = request[self.target].roi
+        gt = batch[self.gt]
+        labels, _ = self._classes_first(gt, "gt", self.gt, per_class_only=True)
+        with self._naming(gt=self.gt, labels=self.gt):
+            target = self.predictor.process(
+                labels, gt.spec.voxel_size, self.predictor.norm, self.predictor.scale_factor
+            )
         spec = self.spec[self.target].copy()
-        spec.roi = roi
+        spec.roi = gt.spec.roi
         outputs = Batch()
-        outputs[self.target] = Array(self._crop(target, batch[self.gt].spec.roi, roi), spec)
+        outputs[self.target] = Array(target, spec).crop(request[self.target].roi, copy=False)
         return outputs
 
 
 class _SharedCounts:
-    """An ``int64`` array in shared memory, guarded by a lock.
+    """An ``int64`` array of counts in memory shared by processes.
 
-    The memory is mapped when the object is made and stays mapped in processes
-    forked afterwards, so the copies of a node in ``gp.PreCache``'s forked
-    workers all count into the same array.
+    The memory is a small anonymous file (``memfd`` on Linux, an unlinked
+    temporary file elsewhere), so nothing is left behind when the processes
+    end, however they end. It reaches other processes in two ways: a forked
+    process inherits the mapping, and a process that multiprocessing starts
+    with ``spawn`` or ``forkserver`` receives the file descriptor while the
+    object is pickled for it (the way multiprocessing passes its own shared
+    memory). Pickled any other way (to disk, or into an exception), a copy of
+    the counts travels (:attr:`copied` is true there), which is not shared
+    with the original but is shared with the processes started from it.
+
+    A process killed at any moment loses nothing and blocks nobody: the file
+    holds two buffers and the index of the current one. A writer fills the
+    other buffer, then publishes it with a one-byte store of its index, so a
+    batch is either wholly counted or not at all. Writers and readers take a
+    POSIX record lock on the file (``fcntl.lockf``), which the kernel
+    releases when its holder dies. Where there is no ``fcntl`` (Windows) the
+    counts are this process's only (:attr:`shareable` is false), and pickled
+    as a copy.
     """
 
     def __init__(self, shape):
         self.shape = tuple(shape)
-        self._buffer = multiprocessing.RawArray("q", int(np.prod(self.shape)))
-        self._lock = multiprocessing.Lock()
+        self.copied = False
+        self._attach(_anonymous_file(self._nbytes()))
+
+    def _nbytes(self):
+        # one int64 for the index of the current buffer, then two buffers
+        return 8 * (1 + 2 * int(np.prod(self.shape)))
+
+    @property
+    def shareable(self):
+        """Whether processes started from this one can share the counts."""
+        return self._fd is not None
+
+    def _attach(self, fd):
+        self._fd = fd
+        if fd is None:  # no fcntl (Windows): memory of this process only
+            memory = mmap.mmap(-1, self._nbytes())
+        else:
+            weakref.finalize(self, os.close, fd)
+            memory = mmap.mmap(fd, self._nbytes())
+        self._current = np.frombuffer(memory, dtype=np.uint8, count=1)
+        self._buffers = np.frombuffer(memory, dtype=np.int64, offset=8).reshape(
+            (2,) + self.shape
+        )
+        self._pid = os.getpid()
+        self._thread_lock = threading.Lock()
 
     def __getstate__(self):
-        # Pickled (into an exception that names the node, or for a spawned
-        # process) the memory cannot be shared: a copy of the counts travels.
+        if self.shareable and get_spawning_popen() is not None:
+            # a process being started by multiprocessing: share the file
+            return {"shape": self.shape, "fd": DupFd(self._fd)}
         return {"shape": self.shape, "counts": self.snapshot()}
 
     def __setstate__(self, state):
-        self.__init__(state["shape"])
-        self.assign(state["counts"])
+        self.shape = tuple(state["shape"])
+        self.copied = "fd" not in state
+        if self.copied:
+            self._attach(_anonymous_file(self._nbytes()))
+            self.assign(state["counts"])
+        else:
+            self._attach(state["fd"].detach())
 
-    def _view(self):
-        return np.frombuffer(self._buffer, dtype=np.int64).reshape(self.shape)
+    @contextlib.contextmanager
+    def _locked(self):
+        if self._pid != os.getpid():
+            # forked: another thread may have held the lock at the fork
+            self._pid = os.getpid()
+            self._thread_lock = threading.Lock()
+        with self._thread_lock:
+            if fcntl is None:
+                yield
+                return
+            fcntl.lockf(self._fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.lockf(self._fd, fcntl.LOCK_UN)
 
     def snapshot(self):
-        with self._lock:
-            return self._view().copy()
+        """A copy of the counts."""
+        with self._locked():
+            return self._buffers[self._current[0]].copy()
 
     def add(self, increment):
-        with self._lock:
-            self._view()[...] += increment
+        """Add ``increment`` to the counts, wholly or (if killed) not at all."""
+        with self._locked():
+            current = self._current[0]
+            np.add(self._buffers[current], increment, out=self._buffers[1 - current])
+            self._current[0] = 1 - current
 
     def assign(self, values):
-        with self._lock:
-            self._view()[...] = values
+        """Set the counts to ``values``, wholly or (if killed) not at all."""
+        with self._locked():
+            current = self._current[0]
+            self._buffers[1 - current] = values
+            self._current[0] = 1 - current
+
+
+def _anonymous_file(nbytes):
+    """A descriptor of a new file of ``nbytes`` zeros that has no name, or
+    ``None`` where files cannot be locked (no ``fcntl``)."""
+    if fcntl is None:
+        return None
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("gp_hotdistance_counts", os.MFD_CLOEXEC)
+    else:
+        folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        fd, path = tempfile.mkstemp(prefix="gp_hotdistance_counts_", dir=folder)
+        os.unlink(path)
+    os.ftruncate(fd, nbytes)
+    return fd
 
 
 class BalanceHotDistance(_HotDistanceFilter):
@@ -226,25 +376,31 @@ class BalanceHotDistance(_HotDistanceFilter):
 
     Each of the ``2 * classes`` target channels is balanced foreground against
     background with counts that move across batches (see
-    :func:`~gp_hotdistance.core.balance_weights`); weights are 0 where the
+    :func:`~gp_hotdistance.weights.balance_weights`); weights are 0 where the
     mask is 0. With the predictor's ``mask_distances``, the distance channels'
     weights are also 0 where the unknown region (mask 0) is nearer than the
     measured boundary. The mask is then requested grown by the distance past
-    which every distance is trusted (:func:`~gp_hotdistance.core.trust_reach`,
+    which every distance is trusted (:func:`~gp_hotdistance.weights.trust_reach`,
     ``scale_factor * artanh(threshold)``, less than the target's context), so
     the edge of a crop does not count as unknown. Beyond the data only the
     mask tells what is unknown: pad the mask with 0 (``gp.Pad``'s default) to
-    have the padding count as unknown.
+    have the padding count as unknown, so that the distances next to the
+    data's edge, which the padded gt makes wrong (see
+    :class:`AddHotDistance`), get weight 0.
 
     The counts cover the requested ROI of each batch (not the context) and
-    accumulate for the life of the node. They live in shared memory made when
-    the node is made, so that the copies of the node in ``gp.PreCache``'s
-    workers, which are forked processes, all count into them, and the counts
-    seen in the main process include every worker's batches (also those that
-    wait in ``PreCache``'s cache, not yet requested). A worker started
-    with the ``spawn`` or ``forkserver`` method instead gets the counts as
-    they were when it started and counts on its own. Save and restore them
-    with :meth:`state_dict` and :meth:`load_state_dict`, e.g. with a training
+    accumulate for the life of the node. They live in memory shared with
+    every process that ``gp.PreCache`` starts, whatever multiprocessing's
+    start method (``fork``, ``spawn`` or ``forkserver``), so the counts seen
+    in the main process include every worker's batches (also those that wait
+    in ``PreCache``'s cache, not yet requested). A batch is counted wholly or
+    not at all, and a worker killed at any moment (``PreCache`` stops its
+    workers with SIGTERM) blocks no other process. A node that reaches a
+    process in any other way (unpickled from a file, or copied with
+    ``copy.deepcopy``) holds a copy of the counts that is no longer shared
+    with the original node; it warns once when its pipeline is built. Sharing
+    needs a POSIX system (Linux, macOS). Save and restore the counts with
+    :meth:`state_dict` and :meth:`load_state_dict`, e.g. with a training
     checkpoint.
 
     Args:
@@ -278,6 +434,7 @@ class BalanceHotDistance(_HotDistanceFilter):
         self.target = target
         self.weights = weights
         self._counts = _SharedCounts((predictor.embedding_dims, 2))
+        self._warned_unshared = False
 
     @property
     def moving_class_counts(self):
@@ -286,11 +443,19 @@ class BalanceHotDistance(_HotDistanceFilter):
         return self._counts.snapshot()
 
     def state_dict(self):
-        """The moving class counts and the class names, to save with a
-        checkpoint."""
+        """The class names and the moving class counts, to save with a
+        checkpoint.
+
+        Returns:
+
+            ``dict`` of plain Python values, ``{"channels": [str, ...],
+            "moving_class_counts": [[int, int], ...]}``, which ``json`` and
+            ``torch.save`` / ``torch.load`` (also with ``weights_only=True``,
+            torch's default since 2.6) round-trip.
+        """
         return {
             "channels": list(self.predictor.channels),
-            "moving_class_counts": self._counts.snapshot(),
+            "moving_class_counts": self._counts.snapshot().tolist(),
         }
 
     def load_state_dict(self, state):
@@ -300,7 +465,15 @@ class BalanceHotDistance(_HotDistanceFilter):
 
             state (``dict``):
 
-                As returned by :meth:`state_dict`.
+                As returned by :meth:`state_dict`; ``"moving_class_counts"``
+                may also be an integer numpy array, as earlier versions of
+                :meth:`state_dict` gave it.
+
+        Raises:
+
+            ``TypeError`` if ``state`` is not such a dict, ``ValueError`` if
+            it was saved for other classes or its counts are not
+            ``(2 * classes, 2)`` non-negative integers.
         """
         if not isinstance(state, dict) or "moving_class_counts" not in state:
             raise TypeError(
@@ -333,12 +506,40 @@ class BalanceHotDistance(_HotDistanceFilter):
         # with mask_distances, the unknown region matters up to the trust
         # reach only: the mask is needed that far around the requested ROI
         voxel_size = self.spec[self.gt].voxel_size
-        self.trust_reach = core.trust_reach(
+        self.trust_reach = trust_reach(
             self.predictor.scale_factor, self.predictor.threshold
         )
         self.mask_padding = Coordinate(
-            core.padding_voxels(self.trust_reach, tuple(voxel_size))
+            padding_voxels(self.trust_reach, tuple(voxel_size))
         ) * voxel_size
+        self._warn_if_unshared()
+
+    def _warn_if_unshared(self):
+        """Warn once if the counts are not those of the node this one came
+        from, or cannot be shared with worker processes."""
+        if self._warned_unshared:
+            return
+        if self._counts.copied:
+            problem = (
+                "was copied or unpickled outside a multiprocessing start, so its "
+                "moving class counts are a copy, no longer shared with the node it "
+                "came from; they count on here (and in the PreCache workers of this "
+                "process), but the original node's state_dict() does not see them"
+            )
+        elif not self._counts.shareable:
+            problem = (
+                "cannot share its moving class counts with worker processes on this "
+                "system (no fcntl): batches made in PreCache workers are not counted "
+                "in this process"
+            )
+        else:
+            return
+        self._warned_unshared = True
+        warnings.warn(
+            f"BalanceHotDistance({self.gt}, {self.weights}) {problem}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
     def prepare(self, request):
         roi = self._output_roi(request, self.weights)
@@ -355,18 +556,23 @@ class BalanceHotDistance(_HotDistanceFilter):
     def process(self, batch, request):
         roi = request[self.weights].roi
         voxel_size = self.spec[self.gt].voxel_size
-        gt = self._crop_input(batch, self.gt, roi, "gt", per_class_only=True)
-        target = self._crop(batch[self.target].data, batch[self.target].spec.roi, roi)
+        gt, _ = self._classes_first(
+            batch[self.gt].crop(roi, copy=False), "gt", self.gt, per_class_only=True
+        )
+        target = batch[self.target].crop(roi, copy=False).data
         mask = unknown = None
         if self.mask is not None:
-            mask = self._crop_input(batch, self.mask, roi, "mask", per_class_only=False)
-        if self.predictor.mask_distances:
-            unknown = self._unknown_distance(batch, roi)
-
-        counts_before = self._counts.snapshot()
-        weights, counts = self.predictor.process_weight(
-            gt, target, mask, voxel_size, counts_before, unknown
-        )
+            mask, _ = self._classes_first(
+                batch[self.mask].crop(roi, copy=False), "mask", self.mask,
+                per_class_only=False,
+            )
+        with self._naming(gt=self.gt, labels=self.gt, mask=self.mask, target=self.target):
+            if self.predictor.mask_distances:
+                unknown = self._unknown_distance(batch, roi)
+            counts_before = self._counts.snapshot()
+            weights, counts = self.predictor.process_weight(
+                gt, target, mask, voxel_size, counts_before, unknown
+            )
         # what this batch saw; other workers may have counted meanwhile
         self._counts.add(counts - counts_before)
 
@@ -376,24 +582,22 @@ class BalanceHotDistance(_HotDistanceFilter):
         outputs[self.weights] = Array(weights, spec)
         return outputs
 
-    def _crop_input(self, batch, key, roi, kind, per_class_only):
-        data = self._input_data(batch, key, kind, per_class_only)
-        return self._crop(data, batch[key].spec.roi, roi)
-
     def _unknown_distance(self, batch, roi):
-        """Distance to the unknown region over ``roi``, measured in the mask
+        """Distance to the unknown region over ``roi``, ``(classes, ...)``,
+        measured by :func:`~gp_hotdistance.distance.unknown_distance` in the mask
         over the ROI grown by ``mask_padding`` (``inf``: nothing unknown
         within the trust reach)."""
-        spatial_shape = roi.shape / self.spec[self.gt].voxel_size
+        voxel_size = self.spec[self.gt].voxel_size
+        classes = self.predictor.classes
         if self.mask is None:
-            return np.full(spatial_shape, np.inf, dtype=np.float32)
-        data = self._input_data(batch, self.mask, "mask", per_class_only=False)
-        voxel_size = tuple(self.spec[self.gt].voxel_size)
-        channels = [data] if data.ndim == len(voxel_size) else data
-        unknown = np.stack([
-            core.unknown_distance(m, voxel_size, max_distance=self.trust_reach)
-            for m in channels
-        ])
-        if data.ndim == len(voxel_size):
-            unknown = unknown[0]
-        return self._crop(unknown, batch[self.mask].spec.roi, roi)
+            shape = (classes,) + tuple(roi.shape / voxel_size)
+            return np.full(shape, np.inf, dtype=np.float32)
+        mask = batch[self.mask]
+        masks, shared = self._classes_first(mask, "mask", self.mask, per_class_only=False)
+        distances = [
+            unknown_distance(m, tuple(voxel_size), max_distance=self.trust_reach)
+            for m in (masks[:1] if shared else masks)
+        ]
+        distances = np.broadcast_to(distances, (classes,) + distances[0].shape)
+        spec = ArraySpec(roi=mask.spec.roi, voxel_size=voxel_size)
+        return Array(distances, spec).crop(roi, copy=False).data

@@ -4,18 +4,19 @@ Targets are compared with the doubled-grid oracle over the whole volume, and
 weights and counts with class balancing worked out here by hand.
 """
 
+import json
+
 import dask
 import gunpowder as gp
 import numpy as np
 import pytest
-import torch
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
 from gunpowder.nodes.batch_filter import BatchFilterError
+from oracles import reference_hot_distance_target
 from scipy import ndimage
 
 from gp_hotdistance import AddHotDistance, BalanceHotDistance, HotDistancePredictor
-from oracles import reference_hot_distance_target
 
 # forked PreCache workers hang on dask's threaded scheduler once the main
 # process has used it
@@ -366,16 +367,36 @@ def test_checkpoint_round_trip_continues_exactly(volume):
     np.testing.assert_array_equal(restored.moving_class_counts, expected_counts)
 
 
-def test_state_survives_torch_save_and_load(tmp_path):
+def counts_node():
     gt_key, _, target_key, weights_key = keys()
     predictor = HotDistancePredictor(CLASSES, SCALE, mask_distances=False)
-    node = BalanceHotDistance(predictor, gt_key, target_key, weights_key)
-    counts = np.arange(8, dtype=np.int64).reshape(4, 2)
+    return BalanceHotDistance(predictor, gt_key, target_key, weights_key)
+
+
+def test_state_survives_torch_save_and_default_torch_load(tmp_path):
+    torch = pytest.importorskip("torch", reason="needs the torch extra")
+    node = counts_node()
+    counts = np.arange(8, dtype=np.int64).reshape(4, 2) * 10**12
     node.load_state_dict({"moving_class_counts": counts})
     torch.save({"balance": node.state_dict()}, tmp_path / "checkpoint.pt")
-    loaded = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
-    other = BalanceHotDistance(predictor, gt_key, target_key, weights_key)
+    # torch's default since 2.6 is weights_only=True: plain values only
+    loaded = torch.load(tmp_path / "checkpoint.pt")
+    other = counts_node()
     other.load_state_dict(loaded["balance"])
+    np.testing.assert_array_equal(other.moving_class_counts, counts)
+    assert other.moving_class_counts.dtype == np.int64
+
+
+def test_state_survives_json_and_old_numpy_states_still_load():
+    node = counts_node()
+    counts = np.array([[1, 2], [3, 4], [5, 6], [7, 2**40]], dtype=np.int64)
+    node.load_state_dict({"channels": CLASSES, "moving_class_counts": counts})
+    state = json.loads(json.dumps(node.state_dict()))
+    assert state == {
+        "channels": CLASSES, "moving_class_counts": [[1, 2], [3, 4], [5, 6], [7, 2**40]],
+    }
+    other = counts_node()
+    other.load_state_dict(state)
     np.testing.assert_array_equal(other.moving_class_counts, counts)
 
 
@@ -399,24 +420,25 @@ def test_load_state_dict_rejects_foreign_state(state, error, words):
 # ------------------------------------------------------------ a training graph
 
 
-class WeightedMSE(torch.nn.Module):
-    def forward(self, prediction, target, weights):
-        return (weights * (prediction - target) ** 2).mean()
-
-
-class TinyNet(torch.nn.Module):
-    dims = 3
-    num_out_channels = 4
-
-    def __init__(self):
-        super().__init__()
-        self.conv = torch.nn.Conv3d(1, self.num_out_channels, 3, padding=1)
-
-    def forward(self, raw):
-        return torch.relu(self.conv(raw))
-
-
 def test_training_graph_with_augmentation_precache_and_train(volume, tmp_path):
+    torch = pytest.importorskip("torch", reason="needs the torch extra")
+    pytest.importorskip("gunpowder.torch", reason="needs gunpowder's torch nodes")
+
+    class WeightedMSE(torch.nn.Module):
+        def forward(self, prediction, target, weights):
+            return (weights * (prediction - target) ** 2).mean()
+
+    class TinyNet(torch.nn.Module):
+        dims = 3
+        num_out_channels = 4
+
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv3d(1, self.num_out_channels, 3, padding=1)
+
+        def forward(self, raw):
+            return torch.relu(self.conv(raw))
+
     gt, mask = volume
     raw = (gt[0] * 0.6 + gt[1] * 0.3).astype(np.float32)[np.newaxis]
     raw_key = gp.ArrayKey("RAW")
@@ -576,3 +598,122 @@ def test_predictor_must_be_a_predictor():
         AddHotDistance("mito", gt_key, target_key)
     with pytest.raises(TypeError, match="predictor must be a HotDistancePredictor"):
         BalanceHotDistance(None, gt_key, target_key, weights_key)
+
+
+@pytest.mark.parametrize("off_grid", ["gt", "mask"])
+def test_inputs_off_their_voxel_grid_are_refused_when_the_pipeline_is_built(volume, off_grid):
+    gt, mask = volume
+    gt_key, mask_key, target_key, weights_key = keys()
+    # funlib.persistence accepts an offset that is not a multiple of the voxel size
+    shifted = OFFSET + Coordinate(4, 0, 0)
+    offsets = {"gt": shifted if off_grid == "gt" else OFFSET,
+               "mask": shifted if off_grid == "mask" else OFFSET}
+    predictor = HotDistancePredictor(CLASSES, SCALE, mask_distances=True)
+    pipeline = (
+        (
+            gp.ArraySource(gt_key, as_array(gt, offsets["gt"]), interpolatable=False),
+            gp.ArraySource(mask_key, as_array(mask, offsets["mask"]), interpolatable=False),
+        )
+        + gp.MergeProvider()
+        + AddHotDistance(predictor, gt_key, target_key, mask_key)
+        + BalanceHotDistance(predictor, gt_key, target_key, weights_key, mask_key)
+    )
+    key = gt_key if off_grid == "gt" else mask_key
+    with pytest.raises(Exception) as raised, gp.build(pipeline):
+        pass
+    errors = [raised.value, raised.value.__cause__, raised.value.__context__]
+    assert any(isinstance(e, BatchFilterError) for e in errors), error_chain(raised.value)
+    assert (
+        f"{off_grid} {key} has ROI offset {shifted}, which is not a multiple of its "
+        f"voxel size {VOXEL_SIZE}"
+    ) in error_chain(raised.value)
+
+
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ("gt", "gt GT channel 0 must hold only 0 and 1 (binary, one channel per class), found [255]"),
+        ("mask", "mask MASK must hold only 0 and 1"),
+    ],
+)
+@pytest.mark.parametrize("mask_distances", [False, True])
+def test_errors_while_making_a_batch_name_the_array_key(volume, bad, words, mask_distances):
+    gt, mask = volume
+    if bad == "gt":
+        gt = gt * 255  # binary labels saved as 0/255
+    else:
+        mask = mask * 2
+    weights_key = keys()[3]
+    predictor = HotDistancePredictor(CLASSES, SCALE, mask_distances=mask_distances)
+    pipeline = weights_pipeline(predictor, gt, mask)
+    with pytest.raises(Exception) as raised:
+        build_and_request(pipeline, request_of(roi_at((6, 22, 22), (8, 8, 8)), weights_key))
+    assert words in error_chain(raised.value)
+
+
+# ------------------------------------------------------------- edge of the data
+
+
+def test_padded_edge_makes_a_face_that_mask_distances_with_a_padded_mask_leave_untrained():
+    """A foreground voxel touching the data's edge: gp.Pad's zeros make a face
+    half a voxel away, so its target is tanh(4 / 8) = 0.46, where the whole
+    volume's target is near 1; with mask_distances and the mask padded with 0
+    its distance weight is 0, without mask_distances it is trained on."""
+    voxel_size = Coordinate(8, 8, 8)
+    scale = 8.0
+    gt = np.zeros((1, 12, 12, 12), np.uint8)
+    gt[0, :, :, :6] = 1  # the face inside the data is 6 voxels from the edge at x = 0
+    mask = np.ones((12, 12, 12), np.uint8)
+    gt_key, mask_key, target_key, weights_key = keys()
+    offset = Coordinate(0, 0, 0)
+    roi = Roi(offset, Coordinate(12, 12, 12) * voxel_size)  # the whole data
+    edge = (slice(None), slice(None), 0)  # x = 0: touching the data's edge
+
+    results = {}
+    for mask_distances in (True, False):
+        predictor = HotDistancePredictor(["mito"], scale, mask_distances=mask_distances)
+        context = predictor.padding(voxel_size)
+        pipeline = (
+            sources(gt, mask, gt_key, mask_key, offset, voxel_size)
+            + gp.Pad(gt_key, context)
+            + gp.Pad(mask_key, context)  # gp.Pad's default value: 0, unknown
+            + AddHotDistance(predictor, gt_key, target_key)
+            + BalanceHotDistance(predictor, gt_key, target_key, weights_key, mask_key)
+        )
+        with gp.build(pipeline):
+            batch = pipeline.request_batch(request_of(roi, target_key, weights_key))
+        results[mask_distances] = batch[target_key].data, batch[weights_key].data
+
+    target, weights = results[True]
+    # the padded zeros: a face half a voxel from the edge voxels' centres
+    np.testing.assert_allclose(target[1][edge], np.tanh(4 / scale), atol=1e-6)
+    assert abs(np.tanh(4 / scale) - 0.46) < 0.01
+    # the whole volume, where beyond the data is not a face: near 1 there
+    whole = predictor.create_target(as_array(gt, offset, voxel_size))
+    assert np.all(np.asarray(whole[whole.roi])[1][edge] > 0.99)
+    # safe: the distance weight of these voxels is 0; their one-hot weight is not
+    assert np.all(weights[1][edge] == 0)
+    assert np.all(weights[0][edge] > 0)
+    # without mask_distances the same target is trained on
+    target, weights = results[False]
+    np.testing.assert_allclose(target[1][edge], np.tanh(4 / scale), atol=1e-6)
+    assert np.all(weights[1][edge] > 0)
+
+
+def test_mask_distances_with_one_mask_channel_per_class(volume):
+    gt, mask = volume
+    # the second class is known everywhere: no untrusted distances there
+    masks = np.stack([mask, np.ones_like(mask)])
+    _, _, target_key, weights_key = keys()
+    predictor = HotDistancePredictor(CLASSES, SCALE, mask_distances=True)
+    pipeline = weights_pipeline(predictor, gt, masks)
+    roi = roi_at((6, 22, 22), (20, 20, 20))
+    with gp.build(pipeline):
+        weights = pipeline.request_batch(request_of(roi, weights_key))[weights_key].data
+    whole_gt = as_array(gt)
+    whole_weights, _ = predictor.create_weight(
+        whole_gt, predictor.create_target(whole_gt), as_array(masks)
+    )
+    expected_trusted = crop(whole_weights[whole_weights.roi], roi)[2:] > 0
+    np.testing.assert_array_equal(weights[2:] > 0, expected_trusted)
+    assert np.any(weights[2] == 0) and np.all(weights[3] > 0)
