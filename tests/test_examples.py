@@ -24,6 +24,7 @@ def run_example(script, *args, cwd):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny run of train.py, then predict.py on it."""
+    pytest.importorskip("torch", reason="needs the torch extra (the examples train with torch)")
     folder = tmp_path_factory.mktemp("examples")
     train = run_example("train.py", "--out", "run", "--iterations", "3",
                         "--snapshot-every", "2", *TINY, cwd=folder)
@@ -56,7 +57,7 @@ def test_train_writes_data_checkpoint_snapshots_and_figures(trained):
 
 
 def test_checkpoint_holds_the_moving_class_counts(trained):
-    import torch
+    torch = pytest.importorskip("torch", reason="needs the torch extra")
 
     run, _, _ = trained
     checkpoint = torch.load(run / "model_checkpoint_3", weights_only=True)
@@ -96,6 +97,8 @@ def one_error_line(result):
 
 
 def test_bad_paths_and_datasets_get_one_line(tmp_path):
+    # train.py and predict.py import torch before they read their arguments
+    pytest.importorskip("torch", reason="needs the torch extra (the examples train with torch)")
     line = one_error_line(run_example(
         "train.py", "--zarr", "missing.zarr", "--raw", "raw", "--gt", "gt",
         "--classes", "a", cwd=tmp_path))
