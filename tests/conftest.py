@@ -12,3 +12,16 @@ from hypothesis import settings  # noqa: E402
 settings.register_profile("ci", max_examples=300, deadline=None, database=None)
 settings.register_profile("thorough", max_examples=1000, deadline=None, database=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_report_header(config):
+    """The stack under test, in the header of every run (CI runs two)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for name in ("gunpowder", "funlib.persistence", "zarr", "daisy", "numpy", "numba", "torch"):
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            found.append(f"{name} not installed")
+    return "stack: " + ", ".join(found)
