@@ -1,4 +1,6 @@
+import importlib.util
 import os
+import re
 import sys
 
 # the oracles sit beside the tests and are imported as a plain module
@@ -25,3 +27,21 @@ def pytest_report_header(config):
         except PackageNotFoundError:
             found.append(f"{name} not installed")
     return "stack: " + ", ".join(found)
+
+
+#: an example line that imports torch
+_TORCH_IMPORT = re.compile(r"^\s*(import|from)\s+torch\b", re.MULTILINE)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Doctests whose examples import torch skip, with the reason, where torch
+    is missing (as the tests that need it do); every other doctest runs."""
+    if importlib.util.find_spec("torch") is not None:
+        return
+    import pytest
+
+    skip = pytest.mark.skip(reason="needs the torch extra (the example imports torch)")
+    for item in items:
+        doctest = getattr(item, "dtest", None)  # pytest's DoctestItem
+        if doctest is not None and any(_TORCH_IMPORT.search(e.source) for e in doctest.examples):
+            item.add_marker(skip)
