@@ -69,6 +69,12 @@ def model(**attributes):
     return type("Net", (torch.nn.Module,), attributes)()
 
 
+def not_a_module():
+    """A string for create_model; without torch it raises ImportError first."""
+    pytest.importorskip("torch", reason="create_model needs the torch extra")
+    return "unet"
+
+
 def weight_with_counts(counts):
     return two_classes().create_weight(gt_array(), target_array(), None, counts)
 
@@ -238,7 +244,7 @@ CASES = {
         lambda: core.unknown_distance(np.ones((4, 4)), (2, 2), max_distance=-1.0), "max_distance",
     ),
     # -- create_model ----------------------------------------------------------
-    "architecture-not-a-module": (lambda: two_classes().create_model("unet"), "architecture"),
+    "architecture-not-a-module": (lambda: two_classes().create_model(not_a_module()), "architecture"),
     "architecture-dims-1": (lambda: two_classes().create_model(model(dims=1, num_out_channels=12)), "architecture.dims"),
     "architecture-dims-4": (lambda: two_classes().create_model(model(dims=4, num_out_channels=12)), "architecture.dims"),
     "architecture-no-dims": (lambda: two_classes().create_model(model(num_out_channels=12)), "architecture.dims"),

@@ -24,7 +24,7 @@ def run_example(script, *args, cwd):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny run of train.py, then predict.py on it."""
-    pytest.importorskip("torch", reason="the training examples need the torch extra")
+    pytest.importorskip("torch", reason="needs the torch extra (the examples train with torch)")
     folder = tmp_path_factory.mktemp("examples")
     train = run_example("train.py", "--out", "run", "--iterations", "3",
                         "--snapshot-every", "2", *TINY, cwd=folder)
@@ -57,7 +57,7 @@ def test_train_writes_data_checkpoint_snapshots_and_figures(trained):
 
 
 def test_checkpoint_holds_the_moving_class_counts(trained):
-    import torch
+    torch = pytest.importorskip("torch", reason="needs the torch extra")
 
     run, _, _ = trained
     checkpoint = torch.load(run / "model_checkpoint_3", weights_only=True)
@@ -69,17 +69,15 @@ def test_checkpoint_holds_the_moving_class_counts(trained):
     assert 0 < counts[:3].sum(axis=1).max() <= (3 + 4 + 1) * 8**3
 
 
-def test_predict_writes_prediction_segmentation_instances_and_figure(trained):
+def test_predict_writes_prediction_segmentation_and_figure(trained):
     run, _, stdout = trained
     raw = open_ds(str(run / "data.zarr" / "raw"))
     prediction = open_ds(str(run / "prediction.zarr" / "prediction"))
     segmentation = open_ds(str(run / "prediction.zarr" / "segmentation"))
-    instances = open_ds(str(run / "prediction.zarr" / "instances"))
     assert prediction.shape == (6, 32, 48, 48)
-    assert segmentation.shape == instances.shape == (3, 32, 48, 48)
+    assert segmentation.shape == (3, 32, 48, 48)
     assert prediction.dtype == np.float32 and segmentation.dtype == np.uint8
-    assert instances.dtype == np.uint64
-    for array in (prediction, segmentation, instances):
+    for array in (prediction, segmentation):
         assert array.voxel_size == raw.voxel_size
         assert array.roi == raw.roi
     values = prediction[prediction.roi]
@@ -87,13 +85,8 @@ def test_predict_writes_prediction_segmentation_instances_and_figure(trained):
     assert hot.min() >= 0 and hot.max() <= 1  # clipped to the target's range
     assert distance.min() >= -1 and distance.max() <= 1
     np.testing.assert_array_equal(segmentation[segmentation.roi], values[3:] > 0)
-    # instances cover the segmentation exactly
-    np.testing.assert_array_equal(instances[instances.roi] > 0, values[3:] > 0)
     assert is_png(run / "predict.png")
-    assert "scores of the segmentation (distance > 0)" in stdout
-    assert "mean IoU:" in stdout and "mean instance F1:" in stdout
-    for name in ("mito", "er", "vesicle"):
-        assert f"  {name} " in stdout or f" {name} " in stdout
+    assert "IoU of segmentation" in stdout and "mean:" in stdout
 
 
 def one_error_line(result):
@@ -104,7 +97,8 @@ def one_error_line(result):
 
 
 def test_bad_paths_and_datasets_get_one_line(tmp_path):
-    pytest.importorskip("torch", reason="the training examples need the torch extra")
+    # train.py and predict.py import torch before they read their arguments
+    pytest.importorskip("torch", reason="needs the torch extra (the examples train with torch)")
     line = one_error_line(run_example(
         "train.py", "--zarr", "missing.zarr", "--raw", "raw", "--gt", "gt",
         "--classes", "a", cwd=tmp_path))
@@ -129,17 +123,6 @@ def test_classes_that_do_not_match_the_gt_get_one_line(trained, tmp_path):
         "train.py", "--zarr", data, "--raw", "raw", "--gt", "gt", "--mask", "mask",
         "--classes", "mito,er", *TINY, cwd=tmp_path))
     assert "--gt 'gt' must have 2 channels" in line
-
-
-def test_pipeline_example_trains_a_few_iterations(tmp_path):
-    pytest.importorskip("torch", reason="the training examples need the torch extra")
-    env = dict(os.environ, GP_HOTDISTANCE_ITERATIONS="2")
-    result = subprocess.run([sys.executable, os.path.join(EXAMPLES, "pipeline.py")],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
-    assert result.returncode == 0, result.stderr
-    assert "iteration 2: loss" in result.stdout
-    (run,) = [p for p in tmp_path.iterdir() if p.name.startswith("hotdistance_pipeline_")]
-    assert (run / "model_checkpoint_2").is_file() and (run / "data.zarr" / "gt").is_dir()
 
 
 def test_minimal_example_runs(tmp_path):

@@ -1,8 +1,9 @@
 """HotDistancePredictor: the spec's API over the core."""
 
+import sys
+
 import numpy as np
 import pytest
-import torch
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
 from gunpowder import ArraySpec
@@ -122,30 +123,45 @@ def test_gt_region_for_roi_off_grid():
         predictor.gt_region_for_roi(spec)
 
 
-class TinyNet(torch.nn.Module):
-    def __init__(self, dims):
-        super().__init__()
-        self.dims = dims
-        self.num_out_channels = 5
-        conv = torch.nn.Conv3d if dims == 3 else torch.nn.Conv2d
-        self.conv = conv(1, 5, 3, padding=1)
+def tiny_net(dims):
+    """A one-convolution network with ``dims`` and ``num_out_channels``."""
+    torch = pytest.importorskip("torch", reason="needs the torch extra")
 
-    def forward(self, x):
-        return self.conv(x)
+    class TinyNet(torch.nn.Module):
+        def __init__(self, dims):
+            super().__init__()
+            self.dims = dims
+            self.num_out_channels = 5
+            conv = torch.nn.Conv3d if dims == 3 else torch.nn.Conv2d
+            self.conv = conv(1, 5, 3, padding=1)
+
+        def forward(self, x):
+            return self.conv(x)
+
+    return TinyNet(dims)
 
 
 @pytest.mark.parametrize("dims", [2, 3])
 def test_create_model(predictor, dims):
-    model = predictor.create_model(TinyNet(dims))
+    torch = pytest.importorskip("torch", reason="needs the torch extra")
+    model = predictor.create_model(tiny_net(dims))
     x = torch.zeros((1, 1) + (8,) * dims)
     assert model(x).shape == (1, 4) + (8,) * dims
 
 
 def test_create_model_bad_dims(predictor):
-    net = TinyNet(3)
+    net = tiny_net(3)
     net.dims = 4
     with pytest.raises(ValueError, match="dims"):
         predictor.create_model(net)
+
+
+def test_create_model_without_torch_names_the_extra(predictor, monkeypatch):
+    # a None entry in sys.modules makes `import torch` raise ImportError, as
+    # where torch is not installed; runs on both stacks
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ImportError, match=r'pip install "gp_hotdistance\[torch\]"'):
+        predictor.create_model(object())
 
 
 @pytest.mark.parametrize(
