@@ -7,33 +7,22 @@ by all classes as a broadcast view), hand them to
 unknown region, to :func:`gp_hotdistance.distance.unknown_distance`), and crop
 the results to the requested ROI with gunpowder's ``Array.crop``.
 :class:`BalanceHotDistance`'s moving class counts live in memory shared with
-``gp.PreCache``'s worker processes (see ``_SharedCounts``).
+``gp.PreCache``'s worker processes (see :mod:`gp_hotdistance._shared_counts`).
 """
 
 import contextlib
 import logging
-import mmap
-import os
-import tempfile
-import threading
 import warnings
-import weakref
-from multiprocessing.context import get_spawning_popen
-from multiprocessing.reduction import DupFd
 
 import numpy as np
 from gunpowder import Array, ArraySpec, Batch, BatchFilter, BatchRequest, Coordinate
 from gunpowder.nodes.batch_filter import BatchFilterError
 
 from . import _checks
+from ._shared_counts import SharedCounts
 from .distance import padding_voxels, unknown_distance
 from .predictor import HotDistancePredictor
 from .weights import trust_reach
-
-try:
-    import fcntl
-except ImportError:  # Windows: counts are not shared across processes
-    fcntl = None
 
 logger = logging.getLogger(__name__)
 
@@ -254,123 +243,6 @@ class AddHotDistance(_HotDistanceFilter):
         return outputs
 
 
-class _SharedCounts:
-    """An ``int64`` array of counts in memory shared by processes.
-
-    The memory is a small anonymous file (``memfd`` on Linux, an unlinked
-    temporary file elsewhere), so nothing is left behind when the processes
-    end, however they end. It reaches other processes in two ways: a forked
-    process inherits the mapping, and a process that multiprocessing starts
-    with ``spawn`` or ``forkserver`` receives the file descriptor while the
-    object is pickled for it (the way multiprocessing passes its own shared
-    memory). Pickled any other way (to disk, or into an exception), a copy of
-    the counts travels (:attr:`copied` is true there), which is not shared
-    with the original but is shared with the processes started from it.
-
-    A process killed at any moment loses nothing and blocks nobody: the file
-    holds two buffers and the index of the current one. A writer fills the
-    other buffer, then publishes it with a one-byte store of its index, so a
-    batch is either wholly counted or not at all. Writers and readers take a
-    POSIX record lock on the file (``fcntl.lockf``), which the kernel
-    releases when its holder dies. Where there is no ``fcntl`` (Windows) the
-    counts are this process's only (:attr:`shareable` is false), and pickled
-    as a copy.
-    """
-
-    def __init__(self, shape):
-        self.shape = tuple(shape)
-        self.copied = False
-        self._attach(_anonymous_file(self._nbytes()))
-
-    def _nbytes(self):
-        # one int64 for the index of the current buffer, then two buffers
-        return 8 * (1 + 2 * int(np.prod(self.shape)))
-
-    @property
-    def shareable(self):
-        """Whether processes started from this one can share the counts."""
-        return self._fd is not None
-
-    def _attach(self, fd):
-        self._fd = fd
-        if fd is None:  # no fcntl (Windows): memory of this process only
-            memory = mmap.mmap(-1, self._nbytes())
-        else:
-            weakref.finalize(self, os.close, fd)
-            memory = mmap.mmap(fd, self._nbytes())
-        self._current = np.frombuffer(memory, dtype=np.uint8, count=1)
-        self._buffers = np.frombuffer(memory, dtype=np.int64, offset=8).reshape(
-            (2,) + self.shape
-        )
-        self._pid = os.getpid()
-        self._thread_lock = threading.Lock()
-
-    def __getstate__(self):
-        if self.shareable and get_spawning_popen() is not None:
-            # a process being started by multiprocessing: share the file
-            return {"shape": self.shape, "fd": DupFd(self._fd)}
-        return {"shape": self.shape, "counts": self.snapshot()}
-
-    def __setstate__(self, state):
-        self.shape = tuple(state["shape"])
-        self.copied = "fd" not in state
-        if self.copied:
-            self._attach(_anonymous_file(self._nbytes()))
-            self.assign(state["counts"])
-        else:
-            self._attach(state["fd"].detach())
-
-    @contextlib.contextmanager
-    def _locked(self):
-        if self._pid != os.getpid():
-            # forked: another thread may have held the lock at the fork
-            self._pid = os.getpid()
-            self._thread_lock = threading.Lock()
-        with self._thread_lock:
-            if fcntl is None:
-                yield
-                return
-            fcntl.lockf(self._fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.lockf(self._fd, fcntl.LOCK_UN)
-
-    def snapshot(self):
-        """A copy of the counts."""
-        with self._locked():
-            return self._buffers[self._current[0]].copy()
-
-    def add(self, increment):
-        """Add ``increment`` to the counts, wholly or (if killed) not at all."""
-        with self._locked():
-            current = self._current[0]
-            np.add(self._buffers[current], increment, out=self._buffers[1 - current])
-            self._current[0] = 1 - current
-
-    def assign(self, values):
-        """Set the counts to ``values``, wholly or (if killed) not at all."""
-        with self._locked():
-            current = self._current[0]
-            self._buffers[1 - current] = values
-            self._current[0] = 1 - current
-
-
-def _anonymous_file(nbytes):
-    """A descriptor of a new file of ``nbytes`` zeros that has no name, or
-    ``None`` where files cannot be locked (no ``fcntl``)."""
-    if fcntl is None:
-        return None
-    if hasattr(os, "memfd_create"):
-        fd = os.memfd_create("gp_hotdistance_counts", os.MFD_CLOEXEC)
-    else:
-        folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
-        fd, path = tempfile.mkstemp(prefix="gp_hotdistance_counts_", dir=folder)
-        os.unlink(path)
-    os.ftruncate(fd, nbytes)
-    return fd
-
-
 class BalanceHotDistance(_HotDistanceFilter):
     """Add class-balancing weights for the hot-distance target to the batch.
 
@@ -433,7 +305,7 @@ class BalanceHotDistance(_HotDistanceFilter):
         super().__init__(predictor, gt, mask)
         self.target = target
         self.weights = weights
-        self._counts = _SharedCounts((predictor.embedding_dims, 2))
+        self._counts = SharedCounts((predictor.embedding_dims, 2))
         self._warned_unshared = False
 
     @property
