@@ -120,15 +120,11 @@ def open_data(container, raw_name, gt_name, mask_name, classes):
     return raw, gt, mask
 
 
-def raw_factor(raw):
-    """The factor that maps the raw's values to [0, 1] (gp.Normalize)."""
-    if raw.dtype == np.uint8:
-        return 1.0 / 255
-    if raw.dtype == np.uint16:
-        return 1.0 / 65535
-    if np.issubdtype(raw.dtype, np.floating):
-        return 1.0  # assumed in [0, 1] already
-    fail(f"--raw has dtype {raw.dtype}; use uint8, uint16 or float in [0, 1]")
+def check_raw_dtype(raw):
+    """Fail unless gp.Normalize can pick the raw's factor by its dtype (it maps
+    uint8 and uint16 to [0, 1] and takes float32 as already there)."""
+    if raw.dtype not in (np.uint8, np.uint16, np.float32):
+        fail(f"--raw has dtype {raw.dtype}; use uint8, uint16 or float32 in [0, 1]")
 
 
 def ones_like_gt(gt):

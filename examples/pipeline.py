@@ -71,7 +71,7 @@ pipeline = (
     gp.ArraySource(gt, gt_array, interpolatable=False),
     gp.ArraySource(mask, mask_array, interpolatable=False),
 ) + gp.MergeProvider()
-pipeline += gp.Normalize(raw, factor=1.0 / 255)
+pipeline += gp.Normalize(raw)  # uint8 raw to [0, 1]
 # the raw mirrored for the network's context at the data's edge; beyond the
 # data the gt and the mask are 0: the mask's 0 marks the padding unknown
 # (the safe edge form, with mask_distances=True)

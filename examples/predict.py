@@ -35,6 +35,7 @@ import sys
 import time
 
 import numpy as np
+import zarr
 
 import _common
 from _common import fail
@@ -61,10 +62,38 @@ def parse_args(argv):
                              "to what the network can produce")
     parser.add_argument("--out", help="zarr container for the results "
                                       "(default: <run>/prediction.zarr)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace results that an earlier predict.py wrote there "
+                             "(anything else at those names is never replaced)")
     args = parser.parse_args(argv)
     if args.zarr is not None and args.raw is None:
         parser.error("--zarr needs --raw (and --gt to compare with)")
     return args
+
+
+# the datasets predict.py writes, and the attribute that marks them as its own
+OUTPUTS = ("prediction", "segmentation", "instances")
+WRITER_ATTRIBUTE = "written_by"
+WRITER = "gp_hotdistance examples/predict.py"
+
+
+def check_outputs(container, names, overwrite):
+    """Refuse to write over anything at the outputs' names, except, with
+    ``overwrite``, datasets that predict.py wrote itself."""
+    for name in names:
+        path = os.path.join(container, name)
+        if not os.path.lexists(path):
+            continue
+        if not overwrite:
+            fail(f"--out {container}: {name!r} exists; pick another --out, or pass "
+                 f"--overwrite to replace the results of an earlier predict.py")
+        try:
+            written_by = zarr.open_array(path, mode="r").attrs.get(WRITER_ATTRIBUTE)
+        except Exception:  # not a zarr array at all
+            written_by = None
+        if written_by != WRITER:
+            fail(f"--out {container}: {name!r} exists and was not written by "
+                 f"predict.py; it is left as it is: pick another --out")
 
 
 def find_run(args):
@@ -286,6 +315,7 @@ def main(argv=None):
     context = (input_shape - output_shape) / 2 * voxel_size
 
     container = args.out or os.path.join(run, "prediction.zarr")
+    check_outputs(container, OUTPUTS, args.overwrite)
     n = len(classes)
     spatial = {"offset": out_roi.offset, "voxel_size": voxel_size,
                "units": list(raw_array.units) or ["nm"] * 3,
@@ -298,10 +328,13 @@ def main(argv=None):
                                     dtype=np.uint8, chunk_shape=(n,) + chunks, **spatial)
     instances_array = prepare_ds(f"{container}/instances", (n,) + tuple(volume),
                                  dtype=np.uint64, chunk_shape=(n,) + chunks, **spatial)
+    for name in OUTPUTS:
+        zarr.open_array(f"{container}/{name}", mode="r+").attrs[WRITER_ATTRIBUTE] = WRITER
 
     raw, prediction = gp.ArrayKey("RAW"), gp.ArrayKey("PREDICTION")
     pipeline = gp.ArraySource(raw, raw_array, interpolatable=True)
-    pipeline += gp.Normalize(raw, factor=_common.raw_factor(raw_array))
+    _common.check_raw_dtype(raw_array)
+    pipeline += gp.Normalize(raw)  # the factor by the raw's dtype
     pipeline += gp.Pad(raw, context, mode="reflect")
     pipeline += gp.IntensityScaleShift(raw, 2, -1)
     pipeline += gp.torch.Predict(

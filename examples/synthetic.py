@@ -18,6 +18,7 @@ shapes.
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial.transform import Rotation
 
 CLASSES = ("mito", "er", "vesicle")
 
@@ -34,15 +35,6 @@ def _world_grid(shape, voxel_size):
     ]
 
 
-def _random_rotation(rng):
-    """A uniformly random 3x3 rotation matrix."""
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    q *= np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] *= -1
-    return q
-
-
 def _add_ellipsoids(labels, occupied, rng, voxel_size, count, semi_axes_range, spacing):
     """Paint up to ``count`` randomly rotated ellipsoids that do not come
     within ``spacing`` (world units) of anything in ``occupied``."""
@@ -56,7 +48,7 @@ def _add_ellipsoids(labels, occupied, rng, voxel_size, count, semi_axes_range, s
             break
         semi_axes = rng.uniform(*semi_axes_range, size=3)
         centre = rng.uniform(0, extent)
-        rotation = _random_rotation(rng)
+        rotation = Rotation.random(random_state=rng).as_matrix()
         reach = semi_axes.max()
         lo = np.maximum(((centre - reach) / voxel_size).astype(int), 0)
         hi = np.minimum(np.ceil((centre + reach) / voxel_size).astype(int) + 1, shape)

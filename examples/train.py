@@ -238,7 +238,8 @@ def build_pipeline(config, predictor, raw_array, gt_array, mask_array, model, op
         gp.ArraySource(mask, mask_array, interpolatable=False),
     ) + gp.MergeProvider()
     pipeline += gp.Crop(raw, raw_roi)
-    pipeline += gp.Normalize(raw, factor=_common.raw_factor(raw_array))
+    _common.check_raw_dtype(raw_array)
+    pipeline += gp.Normalize(raw)  # the factor by the raw's dtype
     # gt and mask are 0 beyond the data: the mask marks the padding unknown.
     # The zero gt makes false faces at the data's edge; with the mask padded
     # with 0 and mask_distances (the default), the distances there get weight

@@ -24,7 +24,7 @@ def run_example(script, *args, cwd):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny run of train.py, then predict.py on it."""
-    pytest.importorskip("torch", reason="needs the torch extra (the examples train with torch)")
+    pytest.importorskip("torch", reason="the training examples need the torch extra")
     folder = tmp_path_factory.mktemp("examples")
     train = run_example("train.py", "--out", "run", "--iterations", "3",
                         "--snapshot-every", "2", *TINY, cwd=folder)
@@ -69,15 +69,17 @@ def test_checkpoint_holds_the_moving_class_counts(trained):
     assert 0 < counts[:3].sum(axis=1).max() <= (3 + 4 + 1) * 8**3
 
 
-def test_predict_writes_prediction_segmentation_and_figure(trained):
+def test_predict_writes_prediction_segmentation_instances_and_figure(trained):
     run, _, stdout = trained
     raw = open_ds(str(run / "data.zarr" / "raw"))
     prediction = open_ds(str(run / "prediction.zarr" / "prediction"))
     segmentation = open_ds(str(run / "prediction.zarr" / "segmentation"))
+    instances = open_ds(str(run / "prediction.zarr" / "instances"))
     assert prediction.shape == (6, 32, 48, 48)
-    assert segmentation.shape == (3, 32, 48, 48)
+    assert segmentation.shape == instances.shape == (3, 32, 48, 48)
     assert prediction.dtype == np.float32 and segmentation.dtype == np.uint8
-    for array in (prediction, segmentation):
+    assert instances.dtype == np.uint64
+    for array in (prediction, segmentation, instances):
         assert array.voxel_size == raw.voxel_size
         assert array.roi == raw.roi
     values = prediction[prediction.roi]
@@ -85,8 +87,13 @@ def test_predict_writes_prediction_segmentation_and_figure(trained):
     assert hot.min() >= 0 and hot.max() <= 1  # clipped to the target's range
     assert distance.min() >= -1 and distance.max() <= 1
     np.testing.assert_array_equal(segmentation[segmentation.roi], values[3:] > 0)
+    # instances cover the segmentation exactly
+    np.testing.assert_array_equal(instances[instances.roi] > 0, values[3:] > 0)
     assert is_png(run / "predict.png")
-    assert "IoU of segmentation" in stdout and "mean:" in stdout
+    assert "scores of the segmentation (distance > 0)" in stdout
+    assert "mean IoU:" in stdout and "mean instance F1:" in stdout
+    for name in ("mito", "er", "vesicle"):
+        assert f"  {name} " in stdout or f" {name} " in stdout
 
 
 def one_error_line(result):
@@ -97,8 +104,7 @@ def one_error_line(result):
 
 
 def test_bad_paths_and_datasets_get_one_line(tmp_path):
-    # train.py and predict.py import torch before they read their arguments
-    pytest.importorskip("torch", reason="needs the torch extra (the examples train with torch)")
+    pytest.importorskip("torch", reason="the training examples need the torch extra")
     line = one_error_line(run_example(
         "train.py", "--zarr", "missing.zarr", "--raw", "raw", "--gt", "gt",
         "--classes", "a", cwd=tmp_path))
@@ -125,7 +131,38 @@ def test_classes_that_do_not_match_the_gt_get_one_line(trained, tmp_path):
     assert "--gt 'gt' must have 2 channels" in line
 
 
+def test_pipeline_example_trains_a_few_iterations(tmp_path):
+    pytest.importorskip("torch", reason="the training examples need the torch extra")
+    env = dict(os.environ, GP_HOTDISTANCE_ITERATIONS="2")
+    result = subprocess.run([sys.executable, os.path.join(EXAMPLES, "pipeline.py")],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "iteration 2: loss" in result.stdout
+    (run,) = [p for p in tmp_path.iterdir() if p.name.startswith("hotdistance_pipeline_")]
+    assert (run / "model_checkpoint_2").is_file() and (run / "data.zarr" / "gt").is_dir()
+
+
 def test_minimal_example_runs(tmp_path):
     result = run_example("minimal.py", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "target (2, 32, 64, 64) float32" in result.stdout
+
+
+def test_predict_never_writes_over_what_it_did_not_write(trained, tmp_path):
+    run, _, _ = trained
+    # a dataset of the user's at an output's name: refused, with or without --overwrite
+    theirs = prepare_ds(str(tmp_path / "theirs.zarr" / "segmentation"), (4, 4, 4),
+                        dtype=np.uint8, voxel_size=(8, 8, 8), axis_names=["z", "y", "x"])
+    theirs[theirs.roi] = 7
+    for extra in ([], ["--overwrite"]):
+        line = one_error_line(run_example(
+            "predict.py", str(run), "--out", "theirs.zarr", *extra, cwd=tmp_path))
+        assert "'segmentation' exists" in line
+    assert (open_ds(str(tmp_path / "theirs.zarr" / "segmentation"))[:] == 7).all()
+
+    # its own results: refused without --overwrite, replaced with it
+    assert run_example("predict.py", str(run), "--out", "ours.zarr", cwd=tmp_path).returncode == 0
+    line = one_error_line(run_example("predict.py", str(run), "--out", "ours.zarr", cwd=tmp_path))
+    assert "--overwrite" in line
+    again = run_example("predict.py", str(run), "--out", "ours.zarr", "--overwrite", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
