@@ -507,13 +507,15 @@ def _work_space(n, width):
         np.empty(longest, dtype=np.float64),
         np.empty(longest, dtype=np.float64),
         np.full(3 * width, _INF, dtype=np.float32),
-        np.empty(width, dtype=np.float64),
+        np.empty(longest, dtype=np.float64),
         np.empty(width, dtype=np.int64),
         np.empty(width, dtype=np.int64),
         np.empty((n, width), dtype=np.float32),
         np.empty((n, width), dtype=np.float32),
         np.empty((n, width), dtype=np.float32),
         np.empty((n, width), dtype=np.bool_),
+        np.empty((width, n), dtype=np.float32),
+        np.empty((width, n), dtype=np.bool_),
     )
 
 
@@ -532,10 +534,20 @@ def _in_plane_pass(labels, spacing2, outside, has_outside, cap2, out, threads):
     for t in numba.prange(chunks):
         work = _work_space(ny, nx)
         along_x, spread, face = work[9], work[10], work[6]
+        transposed, transposed_labels = work[13], work[14]
         first, last = _chunk(nz, chunks, t)
         for z in range(first, last):
             plane = labels[z]
-            _sweep_rows(plane, outside, has_outside[2], wx, cap2, along_x)
+            # S_x: the column sweep on the transposed plane runs on SIMD lanes
+            for y in range(ny):
+                for x in range(nx):
+                    transposed_labels[x, y] = plane[y, x]
+            _sweep_columns(
+                transposed_labels, outside, has_outside[2], wx, cap2, transposed, face
+            )
+            for y in range(ny):
+                for x in range(nx):
+                    along_x[y, x] = transposed[x, y]
             for y in range(ny):
                 for x in range(nx):
                     spread[y, x] = along_x[y, x]
