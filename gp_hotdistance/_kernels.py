@@ -28,12 +28,43 @@ The ``P_a`` commute and are min-plus linear, which lets the three terms of a
     D^2 = min(P_z[min(P_y S_x, P_x S_y)], P_y P_x S_z)
 
 Lower-rank arrays are handled as 3-D arrays with leading axes of length 1.
-Each ``P`` pass first takes the minimum over the few nearest samples on SIMD
-lanes and keeps the envelope for lines with many far samples (see
-:func:`_envelope_plane`); the results are the envelope's, bit for bit.
+
+Passes and their cost
+---------------------
+The kernel runs in three named steps, each parallel over planes
+(:func:`_in_plane_pass`, :func:`_across_planes_pass`, :func:`_final_pass`;
+:func:`_face_distance_kernel` calls them in turn). Every pass starts from an
+upper bound on its result and only lowers it: ``P_x S_y`` starts from ``P_y
+S_x``, and the last ``P_x`` from the distance to the x- and y-faces, so that
+a voxel near any face settles after a few samples; ``P_y S_z`` is only needed
+below the largest distance of its row already known, and is dropped above it.
+A pass searches outward from every sample of a row at once, on SIMD lanes,
+until the offset alone reaches the row's bound (:func:`_near_search_columns`,
+:func:`_near_search_row`), and leaves to the envelope, whose cost does not
+grow with the distance, the lines where most samples are farther than
+``_NEAR_REACH`` (:func:`_envelope_columns`, :func:`_envelope_rows`). Columns
+are the SIMD axis, so no plane is transposed but the label plane of the
+x-sweep. Each thread allocates its work space once per pass (a few planes),
+not per plane: fresh memory costs page faults on every call.
+
+The tanh
+--------
+The target's ``tanh(d / scale_factor)`` is taken in the last pass
+(:func:`_tanh_in_place`), on all threads, while the row is in cache, and it
+is the float32-rounded value of the exact tanh. numpy's float32 ``np.tanh``
+is faster on one thread (about 1.2 ms against 6-10 ms per 2 million values,
+measured on this project's 2-core machine) but not correctly rounded: about a
+third of its values are one float32 step off, and which ones depends on the
+value's position in the array (SIMD body or scalar tail; ``np.tanh`` of 9.0
+gave 0.99999994 at the start of an array and 1.0 inside it). The kernel's
+tanh keeps the target deterministic whatever the array's shape, and costs
+about 5% of the target's time.
 
 Threads
 -------
+The caller chooses the thread count (``numba.set_num_threads``); each pass
+splits its planes into one chunk per thread, and every plane's result is the
+same whichever thread computes it, so results do not depend on the count.
 gunpowder's ``PreCache`` forks its workers. GNU OpenMP, numba's usual
 threading layer on Linux, aborts a forked child that uses it after its parent
 did; ``workqueue`` does not, so importing this module selects it unless
@@ -495,10 +526,10 @@ ZERO_OUTSIDE = 2  # 0 where the label is 0
 
 
 @numba.njit(cache=True, nogil=True)
-def _work_space(n, width):
+def _work_space(n, width, labels):
     """A thread's work space for planes of ``n`` rows of ``width`` samples:
     the envelope's line buffers, a row with ``inf`` margins, per-column
-    buffers, three float32 planes and a label plane."""
+    buffers, float32 planes and planes of the dtype of ``labels``."""
     longest = max(n, width)
     return (
         np.empty((_BLOCK, longest), dtype=np.float32),
@@ -513,9 +544,9 @@ def _work_space(n, width):
         np.empty((n, width), dtype=np.float32),
         np.empty((n, width), dtype=np.float32),
         np.empty((n, width), dtype=np.float32),
-        np.empty((n, width), dtype=np.bool_),
+        np.empty((n, width), dtype=labels.dtype),
         np.empty((width, n), dtype=np.float32),
-        np.empty((width, n), dtype=np.bool_),
+        np.empty((width, n), dtype=labels.dtype),
     )
 
 
@@ -532,7 +563,7 @@ def _in_plane_pass(labels, spacing2, outside, has_outside, cap2, out, threads):
     wz, wy, wx = spacing2
     chunks = min(nz, threads)
     for t in numba.prange(chunks):
-        work = _work_space(ny, nx)
+        work = _work_space(ny, nx, labels)
         along_x, spread, face = work[9], work[10], work[6]
         transposed, transposed_labels = work[13], work[14]
         first, last = _chunk(nz, chunks, t)
@@ -570,7 +601,7 @@ def _across_planes_pass(labels, spacing2, outside, has_outside, cap2, out, scrat
     wz, wy, wx = spacing2
     chunks = min(ny, threads)
     for t in numba.prange(chunks):
-        work = _work_space(nz, nx)
+        work = _work_space(nz, nx, labels)
         slab, spread, face, slab_labels = work[9], work[10], work[6], work[12]
         first, last = _chunk(ny, chunks, t)
         for y in range(first, last):
@@ -602,7 +633,7 @@ def _final_pass(labels, spacing2, cap2, sign_mode, inverse_scale, out, scratch, 
     wz, wy, wx = spacing2
     chunks = min(nz, threads)
     for t in numba.prange(chunks):
-        work = _work_space(ny, nx)
+        work = _work_space(ny, nx, labels)
         along_z, spread, result = work[9], work[10], work[11]
         first, last = _chunk(nz, chunks, t)
         for z in range(first, last):

@@ -34,7 +34,7 @@ def envelope(src, spacing2, cap2=np.inf, bound=None, along="columns"):
     src = np.ascontiguousarray(src if along == "columns" else src.T)
     dst = src.copy() if bound is None else np.ascontiguousarray(
         bound if along == "columns" else bound.T).copy()
-    work = _kernels._work_space(*src.shape)
+    work = _kernels._work_space(*src.shape, np.zeros(1, bool))
     if along == "columns":
         _kernels._envelope_columns(src, dst, spacing2, cap2, work)
         return dst
