@@ -43,8 +43,8 @@ until the offset alone reaches the row's bound (:func:`_near_search_columns`,
 :func:`_near_search_row`), and leaves to the envelope, whose cost does not
 grow with the distance, the lines where most samples are farther than
 ``_NEAR_REACH`` (:func:`_envelope_columns`, :func:`_envelope_rows`). Columns
-are the SIMD axis, so no plane is transposed but the label plane of the
-x-sweep. Each thread allocates its work space once per pass (a few planes),
+are the SIMD axis, so the only transposes are those of the x-sweep (its
+label plane, and its result back). Each thread allocates its work space once per pass (a few planes),
 not per plane: fresh memory costs page faults on every call.
 
 The tanh
