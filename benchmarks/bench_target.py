@@ -1,14 +1,29 @@
-"""Benchmark: package hot-distance target (and weights) vs the spec's doubled-grid way.
+"""Benchmark: the hot-distance target against seung-lab edt and the doubled grid.
 
 Usage:
-    python benchmarks/bench_target.py [--runs N] [--quick]
+    python benchmarks/bench_target.py [--runs N] [--quick] [--no-reference]
 
-Times are medians over ``--runs`` runs, the two methods alternating within each
-run. Peak extra memory is the max RSS of a fresh subprocess (this script in a
-hidden ``--measure-memory`` mode) after running the method once, minus its
-max RSS after imports, numba warm-up and loading the inputs; "working" memory
-is that minus the arrays the method returns (the target, and the weights),
-which both methods must hold.
+Methods, each timed in this process, the methods alternating within each run
+(medians over ``--runs``):
+
+- ``pkg 1t`` / ``pkg 2t``: ``hot_distance_target`` with 1 / 2 numba threads
+  (``numba.set_num_threads``);
+- ``edt 1t`` / ``edt 2t``: seung-lab ``edt.sdf(labels, anisotropy=voxel_size,
+  parallel=n)`` per channel, then ``np.tanh(d / scale)`` and the one-hot copy:
+  voxel-centre distances, not face distances, but the same kind of work (the
+  ``bench`` extra installs edt);
+- ``ref``: the reference implementation's doubled grid (scipy's EDT on a
+  grid doubled along every axis, one thread; ``--reference-runs`` runs;
+  ``--no-reference`` skips it).
+
+Label sets: (3, 128, 128, 128) dense (smoothed noise, 30% foreground),
+sparse (random balls, 2%) and blobs (smoother noise, 15%), each at 8x8x8 and
+40x4x4 nm; and (40, 96, 96, 96) sparse balls at 8x8x8 (40 classes). Bars:
+edt 1t / pkg 1t >= 1.2, edt 2t / pkg 2t >= 1.5. Exactness: the package's
+distances equal the doubled grid's bit for bit (checked on one channel per
+set; the targets then differ by at most one float32 step of tanh, where numpy's
+float32 tanh is not correctly rounded). Memory: the peak extra memory of a
+fresh subprocess running the package once, minus the target it returns.
 """
 
 import argparse
@@ -24,15 +39,17 @@ from scipy import ndimage
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+sys.path.insert(0, os.path.join(HERE, ".."))  # the package of this checkout
 
-from oracles import reference_hot_distance_target  # noqa: E402
+import numba  # noqa: E402
+from oracles import doubled_grid_face_distance, reference_hot_distance_target  # noqa: E402
 
 from gp_hotdistance import core  # noqa: E402
 
 SCALE = 50.0
 VOXEL_SIZES = {"8x8x8": (8.0, 8.0, 8.0), "40x4x4": (40.0, 4.0, 4.0)}
-METHODS = ("ref_target", "pkg_target", "ref_full", "pkg_full")
-BARS = {"target_speed": 25.0, "target_memory": 20.0, "full_speed": 15.0}
+METHODS = ("pkg 1t", "edt 1t", "pkg 2t", "edt 2t", "ref")
+BARS = {1: 1.2, 2: 1.5}
 
 
 # ---------------------------------------------------------------- inputs
@@ -57,6 +74,15 @@ def make_sparse(shape, rng):
     return gt
 
 
+def make_blobs(shape, rng):
+    """Blob-like objects: noise smoothed over 6 voxels, top 15% per channel."""
+    gt = np.empty(shape, dtype=np.uint8)
+    for c in range(shape[0]):
+        smooth = ndimage.gaussian_filter(rng.standard_normal(shape[1:]).astype(np.float32), 6.0)
+        gt[c] = smooth > np.percentile(smooth, 85)
+    return gt
+
+
 def make_mask(shape, rng):
     """Per-channel mask: known everywhere except one random box per channel."""
     mask = np.ones(shape, dtype=np.uint8)
@@ -70,65 +96,46 @@ def make_mask(shape, rng):
     return mask
 
 
-def make_inputs(kind, size, seed=0):
+def make_inputs(kind, size, seed=0, classes=3):
     rng = np.random.default_rng(seed)
-    shape = (3, size, size, size)
-    gt = make_dense(shape, rng) if kind == "dense" else make_sparse(shape, rng)
+    shape = (classes, size, size, size)
+    make = {"dense": make_dense, "sparse": make_sparse, "blobs": make_blobs}[kind]
+    gt = make(shape, rng)
     return gt, make_mask(shape, rng)
 
 
-# ------------------------------------------------- spec's reference weights
-def reference_balance(labels, known, clipmin=0.05, clipmax=0.95):
-    values, cnts = np.unique(labels[known], return_counts=True)
-    counts = np.zeros(2, dtype=np.int64)
-    for v, n in zip(values, cnts):
-        counts[int(v)] += n
-    fractions = np.clip(counts / (1.0 + counts.sum()), clipmin, clipmax)
-    w = 0.5 / fractions
-    return (np.where(labels != 0, w[1], w[0]) * known).astype(np.float32)
-
-
-def reference_hot_distance_weights(gt, target, mask, voxel_size, scale_factor,
-                                   epsilon=0.05, threshold=0.8):
-    classes = gt.shape[0]
-    weights = np.empty((2 * classes,) + gt.shape[1:], dtype=np.float32)
-    for c in range(classes):
-        known = mask[c].astype(bool)
-        weights[c] = reference_balance(gt[c], known)
-        padded = np.pad(known, 1, mode="constant", constant_values=False)
-        unknown = ndimage.distance_transform_edt(padded, sampling=voxel_size)
-        unknown = unknown[(slice(1, -1),) * (gt.ndim - 1)]
-        measured = np.clip(np.abs(target[classes + c]) + epsilon, 0, threshold)
-        untrusted = measured >= np.tanh(unknown / scale_factor)
-        weights[classes + c] = reference_balance(gt[c], known & ~untrusted)
-    return weights
-
-
 # ---------------------------------------------------------------- methods
-def run_method(method, gt, mask, voxel_size):
-    if method == "ref_target":
+def edt_target(gt, voxel_size, threads):
+    """What a user of seung-lab edt would write: signed voxel-centre distance
+    per channel, tanh, and the one-hot channels."""
+    import edt
+
+    classes = gt.shape[0]
+    target = np.empty((2 * classes,) + gt.shape[1:], dtype=np.float32)
+    for c in range(classes):
+        distance = edt.sdf(gt[c], anisotropy=voxel_size, parallel=threads)
+        target[classes + c] = np.tanh(distance / SCALE)
+        target[c] = gt[c]
+    return target
+
+
+def run_method(method, gt, voxel_size):
+    if method == "ref":
         return reference_hot_distance_target(gt, voxel_size, SCALE)
-    if method == "pkg_target":
-        return core.hot_distance_target(gt, voxel_size, SCALE)
-    if method == "ref_full":
-        t = reference_hot_distance_target(gt, voxel_size, SCALE)
-        return t, reference_hot_distance_weights(gt, t, mask, voxel_size, SCALE)
-    if method == "pkg_full":
-        t = core.hot_distance_target(gt, voxel_size, SCALE)
-        w, _ = core.hot_distance_weights(gt, t, mask, voxel_size, SCALE,
-                                         counts=None, mask_distances=True)
-        return t, w
-    raise ValueError(method)
+    name, threads = method.split()
+    threads = int(threads[:-1])
+    if name == "edt":
+        return edt_target(gt, voxel_size, threads)
+    numba.set_num_threads(threads)
+    return core.hot_distance_target(gt, voxel_size, SCALE)
 
 
 def warm_up():
     g = np.zeros((2, 8, 8, 8), dtype=np.uint8)
     g[0, 2:5, 2:5, 2:5] = 1
     g[1, :4] = 1
-    m = np.ones_like(g)
-    m[:, 6:] = 0
-    t = core.hot_distance_target(g, (1.0, 1.0, 1.0), SCALE)
-    core.hot_distance_weights(g, t, m, (1.0, 1.0, 1.0), SCALE, mask_distances=True)
+    core.hot_distance_target(g, (1.0, 1.0, 1.0), SCALE)
+    edt_target(g, (1.0, 1.0, 1.0), 1)
 
 
 def maxrss_mb():
@@ -145,126 +152,116 @@ def maxrss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def measure_memory_child(method, inputs_path, voxel_key):
+def measure_memory_child(inputs_path, voxel_key):
     warm_up()
-    data = np.load(inputs_path)
-    gt, mask = data["gt"], data["mask"]
+    gt = np.load(inputs_path)["gt"]
     baseline = maxrss_mb()
-    result = run_method(method, gt, mask, VOXEL_SIZES[voxel_key])
+    numba.set_num_threads(2)
+    target = core.hot_distance_target(gt, VOXEL_SIZES[voxel_key], SCALE)
     peak = maxrss_mb() - baseline
-    returned = sum(a.nbytes for a in (result if isinstance(result, tuple) else (result,)))
-    print(f"{peak:.3f} {peak - returned / 2**20:.3f}")
+    print(f"{peak - target.nbytes / 2**20:.3f}")
 
 
-def measure_memory(method, inputs_path, voxel_key):
-    """(peak extra MB, working MB) of ``method`` in a fresh subprocess."""
+def working_memory(gt, voxel_key, tmpdir):
+    """MB the package needs beyond the target it returns, in a fresh subprocess."""
+    path = os.path.join(tmpdir, "gt.npz")
+    np.savez(path, gt=gt)
     out = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--measure-memory", method,
-         inputs_path, voxel_key],
+        [sys.executable, os.path.abspath(__file__), "--measure-memory", path, voxel_key],
         check=True, capture_output=True, text=True,
     )
-    peak, working = out.stdout.strip().splitlines()[-1].split()
-    return float(peak), float(working)
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 # ---------------------------------------------------------------- main
-def trust_difference(reference_weights, package_weights, classes):
-    """Shares of distance-channel voxels that only the package, or only the
-    reference, leaves with weight 0 (untrusted or unknown)."""
-    ref_zero = reference_weights[classes:] == 0
-    pkg_zero = package_weights[classes:] == 0
-    return float(np.mean(pkg_zero & ~ref_zero)), float(np.mean(ref_zero & ~pkg_zero))
-
-
-def time_case(gt, mask, voxel_size, runs):
-    """Times of each method, and how their outputs compare."""
-    times = {m: [] for m in METHODS}
-    target_diff = 0.0
-    hot_weights_equal = True
-    trust = (0.0, 0.0)
-    classes = gt.shape[0]
+def time_case(gt, voxel_size, methods, runs, reference_runs):
+    """Median seconds of each method, user and system CPU seconds per call and
+    minor page faults per call of the 1-thread runs."""
+    times = {m: [] for m in methods}
+    usage = {m: np.zeros(3) for m in methods}
     for r in range(runs):
-        # alternate which method goes first, each run
-        for pair in (("ref_target", "pkg_target"), ("ref_full", "pkg_full")):
-            results = {}
-            for m in pair if r % 2 == 0 else pair[::-1]:
-                start = time.perf_counter()
-                results[m] = run_method(m, gt, mask, voxel_size)
-                times[m].append(time.perf_counter() - start)
-            if pair[0] == "ref_target":
-                target_diff = max(target_diff, float(
-                    np.abs(results["ref_target"] - results["pkg_target"]).max()))
-            else:
-                (ref_t, ref_w), (pkg_t, pkg_w) = results["ref_full"], results["pkg_full"]
-                target_diff = max(target_diff, float(np.abs(ref_t - pkg_t).max()))
-                hot_weights_equal &= bool(np.array_equal(ref_w[:classes], pkg_w[:classes]))
-                trust = trust_difference(ref_w, pkg_w, classes)
-    medians = {m: float(np.median(times[m])) for m in METHODS}
-    return medians, target_diff, hot_weights_equal, trust
+        order = methods if r % 2 == 0 else methods[::-1]
+        for m in order:
+            if m == "ref" and r >= reference_runs:
+                continue
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            start = time.perf_counter()
+            run_method(m, gt, voxel_size)
+            times[m].append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            usage[m] += (after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime,
+                         after.ru_minflt - before.ru_minflt)
+    return ({m: float(np.median(t)) for m, t in times.items()},
+            {m: usage[m] / len(times[m]) for m in methods})
+
+
+def exactness(gt, voxel_size):
+    """Whether channel 0's signed distance is the doubled grid's, bit for bit."""
+    expected = doubled_grid_face_distance(gt[0], voxel_size)
+    expected = np.where(gt[0] != 0, expected, -expected)
+    return bool(np.array_equal(core.signed_face_distance(gt[0], voxel_size), expected))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="small smoke size (3, 32, 32, 32)")
-    parser.add_argument("--measure-memory", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--reference-runs", type=int, default=3)
+    parser.add_argument("--no-reference", action="store_true", help="skip the doubled grid")
+    parser.add_argument("--quick", action="store_true",
+                        help="small smoke sizes: (3, 32^3) sets, (40, 24^3) classes")
+    parser.add_argument("--measure-memory", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure_memory:
         measure_memory_child(*args.measure_memory)
         return 0
 
-    size = 32 if args.quick else 128
+    size, many_size = (32, 24) if args.quick else (128, 96)
     warm_up()
-    rows = []
-    notes = []
+    cases = [(kind, vkey, 3, size) for kind in ("dense", "sparse", "blobs")
+             for vkey in VOXEL_SIZES]
+    cases.append(("sparse", "8x8x8", 40, many_size))
     tmpdir = tempfile.mkdtemp(prefix="bench_target_")
-    for kind in ("dense", "sparse"):
-        gt, mask = make_inputs(kind, size)
-        path = os.path.join(tmpdir, f"{kind}.npz")
-        np.savez(path, gt=gt, mask=mask)
-        for vkey, voxel_size in VOXEL_SIZES.items():
-            case = f"{kind} (fg {gt.mean():.1%}) {vkey}"
-            print(f"# timing {case} ...", file=sys.stderr, flush=True)
-            medians, diff, hot_equal, trust = time_case(gt, mask, voxel_size, args.runs)
-            memory = {}
-            for m in METHODS:
-                print(f"#   memory {m} ...", file=sys.stderr, flush=True)
-                memory[m] = measure_memory(m, path, vkey)
-            for label, ref, pkg, speed_bar, memory_bar in (
-                ("create_target", "ref_target", "pkg_target",
-                 BARS["target_speed"], BARS["target_memory"]),
-                ("target+weights", "ref_full", "pkg_full", BARS["full_speed"], None),
-            ):
-                rows.append((case, label, medians[ref], medians[pkg], memory[ref],
-                             memory[pkg], speed_bar, memory_bar, diff))
-            notes.append(
-                f"{case}: max |target difference| {diff:.2e}; one-hot weights "
-                f"{'identical' if hot_equal else 'DIFFERENT'}; distance weights 0 only in "
-                f"the package at {trust[0]:.2%} of voxels, only in the reference at "
-                f"{trust[1]:.2%}"
-            )
+    rows = []
+    for kind, vkey, classes, side in cases:
+        gt, _ = make_inputs(kind, side, classes=classes)
+        voxel_size = VOXEL_SIZES[vkey]
+        methods = METHODS
+        if args.no_reference or classes > 3:
+            methods = tuple(m for m in METHODS if m != "ref")
+        case = f"{kind} (fg {gt.mean():.1%}) {vkey}, {classes} x {side}^3"
+        print(f"# timing {case} ...", file=sys.stderr, flush=True)
+        medians, usage = time_case(gt, voxel_size, methods, args.runs, args.reference_runs)
+        numba.set_num_threads(2)
+        exact = exactness(gt, voxel_size)
+        memory = working_memory(gt, vkey, tmpdir)
+        rows.append((case, medians, usage, exact, memory))
 
-    print(f"\nshape (3, {size}, {size}, {size}), scale_factor {SCALE:g}, median of "
-          f"{args.runs} runs, the two methods alternating each run\n")
-    print("| case | method | reference s | package s | speed-up | peak extra MB ref / pkg "
-          "| working MB ref / pkg | working memory ratio | bars |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    print(f"\nscale_factor {SCALE:g}; medians of {args.runs} runs (the doubled grid: "
+          f"{args.reference_runs}), methods alternating each run; {os.cpu_count()} cores\n")
+    print("| labels | pkg 1t s | edt 1t s | pkg 2t s | edt 2t s | ref s | edt/pkg 1t "
+          "| edt/pkg 2t | ref/pkg 2t | exact | pkg working MB | bars |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|")
     failures = 0
-    for (case, label, ref_s, pkg_s, ref_mem, pkg_mem, speed_bar, memory_bar, diff) in rows:
-        speed = ref_s / pkg_s
-        memory_ratio = ref_mem[1] / max(pkg_mem[1], 0.05)
-        verdicts = [f"speed >= {speed_bar:g}x " + ("ok" if speed >= speed_bar else "MISS")]
-        if memory_bar is not None:
-            verdicts.append(f"memory >= {memory_bar:g}x "
-                            + ("ok" if memory_ratio >= memory_bar else "MISS"))
-        verdicts.append("diff <= 1e-5 " + ("ok" if diff <= 1e-5 else "MISS"))
+    for case, medians, _usage, exact, memory in rows:
+        ratios = {t: medians[f"edt {t}t"] / medians[f"pkg {t}t"] for t in (1, 2)}
+        verdicts = [f"{t}t >= {bar:g}x " + ("ok" if ratios[t] >= bar else "MISS")
+                    for t, bar in BARS.items()]
+        verdicts.append("exact " + ("ok" if exact else "MISS"))
         failures += any("MISS" in v for v in verdicts)
-        print(f"| {case} | {label} | {ref_s:.3f} | {pkg_s:.3f} | {speed:.1f}x "
-              f"| {ref_mem[0]:.1f} / {pkg_mem[0]:.1f} | {ref_mem[1]:.1f} / {pkg_mem[1]:.1f} "
-              f"| {memory_ratio:.1f}x | {', '.join(verdicts)} |")
-    print()
-    for note in notes:
-        print(f"- {note}")
+        ref = medians.get("ref")
+        ref_s = "-" if ref is None else f"{ref:.2f}"
+        ref_ratio = "-" if ref is None else f"{ref / medians['pkg 2t']:.1f}x"
+        print(f"| {case} | {medians['pkg 1t']:.3f} | {medians['edt 1t']:.3f} "
+              f"| {medians['pkg 2t']:.3f} | {medians['edt 2t']:.3f} "
+              f"| {ref_s} | {ratios[1]:.2f}x | {ratios[2]:.2f}x | {ref_ratio} "
+              f"| {'bit-identical' if exact else 'DIFFERENT'} | {memory:.1f} | {', '.join(verdicts)} |")
+    print("\nCPU per call at 1 thread (user / system ms, minor page faults):\n")
+    for case, _medians, usage, _exact, _memory in rows:
+        parts = []
+        for m in ("pkg 1t", "edt 1t"):
+            user, system, faults = usage[m]
+            parts.append(f"{m} {user * 1e3:.0f} / {system * 1e3:.0f} ms, {faults:.0f} faults")
+        print(f"- {case}: " + "; ".join(parts))
     return 1 if failures else 0
 
 

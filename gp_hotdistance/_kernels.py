@@ -28,12 +28,43 @@ The ``P_a`` commute and are min-plus linear, which lets the three terms of a
     D^2 = min(P_z[min(P_y S_x, P_x S_y)], P_y P_x S_z)
 
 Lower-rank arrays are handled as 3-D arrays with leading axes of length 1.
-Each ``P`` pass first takes the minimum over the few nearest samples on SIMD
-lanes and keeps the envelope for lines with many far samples (see
-:func:`_envelope_plane`); the results are the envelope's, bit for bit.
+
+Passes and their cost
+---------------------
+The kernel runs in three named steps, each parallel over planes
+(:func:`_in_plane_pass`, :func:`_across_planes_pass`, :func:`_final_pass`;
+:func:`_face_distance_kernel` calls them in turn). Every pass starts from an
+upper bound on its result and only lowers it: ``P_x S_y`` starts from ``P_y
+S_x``, and the last ``P_x`` from the distance to the x- and y-faces, so that
+a voxel near any face settles after a few samples; ``P_y S_z`` is only needed
+below the largest distance of its row already known, and is dropped above it.
+A pass searches outward from every sample of a row at once, on SIMD lanes,
+until the offset alone reaches the row's bound (:func:`_near_search_columns`,
+:func:`_near_search_row`), and leaves to the envelope, whose cost does not
+grow with the distance, the lines where most samples are farther than
+``_NEAR_REACH`` (:func:`_envelope_columns`, :func:`_envelope_rows`). Columns
+are the SIMD axis, so the only transposes are those of the x-sweep (its
+label plane, and its result back). Each thread allocates its work space once per pass (a few planes),
+not per plane: fresh memory costs page faults on every call.
+
+The tanh
+--------
+The target's ``tanh(d / scale_factor)`` is taken in the last pass
+(:func:`_tanh_in_place`), on all threads, while the row is in cache, and it
+is the float32-rounded value of the exact tanh. numpy's float32 ``np.tanh``
+is faster on one thread (about 1.2 ms against 6-10 ms per 2 million values,
+measured on this project's 2-core machine) but not correctly rounded: about a
+third of its values are one float32 step off, and which ones depends on the
+value's position in the array (SIMD body or scalar tail; ``np.tanh`` of 9.0
+gave 0.99999994 at the start of an array and 1.0 inside it). The kernel's
+tanh keeps the target deterministic whatever the array's shape, and costs
+about 5% of the target's time.
 
 Threads
 -------
+The caller chooses the thread count (``numba.set_num_threads``); each pass
+splits its planes into one chunk per thread, and every plane's result is the
+same whichever thread computes it, so results do not depend on the count.
 gunpowder's ``PreCache`` forks its workers. GNU OpenMP, numba's usual
 threading layer on Linux, aborts a forked child that uses it after its parent
 did; ``workqueue`` does not, so importing this module selects it unless
@@ -142,109 +173,99 @@ def _envelope_line(values, spacing2, vertices, heights, bounds, minima):
         start = max(start, stop)
 
 
-# Near voxels first: in dense labels most voxels have a face within a few
-# voxels, and taking the minimum over the few nearest samples of a whole row of
-# lines at once runs on SIMD units, several times faster than the envelope.
-# Samples farther than _NEAR_REACH are searched one voxel at a time, or, on a
-# line where more than 1 / _FAR_SHARE of the samples are, left to the envelope.
-# With anisotropic voxels the faces of the coarse axis lie many fine voxels
-# away, so passes along a fine axis reach further.
-_NEAR_REACH = 4
-_NEAR_REACH_FINE = 6
-_FAR_SHARE = 2
+# ---------------------------------------------------------------------------
+# Envelope passes on planes. A pass takes the minimum into ``dst``, which
+# holds an upper bound on the result (the samples themselves, or a smaller
+# value already known): ``dst[i] = min(dst[i], min_j src[j] + spacing2 (i - j)^2)``.
+# Three ways to the same minimum, in named steps:
+# - the near search (:func:`_near_search_columns`, :func:`_near_search_row`):
+#   offset by offset outward from every sample of a row at once, on SIMD
+#   lanes, until the offset alone reaches the row's largest bound (no nearer
+#   sample can then be beaten by a farther one) or _NEAR_REACH samples. A
+#   bound already known settles a row sooner;
+# - the outward search of the few samples it leaves open
+#   (:func:`_far_search_columns`), one at a time;
+# - the Felzenszwalb-Huttenlocher envelope (:func:`_envelope_line`), whose
+#   cost does not grow with the distance, for lines with many open samples.
+# Each sum is rounded to float32 once, as the envelope's value is, so all
+# give the minimum of the float32-rounded sums, bit for bit.
+# ---------------------------------------------------------------------------
 
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _near_minimum(src, dst, spacing2, reach):
-    """``dst[i] = min over |j - i| <= reach of src[j] + spacing2 * (i - j)^2``,
-    row by row of 2-D float32 arrays.
-
-    Each sum is rounded to float32 as the envelope rounds it, so both give
-    bit-identical values: where the offset is a float32, a float32 sum is the
-    float64 sum rounded once, and it runs on twice as many SIMD lanes.
-    """
-    n = src.shape[0]
-    for i in range(n):
-        nearest = dst[i]
-        nearest[:] = src[i]
-        for j in range(max(0, i - reach), min(n, i + reach + 1)):
-            if j == i:
-                continue
-            offset = spacing2 * (i - j) * (i - j)
-            narrow = np.float32(offset)
-            row = src[j]
-            if narrow == offset:
-                for c in range(row.shape[0]):
-                    candidate = row[c] + narrow
-                    if candidate < nearest[c]:
-                        nearest[c] = candidate
-            else:
-                for c in range(row.shape[0]):
-                    candidate = np.float32(row[c] + offset)
-                    if candidate < nearest[c]:
-                        nearest[c] = candidate
-
-
+# the near search's farthest offset, in samples
+_NEAR_REACH = 16
+# a line with more than 1 / _FAR_SHARE of its samples open after the near
+# search goes to the envelope
+_FAR_SHARE = 4
 # columns gathered at once for the envelope: one cache line of float32
 _BLOCK = 16
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _envelope_plane(src, dst, spacing2, reach, cap2, work):
-    """``dst[i, c] = min_j src[j, c] + spacing2 * (i - j)^2`` for 2-D ``src``:
-    the lower envelope along axis 0 of every column, ``inf`` where above
-    ``cap2``; the SIMD pass takes the ``reach`` nearest samples on each side.
-    ``src`` and ``dst`` must not overlap; ``work`` is
-    :func:`_stack_buffers` for lines of at least ``n`` samples.
-    """
-    block, vertices, heights, bounds, minima = work
-    n, m = src.shape
-    settled = spacing2 * (reach + 1) * (reach + 1)
-    # a sample above `settled` may have its minimum beyond reach; if most do,
-    # the near pass is wasted work
-    near_enough = 0
-    for i in range(n):
-        for c in range(m):
-            if src[i, c] <= settled:
-                near_enough += 1
-    unsettled = np.full(m, n)
-    if 2 * near_enough >= n * m:
-        _near_minimum(src, dst, spacing2, reach)
-        unsettled[:] = 0
-        for i in range(n):
-            for c in range(m):
-                if dst[i, c] > settled:
-                    unsettled[c] += 1
-    # lines with many far samples: the envelope, on columns gathered a block
-    # at a time so that each row is read one cache line at a time
-    columns = np.empty(m, dtype=np.int64)
+def _count_above(values, bound):
+    """How many values of a 1-D float32 array exceed ``bound`` (a count, not
+    a maximum: its reduction runs on SIMD lanes)."""
     count = 0
-    for c in range(m):
-        if unsettled[c] * _FAR_SHARE > n:
-            columns[count] = c
-            count += 1
-    for start in range(0, count, _BLOCK):
-        width = min(_BLOCK, count - start)
-        for i in range(n):
-            for b in range(width):
-                block[b, i] = src[i, columns[start + b]]
-        for b in range(width):
-            _envelope_line(block[b, :n], spacing2, vertices, heights, bounds, minima)
-        for i in range(n):
-            for b in range(width):
-                dst[i, columns[start + b]] = block[b, i]
-    # lines with a few far samples: search outward from each until the offset
-    # alone exceeds the best value found
-    for c in range(m):
-        if unsettled[c] == 0 or unsettled[c] * _FAR_SHARE > n:
-            continue
+    for c in range(values.shape[0]):
+        count += values[c] > bound
+    return count
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _lower_row(best, row, offset):
+    """``best = min(best, row + offset)``, each sum rounded to float32 once."""
+    narrow = np.float32(offset)
+    if narrow == offset:
+        # a float32 sum is then the float64 sum rounded once
+        for c in range(best.shape[0]):
+            candidate = row[c] + narrow
+            if candidate < best[c]:
+                best[c] = candidate
+    else:
+        for c in range(best.shape[0]):
+            candidate = np.float32(row[c] + offset)
+            if candidate < best[c]:
+                best[c] = candidate
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _near_search_columns(src, dst, spacing2, cap2):
+    """The near search along axis 0 of 2-D planes, all columns at once; returns
+    the farthest offset searched for any row."""
+    n = src.shape[0]
+    farthest = 0
+    reach = min(_NEAR_REACH, n - 1)
+    for i in range(n):
+        best = dst[i]
+        o = 0
+        if _count_above(best, spacing2) > 0:
+            for o in range(1, reach + 1):
+                offset = spacing2 * o * o
+                if offset > cap2:
+                    o -= 1
+                    break
+                if i >= o:
+                    _lower_row(best, src[i - o], offset)
+                if i + o < n:
+                    _lower_row(best, src[i + o], offset)
+                following = o + 1
+                if _count_above(best, spacing2 * following * following) == 0:
+                    break
+        farthest = max(farthest, o)
+    return farthest
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _far_search_columns(src, dst, spacing2, cap2, searched, columns, count):
+    """The outward search, past offset ``searched``, of the samples of the
+    given ``columns`` that the near search left open."""
+    n = src.shape[0]
+    for k in range(count):
+        c = columns[k]
         for i in range(n):
             best = dst[i, c]
-            if best <= settled:
-                continue
-            j = reach + 1
+            j = searched + 1
             offset = spacing2 * j * j
-            while offset < best:
+            while offset < best and offset <= cap2 and j < n:
                 if i - j >= 0:
                     candidate = np.float32(src[i - j, c] + offset)
                     if candidate < best:
@@ -256,19 +277,208 @@ def _envelope_plane(src, dst, spacing2, reach, cap2, work):
                 j += 1
                 offset = spacing2 * j * j
             dst[i, c] = best
-    if cap2 < _INF:
-        # inf samples are skipped by the envelope: the next pass gets cheaper
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _parabola_columns(src, dst, spacing2, columns, count, work):
+    """The envelope along axis 0 of the given ``columns``, gathered a block
+    at a time (one cache line of each row), its minimum taken into ``dst``."""
+    block, vertices, heights, bounds, minima = work[0], work[1], work[2], work[3], work[4]
+    n = src.shape[0]
+    for start in range(0, count, _BLOCK):
+        width = min(_BLOCK, count - start)
         for i in range(n):
+            for b in range(width):
+                block[b, i] = src[i, columns[start + b]]
+        for b in range(width):
+            _envelope_line(block[b, :n], spacing2, vertices, heights, bounds, minima)
+        for i in range(n):
+            for b in range(width):
+                c = columns[start + b]
+                if block[b, i] < dst[i, c]:
+                    dst[i, c] = block[b, i]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _open_columns(dst, bound, open_count):
+    """Count per column the values of a 2-D plane above ``bound``."""
+    m = dst.shape[1]
+    open_count[:m] = 0
+    for i in range(dst.shape[0]):
+        row = dst[i]
+        for c in range(m):
+            open_count[c] += row[c] > bound
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _envelope_columns(src, dst, spacing2, cap2, work):
+    """``dst = min(dst, P src)`` along axis 0 of 2-D float32 planes, ``inf``
+    where above ``cap2``. If most columns have many bounds beyond the near
+    search's reach, the envelope takes every column; otherwise the near
+    search runs first, then the envelope or the outward search finishes the
+    columns it left open. ``src`` and ``dst`` must not overlap."""
+    n, m = src.shape
+    columns, open_count = work[7], work[8]
+    reach = min(_NEAR_REACH, n - 1)
+    _open_columns(dst, spacing2 * reach * reach, open_count)
+    far = 0
+    for c in range(m):
+        if open_count[c] * _FAR_SHARE > n:
+            far += 1
+    if 2 * far > m:
+        for c in range(m):
+            columns[c] = c
+        _parabola_columns(src, dst, spacing2, columns, m, work)
+    else:
+        searched = _near_search_columns(src, dst, spacing2, cap2)
+        if searched < n - 1:
+            _open_columns(dst, spacing2 * (searched + 1) * (searched + 1), open_count)
+            far = 0
             for c in range(m):
-                if dst[i, c] > cap2:
-                    dst[i, c] = _INF
+                if open_count[c] * _FAR_SHARE > n:
+                    columns[far] = c
+                    far += 1
+            _parabola_columns(src, dst, spacing2, columns, far, work)
+            near = 0
+            for c in range(m):
+                if 0 < open_count[c] and open_count[c] * _FAR_SHARE <= n:
+                    columns[near] = c
+                    near += 1
+            _far_search_columns(src, dst, spacing2, cap2, searched, columns, near)
+    _cap(dst, cap2)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _cap(values, cap2):
+    """Set the values of a 2-D plane above ``cap2`` to ``inf``."""
+    if cap2 < _INF:
+        for i in range(values.shape[0]):
+            row = values[i]
+            for c in range(row.shape[0]):
+                if row[c] > cap2:
+                    row[c] = _INF
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _near_search_row(line, best, spacing2, cap2, pad):
+    """The near search along one line: ``best[i] = min(best[i], line[pad + i
+    +- o] + spacing2 o^2)``; ``line`` holds the samples from ``pad`` on, with
+    ``inf`` in the ``pad`` values before and after them. Returns the farthest
+    offset searched."""
+    width = best.shape[0]
+    reach = min(_NEAR_REACH, width - 1)
+    o = 0
+    if _count_above(best, spacing2) > 0:
+        for o in range(1, reach + 1):
+            offset = spacing2 * o * o
+            if offset > cap2:
+                o -= 1
+                break
+            _lower_row(best, line[pad - o:pad - o + width], offset)
+            _lower_row(best, line[pad + o:pad + o + width], offset)
+            following = o + 1
+            if _count_above(best, spacing2 * following * following) == 0:
+                break
+    return o
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _far_search_line(line, best, spacing2, cap2, pad, searched, settled):
+    """The outward search, past offset ``searched``, of the samples of one
+    line (as in :func:`_near_search_row`) that the near search left open."""
+    width = best.shape[0]
+    for i in range(width):
+        value = best[i]
+        if value <= settled:
+            continue
+        j = searched + 1
+        offset = spacing2 * j * j
+        while offset < value and offset <= cap2 and j < width:
+            nearest = min(line[pad + i - j], line[pad + i + j])
+            candidate = np.float32(nearest + offset)
+            if candidate < value:
+                value = candidate
+            j += 1
+            offset = spacing2 * j * j
+        best[i] = value
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _envelope_rows(src, dst, width, spacing2, cap2, work):
+    """``dst = min(dst, P src)`` along axis 1 (the contiguous one) of the
+    first ``width`` columns of 2-D planes, ``inf`` where above ``cap2``: the
+    near search, then the envelope for a row it left open."""
+    vertices, heights, bounds, minima = work[1], work[2], work[3], work[4]
+    line = work[5]
+    pad = width  # line: inf, the row, inf
+    for r in range(src.shape[0]):
+        row = src[r]
+        out = dst[r]
+        for i in range(width):
+            line[pad + i] = row[i]
+        reach = min(_NEAR_REACH, width - 1)
+        if _count_above(out, spacing2 * reach * reach) * _FAR_SHARE > width:
+            searched = 0  # mostly far: straight to the envelope
+        else:
+            searched = _near_search_row(line, out, spacing2, cap2, pad)
+        if searched < width - 1:
+            settled = spacing2 * (searched + 1) * (searched + 1)
+            open_count = 0
+            for i in range(width):
+                if out[i] > settled:
+                    open_count += 1
+            if open_count * _FAR_SHARE > width:
+                segment = line[pad:pad + width]
+                _envelope_line(segment, spacing2, vertices, heights, bounds, minima)
+                for i in range(width):
+                    out[i] = min(out[i], segment[i])
+            elif open_count > 0:
+                _far_search_line(line, out, spacing2, cap2, pad, searched, settled)
+        for i in range(width):
+            if out[i] > cap2:
+                out[i] = _INF
 
 
 # ---------------------------------------------------------------------------
-# The 3-D kernel: three loops, each parallel over planes, so that a plane's
-# passes run on data in cache. Every envelope runs along the first axis of a
-# C-contiguous plane; a plane is transposed into a buffer where needed.
+# 1-D distances along a plane's columns, on SIMD lanes across the columns
 # ---------------------------------------------------------------------------
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _sweep_columns(labels, outside, has_outside, spacing2, cap2, out, face):
+    """:func:`_sweep_line` along axis 0 of every column of 2-D ``labels``
+    ``(n, m)`` into ``out``; ``face`` is float64 work space of ``m`` values."""
+    n, m = labels.shape
+    # the nearest face at or before each row, its distance kept in `out`
+    for c in range(m):
+        face[c] = -0.5 if (has_outside and labels[0, c] != outside) else -_INF
+    for i in range(n):
+        if i > 0:
+            for c in range(m):
+                if labels[i, c] != labels[i - 1, c]:
+                    face[c] = i - 0.5
+        for c in range(m):
+            out[i, c] = i - face[c]  # a half-integer: exact in float32
+    # the nearest face after it, then the squared distance to the nearer one
+    for c in range(m):
+        face[c] = n - 0.5 if (has_outside and labels[n - 1, c] != outside) else _INF
+    for i in range(n - 1, -1, -1):
+        if i < n - 1:
+            for c in range(m):
+                if labels[i, c] != labels[i + 1, c]:
+                    face[c] = i + 0.5
+        for c in range(m):
+            d = min(np.float64(out[i, c]), face[c] - i)
+            squared = np.float32(spacing2 * d * d)
+            out[i, c] = squared if squared <= cap2 else _INF
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _sweep_rows(labels, outside, has_outside, spacing2, cap2, out):
+    """:func:`_sweep_line` along every row of 2-D ``labels`` into ``out``."""
+    for r in range(labels.shape[0]):
+        _sweep_line(labels[r], outside, has_outside, spacing2, cap2, out[r])
+
 
 # float32 tanh is exactly +-1 past 9.02
 TANH_SATURATION = 9.5
@@ -307,37 +517,154 @@ SIGNED = 1  # negative where the label is 0
 ZERO_OUTSIDE = 2  # 0 where the label is 0
 
 
+# ---------------------------------------------------------------------------
+# The 3-D kernel: three passes, each parallel over planes (one chunk of planes
+# per thread, with its work space allocated once), so that a plane's steps
+# run on data in cache. Column passes run along axis 0 of a plane, with SIMD
+# lanes across its contiguous axis; row passes along the contiguous axis.
+# ---------------------------------------------------------------------------
+
+
 @numba.njit(cache=True, nogil=True)
-def _stack_buffers(n):
-    """Work space of :func:`_envelope_plane` for lines of up to ``n`` samples."""
+def _work_space(n, width, labels):
+    """A thread's work space for planes of ``n`` rows of ``width`` samples:
+    the envelope's line buffers, a row with ``inf`` margins, per-column
+    buffers, float32 planes and planes of the dtype of ``labels``."""
+    longest = max(n, width)
     return (
-        np.empty((_BLOCK, n), dtype=np.float32),
-        np.empty(n, dtype=np.int64),
-        np.empty(n, dtype=np.float64),
-        np.empty(n, dtype=np.float64),
-        np.empty(n, dtype=np.float64),
+        np.empty((_BLOCK, longest), dtype=np.float32),
+        np.empty(longest, dtype=np.int64),
+        np.empty(longest, dtype=np.float64),
+        np.empty(longest, dtype=np.float64),
+        np.empty(longest, dtype=np.float64),
+        np.full(3 * width, _INF, dtype=np.float32),
+        np.empty(longest, dtype=np.float64),
+        np.empty(width, dtype=np.int64),
+        np.empty(width, dtype=np.int64),
+        np.empty((n, width), dtype=np.float32),
+        np.empty((n, width), dtype=np.float32),
+        np.empty((n, width), dtype=np.float32),
+        np.empty((n, width), dtype=labels.dtype),
+        np.empty((width, n), dtype=np.float32),
+        np.empty((width, n), dtype=labels.dtype),
     )
 
 
 @numba.njit(cache=True, nogil=True)
-def _drop_unneeded(samples, found):
-    """Set to ``inf`` the samples of a plane that are at least the largest
-    distance already ``found`` in it.
-
-    The passes only add to a sample, so such a sample cannot lower any
-    voxel's minimum in this plane, and the envelope skips ``inf`` samples:
-    where one axis's faces are far (anisotropic voxels), its passes get cheap.
-    """
-    bound = -_INF
-    for value in found.ravel():
-        bound = max(bound, value)
-    for i in range(samples.shape[0]):
-        for j in range(samples.shape[1]):
-            if samples[i, j] >= bound:
-                samples[i, j] = _INF
+def _chunk(count, chunks, t):
+    """The range of the ``t``-th of ``chunks`` equal chunks of ``count``."""
+    return t * count // chunks, (t + 1) * count // chunks
 
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
+def _in_plane_pass(labels, spacing2, outside, has_outside, cap2, out, threads):
+    """Step 1, per z-plane: ``out = min(P_y S_x, P_x S_y)``."""
+    nz, ny, nx = labels.shape
+    wz, wy, wx = spacing2
+    chunks = min(nz, threads)
+    for t in numba.prange(chunks):
+        work = _work_space(ny, nx, labels)
+        along_x, spread, face = work[9], work[10], work[6]
+        transposed, transposed_labels = work[13], work[14]
+        first, last = _chunk(nz, chunks, t)
+        for z in range(first, last):
+            plane = labels[z]
+            # S_x: the column sweep on the transposed plane runs on SIMD lanes
+            for y in range(ny):
+                for x in range(nx):
+                    transposed_labels[x, y] = plane[y, x]
+            _sweep_columns(
+                transposed_labels, outside, has_outside[2], wx, cap2, transposed, face
+            )
+            for y in range(ny):
+                for x in range(nx):
+                    along_x[y, x] = transposed[x, y]
+            for y in range(ny):
+                for x in range(nx):
+                    spread[y, x] = along_x[y, x]
+            _envelope_columns(along_x, spread, wy, cap2, work)
+            # along_x is free: S_y goes there, and bounds P_x S_y from above
+            _sweep_columns(plane, outside, has_outside[1], wy, cap2, along_x, face)
+            for y in range(ny):
+                for x in range(nx):
+                    spread[y, x] = min(spread[y, x], along_x[y, x])
+            _envelope_rows(along_x, spread, nx, wx, cap2, work)
+            for y in range(ny):
+                for x in range(nx):
+                    out[z, y, x] = spread[y, x]
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _across_planes_pass(labels, spacing2, outside, has_outside, cap2, out, scratch, threads):
+    """Step 2, per y-slab: ``out = P_z out`` and ``scratch = S_z``."""
+    nz, ny, nx = labels.shape
+    wz, wy, wx = spacing2
+    chunks = min(ny, threads)
+    for t in numba.prange(chunks):
+        work = _work_space(nz, nx, labels)
+        slab, spread, face, slab_labels = work[9], work[10], work[6], work[12]
+        first, last = _chunk(ny, chunks, t)
+        for y in range(first, last):
+            for z in range(nz):
+                for x in range(nx):
+                    slab[z, x] = out[z, y, x]
+                    spread[z, x] = out[z, y, x]
+            _envelope_columns(slab, spread, wz, cap2, work)
+            for z in range(nz):
+                for x in range(nx):
+                    out[z, y, x] = spread[z, x]
+                    slab_labels[z, x] = labels[z, y, x]
+            _sweep_columns(slab_labels, outside, has_outside[0], wz, cap2, slab, face)
+            for z in range(nz):
+                for x in range(nx):
+                    scratch[z, y, x] = slab[z, x]
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _final_pass(labels, spacing2, cap2, sign_mode, inverse_scale, out, scratch, threads):
+    """Step 3, per z-plane: ``out = min(out, P_x P_y S_z)``, then the square
+    root, the sign (``sign_mode``) and, if ``inverse_scale > 0``, the tanh.
+
+    ``P_y S_z`` is only needed where it is below the largest ``out`` of its
+    row (elsewhere it cannot lower any voxel of the row): that bound shortens
+    the near search, and the samples at or above it are dropped (``inf``).
+    """
+    nz, ny, nx = labels.shape
+    wz, wy, wx = spacing2
+    chunks = min(nz, threads)
+    for t in numba.prange(chunks):
+        work = _work_space(ny, nx, labels)
+        along_z, spread, result = work[9], work[10], work[11]
+        first, last = _chunk(nz, chunks, t)
+        for z in range(first, last):
+            for y in range(ny):
+                needed = np.float32(0.0)
+                for x in range(nx):
+                    needed = max(needed, out[z, y, x])
+                for x in range(nx):
+                    along_z[y, x] = scratch[z, y, x]
+                    spread[y, x] = min(scratch[z, y, x], needed)
+            _envelope_columns(along_z, spread, wy, cap2, work)
+            for y in range(ny):
+                needed = np.float32(0.0)
+                for x in range(nx):
+                    needed = max(needed, out[z, y, x])
+                for x in range(nx):
+                    if spread[y, x] >= needed:
+                        spread[y, x] = _INF
+                    result[y, x] = min(out[z, y, x], spread[y, x])
+            _envelope_rows(spread, result, nx, wx, cap2, work)
+            for y in range(ny):
+                row = out[z, y]
+                for x in range(nx):
+                    d = math.sqrt(result[y, x])
+                    if sign_mode != UNSIGNED and labels[z, y, x] == 0:
+                        d = -d if sign_mode == SIGNED else 0.0
+                    row[x] = d
+                if inverse_scale > 0:
+                    _tanh_in_place(row, inverse_scale)
+
+
 def _face_distance_kernel(
     labels, spacing2, outside, has_outside, cap2, sign_mode, inverse_scale, out, scratch
 ):
@@ -348,65 +675,17 @@ def _face_distance_kernel(
     ends. Squared distances above ``cap2`` are reported as ``inf`` (which
     saves work where they do not matter). The result is then signed or zeroed
     by ``sign_mode`` and, if ``inverse_scale > 0``, passed through
-    ``tanh(d * inverse_scale)``.
+    ``tanh(d * inverse_scale)``. The three steps:
+
+    1. :func:`_in_plane_pass`: ``out = min(P_y S_x, P_x S_y)``;
+    2. :func:`_across_planes_pass`: ``out = P_z out``, ``scratch = S_z``;
+    3. :func:`_final_pass`: ``out = min(out, P_x P_y S_z)``, then the root,
+       the sign and the tanh.
     """
-    nz, ny, nx = labels.shape
-    wz, wy, wx = spacing2
-    longest = max(nx, ny, nz)
-    coarsest = max(spacing2)
-    reach_z, reach_y, reach_x = [
-        _NEAR_REACH_FINE if 4 * w < coarsest else _NEAR_REACH for w in spacing2
-    ]
-    # 1. out = min(P_y S_x, P_x S_y), plane by plane
-    for z in numba.prange(nz):
-        work = _stack_buffers(longest)
-        plane = labels[z]
-        along_x = np.empty((ny, nx), dtype=np.float32)
-        for y in range(ny):
-            _sweep_line(plane[y], outside, has_outside[2], wx, cap2, along_x[y])
-        spread_y = np.empty((ny, nx), dtype=np.float32)
-        _envelope_plane(along_x, spread_y, wy, reach_y, cap2, work)
-        columns = np.ascontiguousarray(plane.T)
-        along_y = np.empty((nx, ny), dtype=np.float32)
-        for x in range(nx):
-            _sweep_line(columns[x], outside, has_outside[1], wy, cap2, along_y[x])
-        _drop_unneeded(along_y, spread_y)
-        spread_x = np.empty((nx, ny), dtype=np.float32)
-        _envelope_plane(along_y, spread_x, wx, reach_x, cap2, work)
-        for y in range(ny):
-            for x in range(nx):
-                out[z, y, x] = min(spread_y[y, x], spread_x[x, y])
-    # 2. out = P_z out, and scratch = S_z, slab by slab along y
-    for y in numba.prange(ny):
-        work = _stack_buffers(longest)
-        slab = np.ascontiguousarray(out[:, y, :])
-        spread_z = np.empty((nz, nx), dtype=np.float32)
-        _envelope_plane(slab, spread_z, wz, reach_z, cap2, work)
-        out[:, y, :] = spread_z
-        along_z = np.empty((nx, nz), dtype=np.float32)
-        label_lines = np.ascontiguousarray(labels[:, y, :].T)
-        for x in range(nx):
-            _sweep_line(label_lines[x], outside, has_outside[0], wz, cap2, along_z[x])
-        scratch[:, y, :] = along_z.T
-    # 3. out = min(out, P_y P_x S_z), then sign and normalize, plane by plane
-    for z in numba.prange(nz):
-        work = _stack_buffers(longest)
-        columns = np.ascontiguousarray(scratch[z].T)
-        _drop_unneeded(columns, out[z])
-        spread_x = np.empty((nx, ny), dtype=np.float32)
-        _envelope_plane(columns, spread_x, wx, reach_x, cap2, work)
-        rows = np.ascontiguousarray(spread_x.T)
-        spread_y = np.empty((ny, nx), dtype=np.float32)
-        _envelope_plane(rows, spread_y, wy, reach_y, cap2, work)
-        for y in range(ny):
-            row = out[z, y]
-            for x in range(nx):
-                d = math.sqrt(min(row[x], spread_y[y, x]))
-                if sign_mode != UNSIGNED and labels[z, y, x] == 0:
-                    d = -d if sign_mode == SIGNED else 0.0
-                row[x] = d
-            if inverse_scale > 0:
-                _tanh_in_place(row, inverse_scale)
+    threads = numba.get_num_threads()
+    _in_plane_pass(labels, spacing2, outside, has_outside, cap2, out, threads)
+    _across_planes_pass(labels, spacing2, outside, has_outside, cap2, out, scratch, threads)
+    _final_pass(labels, spacing2, cap2, sign_mode, inverse_scale, out, scratch, threads)
 
 
 def face_distance_3d(

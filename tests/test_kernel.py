@@ -1,10 +1,12 @@
 """The distance kernel's building blocks and its fast paths, on inputs large
 enough to take each of them, against brute force and the doubled-grid oracle.
 
-The envelope of a plane has three ways to its result (a SIMD pass over the
-nearest rows, an outward search for the few samples it leaves open, and the
-Felzenszwalb-Huttenlocher envelope for lines with many); the inputs here are
-built so that each one runs, and all must give the brute-force minimum.
+An envelope pass has three ways to its result (the near search on SIMD lanes,
+an outward search for the few samples it leaves open, and the
+Felzenszwalb-Huttenlocher envelope for lines with many), along a plane's
+columns or along its rows; the inputs here are built so that each one runs,
+and all must give the brute-force minimum, with or without a bound known
+beforehand.
 """
 
 import math
@@ -25,62 +27,89 @@ def brute_force_envelope(src, spacing2):
     return sums.min(axis=1)
 
 
-def envelope_plane(src, spacing2, cap2=np.inf, reach=4):
-    n = src.shape[0]
-    dst = np.empty_like(src)
-    buffers = _kernels._stack_buffers(n)
-    _kernels._envelope_plane(src, dst, spacing2, reach, cap2, buffers)
-    return dst
+def envelope(src, spacing2, cap2=np.inf, bound=None, along="columns"):
+    """The kernel's envelope pass along axis 0 of ``src``, starting from
+    ``bound`` (``src`` by default): on the plane's columns, or on the rows of
+    its transpose."""
+    src = np.ascontiguousarray(src if along == "columns" else src.T)
+    dst = src.copy() if bound is None else np.ascontiguousarray(
+        bound if along == "columns" else bound.T).copy()
+    work = _kernels._work_space(*src.shape, np.zeros(1, bool))
+    if along == "columns":
+        _kernels._envelope_columns(src, dst, spacing2, cap2, work)
+        return dst
+    _kernels._envelope_rows(src, dst, src.shape[1], spacing2, cap2, work)
+    return dst.T
 
 
 def plane(kind, rng, shape=(60, 50)):
-    """Squared-distance-like samples (in voxels): small everywhere (the SIMD
-    pass settles them); small but for one run of large ones per line, longer
-    than the SIMD pass reaches (the outward search); small but for lines that
-    are mostly large (the envelope, line by line); or mostly large and
-    infinite (the envelope for the whole plane)."""
+    """Squared-distance-like samples (in voxels): small everywhere (the near
+    search settles them); small but for one run of large ones per line,
+    longer than the near search reaches (the outward search); small but for
+    lines that are mostly large (the envelope, line by line); or mostly large
+    and infinite (the envelope for the whole plane)."""
     n, m = shape
+    reach = _kernels._NEAR_REACH
     values = rng.integers(0, 3, shape).astype(np.float64) ** 2
     if kind == "far run":
+        run = reach + 8
         for c in range(m):
-            start = rng.integers(0, max(1, n - 12))
-            values[start:start + 12, c] = rng.integers(20, 200, 12)[: n - start] ** 2
+            start = rng.integers(0, max(1, n - run))
+            values[start:start + run, c] = rng.integers(20, 200, run)[: n - start] ** 2
     elif kind == "far lines":
         far = rng.random(m) < 0.3
-        values[:, far] = rng.integers(30, 300, (n, far.sum())) ** 2
+        values[:, far] = rng.integers(3 * reach, 300, (n, far.sum())) ** 2
     elif kind == "far":
         values = rng.integers(0, 300, shape).astype(np.float64) ** 2
         values[rng.random(shape) < 0.7] = np.inf
     return values.astype(np.float32)
 
 
-@pytest.mark.parametrize("kind", ["near", "far run", "far lines", "far"])
+KINDS = ["near", "far run", "far lines", "far"]
+
+
+@pytest.mark.parametrize("along", ["columns", "rows"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("spacing2", [1.0, 64.0, 17.64, 1600.0])
-@pytest.mark.parametrize("reach", [_kernels._NEAR_REACH, _kernels._NEAR_REACH_FINE])
-def test_envelope_plane_equals_brute_force(kind, spacing2, reach):
+def test_envelope_equals_brute_force(kind, spacing2, along):
     rng = np.random.default_rng(len(kind) + int(spacing2))
     src = plane(kind, rng) * np.float32(spacing2)
-    np.testing.assert_array_equal(
-        envelope_plane(src, spacing2, reach=reach), brute_force_envelope(src, spacing2)
-    )
+    expected = brute_force_envelope(src, spacing2)
+    np.testing.assert_array_equal(envelope(src, spacing2, along=along), expected)
 
 
-def test_envelope_plane_cap_reports_far_values_as_inf():
+@pytest.mark.parametrize("along", ["columns", "rows"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_envelope_from_a_known_bound_takes_the_minimum(kind, along):
+    """Started from a bound below the samples (as the kernel starts from the
+    distance to other faces), a pass gives min(bound, envelope)."""
+    rng = np.random.default_rng(3 + len(kind))
+    src = plane(kind, rng) * np.float32(4.0)
+    bound = plane("near", rng) * np.float32(rng.integers(1, 40, src.shape) ** 2)
+    bound = np.minimum(bound, src)
+    expected = np.minimum(bound, brute_force_envelope(src, 4.0))
+    np.testing.assert_array_equal(envelope(src, 4.0, bound=bound, along=along), expected)
+
+
+@pytest.mark.parametrize("along", ["columns", "rows"])
+def test_envelope_cap_reports_far_values_as_inf(along):
     rng = np.random.default_rng(7)
     src = plane("far run", rng)
     cap2 = 30.0
     expected = brute_force_envelope(src, 1.0)
-    capped = envelope_plane(src, 1.0, cap2)
+    capped = envelope(src, 1.0, cap2, along=along)
     near = expected <= cap2
     np.testing.assert_array_equal(capped[near], expected[near])
     assert np.all(np.isinf(capped[~near]))
 
 
 @pytest.mark.parametrize("length", [1, 2, 9])
-def test_envelope_plane_short_lines(length):
+@pytest.mark.parametrize("along", ["columns", "rows"])
+def test_envelope_short_lines(length, along):
     rng = np.random.default_rng(length)
     src = plane("far run", rng, (length, 7))
-    np.testing.assert_array_equal(envelope_plane(src, 4.0), brute_force_envelope(src, 4.0))
+    expected = brute_force_envelope(src, 4.0)
+    np.testing.assert_array_equal(envelope(src, 4.0, along=along), expected)
 
 
 def test_tanh_matches_libm_rounded_to_float32():
