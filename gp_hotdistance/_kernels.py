@@ -18,10 +18,10 @@ nearest face midpoint is
     ``D^2(i) = min over k of (P_{a != k} S_k)(i)``,
 
 where ``S_k`` holds, per voxel, the squared 1-D distance along axis ``k`` to
-the nearest label change on that line (:func:`_sweep_line`), and ``P_a`` is
+the nearest label change on that line (:func:`~gp_hotdistance._passes._sweep_line`), and ``P_a`` is
 the lower envelope of parabolas along axis ``a``: ``(P_a f)(i) = min_j f(j) +
 w_a^2 (i_a - j_a)^2`` (Felzenszwalb and Huttenlocher, "Distance Transforms of
-Sampled Functions", Theory of Computing 8, 2012; :func:`_envelope_line`).
+Sampled Functions", Theory of Computing 8, 2012; :func:`~gp_hotdistance._passes._envelope_line`).
 The ``P_a`` commute and are min-plus linear, which lets the three terms of a
 3-D array share passes::
 
@@ -39,10 +39,10 @@ S_x``, and the last ``P_x`` from the distance to the x- and y-faces, so that
 a voxel near any face settles after a few samples; ``P_y S_z`` is only needed
 below the largest distance of its row already known, and is dropped above it.
 A pass searches outward from every sample of a row at once, on SIMD lanes,
-until the offset alone reaches the row's bound (:func:`_near_search_columns`,
-:func:`_near_search_row`), and leaves to the envelope, whose cost does not
+until the offset alone reaches the row's bound (:func:`~gp_hotdistance._passes._near_search_columns`,
+:func:`~gp_hotdistance._passes._near_search_row`), and leaves to the envelope, whose cost does not
 grow with the distance, the lines where most samples are farther than
-``_NEAR_REACH`` (:func:`_envelope_columns`, :func:`_envelope_rows`). Columns
+``_passes._NEAR_REACH`` (:func:`~gp_hotdistance._passes.envelope_columns`, :func:`~gp_hotdistance._passes.envelope_rows`). Columns
 are the SIMD axis, so the only transposes are those of the x-sweep (its
 label plane, and its result back). Each thread allocates its work space once per pass (a few planes),
 not per plane: fresh memory costs page faults on every call.
@@ -80,6 +80,8 @@ import threading
 import numba
 import numpy as np
 
+from ._passes import BLOCK, envelope_columns, envelope_rows, sweep_columns
+
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
@@ -87,397 +89,6 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 KERNEL_LOCK = threading.Lock()
 
 _INF = np.inf
-
-
-# ---------------------------------------------------------------------------
-# 1-D kernels
-# ---------------------------------------------------------------------------
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _sweep_line(labels, outside, has_outside, spacing2, cap2, out):
-    """Squared distance along one line to the nearest label change on it.
-
-    A change between positions ``i`` and ``i + 1`` is a face at ``i + 0.5``.
-    With ``has_outside`` the line is treated as continued by ``outside`` on
-    both ends, so that an end voxel with another label has a face at its end.
-    Distances above ``cap2`` are reported as ``inf``.
-    """
-    n = labels.shape[0]
-    face = -_INF  # position of the nearest face at or before i
-    if has_outside and labels[0] != outside:
-        face = -0.5
-    for i in range(n):
-        if i > 0 and labels[i] != labels[i - 1]:
-            face = i - 0.5
-        d = i - face
-        out[i] = spacing2 * d * d
-    face = _INF  # position of the nearest face after i
-    if has_outside and labels[n - 1] != outside:
-        face = n - 0.5
-    for i in range(n - 1, -1, -1):
-        if i < n - 1 and labels[i] != labels[i + 1]:
-            face = i + 0.5
-        d = face - i
-        candidate = spacing2 * d * d
-        if candidate < out[i]:
-            out[i] = candidate
-        if out[i] > cap2:
-            out[i] = _INF
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _envelope_line(values, spacing2, vertices, heights, bounds, minima):
-    """In place: ``values[i] = min_j values[j] + spacing2 * (i - j)^2``.
-
-    The lower envelope of the parabolas rooted at the finite samples
-    (Felzenszwalb and Huttenlocher). In index units a parabola rooted at ``q``
-    is ``i^2 - 2 q i + heights``, with ``heights = values[q] / spacing2 +
-    q^2``; the envelope's parabolas sit on a stack (``vertices``, ``heights``,
-    ``minima``), the ``k``-th one lowest for ``bounds[k] < i <= bounds[k+1]``.
-    The four stack buffers must be at least as long as ``values``.
-    """
-    n = values.shape[0]
-    inverse = 1.0 / spacing2
-    k = -1
-    for q in range(n):
-        fq = values[q]
-        if fq == _INF:
-            continue
-        hq = fq * inverse + q * q
-        # pop the parabolas that q's parabola undercuts from their bound on;
-        # the test is bound >= intersection, multiplied out (q > vertex)
-        while k >= 0 and hq - heights[k] <= bounds[k] * (2.0 * (q - vertices[k])):
-            k -= 1
-        k += 1
-        if k == 0:
-            bounds[0] = -_INF
-        else:
-            bounds[k] = (hq - heights[k - 1]) / (2.0 * (q - vertices[k - 1]))
-        vertices[k] = q
-        heights[k] = hq
-        minima[k] = fq
-    if k < 0:
-        return  # no finite sample: the line stays infinite
-    # fill each parabola's interval with a branch-free inner loop
-    start = 0
-    for j in range(k + 1):
-        stop = n
-        if j < k:
-            stop = int(math.floor(min(max(bounds[j + 1], -1.0), n - 1.0))) + 1
-        p = vertices[j]
-        fp = minima[j]
-        for i in range(start, stop):
-            d = i - p
-            values[i] = spacing2 * d * d + fp
-        start = max(start, stop)
-
-
-# ---------------------------------------------------------------------------
-# Envelope passes on planes. A pass takes the minimum into ``dst``, which
-# holds an upper bound on the result (the samples themselves, or a smaller
-# value already known): ``dst[i] = min(dst[i], min_j src[j] + spacing2 (i - j)^2)``.
-# Three ways to the same minimum, in named steps:
-# - the near search (:func:`_near_search_columns`, :func:`_near_search_row`):
-#   offset by offset outward from every sample of a row at once, on SIMD
-#   lanes, until the offset alone reaches the row's largest bound (no nearer
-#   sample can then be beaten by a farther one) or _NEAR_REACH samples. A
-#   bound already known settles a row sooner;
-# - the outward search of the few samples it leaves open
-#   (:func:`_far_search_columns`), one at a time;
-# - the Felzenszwalb-Huttenlocher envelope (:func:`_envelope_line`), whose
-#   cost does not grow with the distance, for lines with many open samples.
-# Each sum is rounded to float32 once, as the envelope's value is, so all
-# give the minimum of the float32-rounded sums, bit for bit.
-# ---------------------------------------------------------------------------
-
-# the near search's farthest offset, in samples
-_NEAR_REACH = 16
-# a line with more than 1 / _FAR_SHARE of its samples open after the near
-# search goes to the envelope
-_FAR_SHARE = 4
-# columns gathered at once for the envelope: one cache line of float32
-_BLOCK = 16
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _count_above(values, bound):
-    """How many values of a 1-D float32 array exceed ``bound`` (a count, not
-    a maximum: its reduction runs on SIMD lanes)."""
-    count = 0
-    for c in range(values.shape[0]):
-        count += values[c] > bound
-    return count
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _lower_row(best, row, offset):
-    """``best = min(best, row + offset)``, each sum rounded to float32 once."""
-    narrow = np.float32(offset)
-    if narrow == offset:
-        # a float32 sum is then the float64 sum rounded once
-        for c in range(best.shape[0]):
-            candidate = row[c] + narrow
-            if candidate < best[c]:
-                best[c] = candidate
-    else:
-        for c in range(best.shape[0]):
-            candidate = np.float32(row[c] + offset)
-            if candidate < best[c]:
-                best[c] = candidate
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _near_search_columns(src, dst, spacing2, cap2):
-    """The near search along axis 0 of 2-D planes, all columns at once; returns
-    the farthest offset searched for any row."""
-    n = src.shape[0]
-    farthest = 0
-    reach = min(_NEAR_REACH, n - 1)
-    for i in range(n):
-        best = dst[i]
-        o = 0
-        if _count_above(best, spacing2) > 0:
-            for o in range(1, reach + 1):
-                offset = spacing2 * o * o
-                if offset > cap2:
-                    o -= 1
-                    break
-                if i >= o:
-                    _lower_row(best, src[i - o], offset)
-                if i + o < n:
-                    _lower_row(best, src[i + o], offset)
-                following = o + 1
-                if _count_above(best, spacing2 * following * following) == 0:
-                    break
-        farthest = max(farthest, o)
-    return farthest
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _far_search_columns(src, dst, spacing2, cap2, searched, columns, count):
-    """The outward search, past offset ``searched``, of the samples of the
-    given ``columns`` that the near search left open."""
-    n = src.shape[0]
-    for k in range(count):
-        c = columns[k]
-        for i in range(n):
-            best = dst[i, c]
-            j = searched + 1
-            offset = spacing2 * j * j
-            while offset < best and offset <= cap2 and j < n:
-                if i - j >= 0:
-                    candidate = np.float32(src[i - j, c] + offset)
-                    if candidate < best:
-                        best = candidate
-                if i + j < n:
-                    candidate = np.float32(src[i + j, c] + offset)
-                    if candidate < best:
-                        best = candidate
-                j += 1
-                offset = spacing2 * j * j
-            dst[i, c] = best
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _parabola_columns(src, dst, spacing2, columns, count, work):
-    """The envelope along axis 0 of the given ``columns``, gathered a block
-    at a time (one cache line of each row), its minimum taken into ``dst``."""
-    block, vertices, heights, bounds, minima = work[0], work[1], work[2], work[3], work[4]
-    n = src.shape[0]
-    for start in range(0, count, _BLOCK):
-        width = min(_BLOCK, count - start)
-        for i in range(n):
-            for b in range(width):
-                block[b, i] = src[i, columns[start + b]]
-        for b in range(width):
-            _envelope_line(block[b, :n], spacing2, vertices, heights, bounds, minima)
-        for i in range(n):
-            for b in range(width):
-                c = columns[start + b]
-                if block[b, i] < dst[i, c]:
-                    dst[i, c] = block[b, i]
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _open_columns(dst, bound, open_count):
-    """Count per column the values of a 2-D plane above ``bound``."""
-    m = dst.shape[1]
-    open_count[:m] = 0
-    for i in range(dst.shape[0]):
-        row = dst[i]
-        for c in range(m):
-            open_count[c] += row[c] > bound
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _envelope_columns(src, dst, spacing2, cap2, work):
-    """``dst = min(dst, P src)`` along axis 0 of 2-D float32 planes, ``inf``
-    where above ``cap2``. If most columns have many bounds beyond the near
-    search's reach, the envelope takes every column; otherwise the near
-    search runs first, then the envelope or the outward search finishes the
-    columns it left open. ``src`` and ``dst`` must not overlap."""
-    n, m = src.shape
-    columns, open_count = work[7], work[8]
-    reach = min(_NEAR_REACH, n - 1)
-    _open_columns(dst, spacing2 * reach * reach, open_count)
-    far = 0
-    for c in range(m):
-        if open_count[c] * _FAR_SHARE > n:
-            far += 1
-    if 2 * far > m:
-        for c in range(m):
-            columns[c] = c
-        _parabola_columns(src, dst, spacing2, columns, m, work)
-    else:
-        searched = _near_search_columns(src, dst, spacing2, cap2)
-        if searched < n - 1:
-            _open_columns(dst, spacing2 * (searched + 1) * (searched + 1), open_count)
-            far = 0
-            for c in range(m):
-                if open_count[c] * _FAR_SHARE > n:
-                    columns[far] = c
-                    far += 1
-            _parabola_columns(src, dst, spacing2, columns, far, work)
-            near = 0
-            for c in range(m):
-                if 0 < open_count[c] and open_count[c] * _FAR_SHARE <= n:
-                    columns[near] = c
-                    near += 1
-            _far_search_columns(src, dst, spacing2, cap2, searched, columns, near)
-    _cap(dst, cap2)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _cap(values, cap2):
-    """Set the values of a 2-D plane above ``cap2`` to ``inf``."""
-    if cap2 < _INF:
-        for i in range(values.shape[0]):
-            row = values[i]
-            for c in range(row.shape[0]):
-                if row[c] > cap2:
-                    row[c] = _INF
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _near_search_row(line, best, spacing2, cap2, pad):
-    """The near search along one line: ``best[i] = min(best[i], line[pad + i
-    +- o] + spacing2 o^2)``; ``line`` holds the samples from ``pad`` on, with
-    ``inf`` in the ``pad`` values before and after them. Returns the farthest
-    offset searched."""
-    width = best.shape[0]
-    reach = min(_NEAR_REACH, width - 1)
-    o = 0
-    if _count_above(best, spacing2) > 0:
-        for o in range(1, reach + 1):
-            offset = spacing2 * o * o
-            if offset > cap2:
-                o -= 1
-                break
-            _lower_row(best, line[pad - o:pad - o + width], offset)
-            _lower_row(best, line[pad + o:pad + o + width], offset)
-            following = o + 1
-            if _count_above(best, spacing2 * following * following) == 0:
-                break
-    return o
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _far_search_line(line, best, spacing2, cap2, pad, searched, settled):
-    """The outward search, past offset ``searched``, of the samples of one
-    line (as in :func:`_near_search_row`) that the near search left open."""
-    width = best.shape[0]
-    for i in range(width):
-        value = best[i]
-        if value <= settled:
-            continue
-        j = searched + 1
-        offset = spacing2 * j * j
-        while offset < value and offset <= cap2 and j < width:
-            nearest = min(line[pad + i - j], line[pad + i + j])
-            candidate = np.float32(nearest + offset)
-            if candidate < value:
-                value = candidate
-            j += 1
-            offset = spacing2 * j * j
-        best[i] = value
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _envelope_rows(src, dst, width, spacing2, cap2, work):
-    """``dst = min(dst, P src)`` along axis 1 (the contiguous one) of the
-    first ``width`` columns of 2-D planes, ``inf`` where above ``cap2``: the
-    near search, then the envelope for a row it left open."""
-    vertices, heights, bounds, minima = work[1], work[2], work[3], work[4]
-    line = work[5]
-    pad = width  # line: inf, the row, inf
-    for r in range(src.shape[0]):
-        row = src[r]
-        out = dst[r]
-        for i in range(width):
-            line[pad + i] = row[i]
-        reach = min(_NEAR_REACH, width - 1)
-        if _count_above(out, spacing2 * reach * reach) * _FAR_SHARE > width:
-            searched = 0  # mostly far: straight to the envelope
-        else:
-            searched = _near_search_row(line, out, spacing2, cap2, pad)
-        if searched < width - 1:
-            settled = spacing2 * (searched + 1) * (searched + 1)
-            open_count = 0
-            for i in range(width):
-                if out[i] > settled:
-                    open_count += 1
-            if open_count * _FAR_SHARE > width:
-                segment = line[pad:pad + width]
-                _envelope_line(segment, spacing2, vertices, heights, bounds, minima)
-                for i in range(width):
-                    out[i] = min(out[i], segment[i])
-            elif open_count > 0:
-                _far_search_line(line, out, spacing2, cap2, pad, searched, settled)
-        for i in range(width):
-            if out[i] > cap2:
-                out[i] = _INF
-
-
-# ---------------------------------------------------------------------------
-# 1-D distances along a plane's columns, on SIMD lanes across the columns
-# ---------------------------------------------------------------------------
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _sweep_columns(labels, outside, has_outside, spacing2, cap2, out, face):
-    """:func:`_sweep_line` along axis 0 of every column of 2-D ``labels``
-    ``(n, m)`` into ``out``; ``face`` is float64 work space of ``m`` values."""
-    n, m = labels.shape
-    # the nearest face at or before each row, its distance kept in `out`
-    for c in range(m):
-        face[c] = -0.5 if (has_outside and labels[0, c] != outside) else -_INF
-    for i in range(n):
-        if i > 0:
-            for c in range(m):
-                if labels[i, c] != labels[i - 1, c]:
-                    face[c] = i - 0.5
-        for c in range(m):
-            out[i, c] = i - face[c]  # a half-integer: exact in float32
-    # the nearest face after it, then the squared distance to the nearer one
-    for c in range(m):
-        face[c] = n - 0.5 if (has_outside and labels[n - 1, c] != outside) else _INF
-    for i in range(n - 1, -1, -1):
-        if i < n - 1:
-            for c in range(m):
-                if labels[i, c] != labels[i + 1, c]:
-                    face[c] = i + 0.5
-        for c in range(m):
-            d = min(np.float64(out[i, c]), face[c] - i)
-            squared = np.float32(spacing2 * d * d)
-            out[i, c] = squared if squared <= cap2 else _INF
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _sweep_rows(labels, outside, has_outside, spacing2, cap2, out):
-    """:func:`_sweep_line` along every row of 2-D ``labels`` into ``out``."""
-    for r in range(labels.shape[0]):
-        _sweep_line(labels[r], outside, has_outside, spacing2, cap2, out[r])
 
 
 # float32 tanh is exactly +-1 past 9.02
@@ -532,7 +143,7 @@ def _work_space(n, width, labels):
     buffers, float32 planes and planes of the dtype of ``labels``."""
     longest = max(n, width)
     return (
-        np.empty((_BLOCK, longest), dtype=np.float32),
+        np.empty((BLOCK, longest), dtype=np.float32),
         np.empty(longest, dtype=np.int64),
         np.empty(longest, dtype=np.float64),
         np.empty(longest, dtype=np.float64),
@@ -573,7 +184,7 @@ def _in_plane_pass(labels, spacing2, outside, has_outside, cap2, out, threads):
             for y in range(ny):
                 for x in range(nx):
                     transposed_labels[x, y] = plane[y, x]
-            _sweep_columns(
+            sweep_columns(
                 transposed_labels, outside, has_outside[2], wx, cap2, transposed, face
             )
             for y in range(ny):
@@ -582,13 +193,13 @@ def _in_plane_pass(labels, spacing2, outside, has_outside, cap2, out, threads):
             for y in range(ny):
                 for x in range(nx):
                     spread[y, x] = along_x[y, x]
-            _envelope_columns(along_x, spread, wy, cap2, work)
+            envelope_columns(along_x, spread, wy, cap2, work)
             # along_x is free: S_y goes there, and bounds P_x S_y from above
-            _sweep_columns(plane, outside, has_outside[1], wy, cap2, along_x, face)
+            sweep_columns(plane, outside, has_outside[1], wy, cap2, along_x, face)
             for y in range(ny):
                 for x in range(nx):
                     spread[y, x] = min(spread[y, x], along_x[y, x])
-            _envelope_rows(along_x, spread, nx, wx, cap2, work)
+            envelope_rows(along_x, spread, nx, wx, cap2, work)
             for y in range(ny):
                 for x in range(nx):
                     out[z, y, x] = spread[y, x]
@@ -609,12 +220,12 @@ def _across_planes_pass(labels, spacing2, outside, has_outside, cap2, out, scrat
                 for x in range(nx):
                     slab[z, x] = out[z, y, x]
                     spread[z, x] = out[z, y, x]
-            _envelope_columns(slab, spread, wz, cap2, work)
+            envelope_columns(slab, spread, wz, cap2, work)
             for z in range(nz):
                 for x in range(nx):
                     out[z, y, x] = spread[z, x]
                     slab_labels[z, x] = labels[z, y, x]
-            _sweep_columns(slab_labels, outside, has_outside[0], wz, cap2, slab, face)
+            sweep_columns(slab_labels, outside, has_outside[0], wz, cap2, slab, face)
             for z in range(nz):
                 for x in range(nx):
                     scratch[z, y, x] = slab[z, x]
@@ -644,7 +255,7 @@ def _final_pass(labels, spacing2, cap2, sign_mode, inverse_scale, out, scratch, 
                 for x in range(nx):
                     along_z[y, x] = scratch[z, y, x]
                     spread[y, x] = min(scratch[z, y, x], needed)
-            _envelope_columns(along_z, spread, wy, cap2, work)
+            envelope_columns(along_z, spread, wy, cap2, work)
             for y in range(ny):
                 needed = np.float32(0.0)
                 for x in range(nx):
@@ -653,7 +264,7 @@ def _final_pass(labels, spacing2, cap2, sign_mode, inverse_scale, out, scratch, 
                     if spread[y, x] >= needed:
                         spread[y, x] = _INF
                     result[y, x] = min(out[z, y, x], spread[y, x])
-            _envelope_rows(spread, result, nx, wx, cap2, work)
+            envelope_rows(spread, result, nx, wx, cap2, work)
             for y in range(ny):
                 row = out[z, y]
                 for x in range(nx):

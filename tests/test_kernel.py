@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from gp_hotdistance import _kernels, core
+from gp_hotdistance import _kernels, _passes, core
 from oracles import doubled_grid_face_distance
 
 
@@ -36,9 +36,9 @@ def envelope(src, spacing2, cap2=np.inf, bound=None, along="columns"):
         bound if along == "columns" else bound.T).copy()
     work = _kernels._work_space(*src.shape, np.zeros(1, bool))
     if along == "columns":
-        _kernels._envelope_columns(src, dst, spacing2, cap2, work)
+        _passes.envelope_columns(src, dst, spacing2, cap2, work)
         return dst
-    _kernels._envelope_rows(src, dst, src.shape[1], spacing2, cap2, work)
+    _passes.envelope_rows(src, dst, src.shape[1], spacing2, cap2, work)
     return dst.T
 
 
@@ -49,7 +49,7 @@ def plane(kind, rng, shape=(60, 50)):
     lines that are mostly large (the envelope, line by line); or mostly large
     and infinite (the envelope for the whole plane)."""
     n, m = shape
-    reach = _kernels._NEAR_REACH
+    reach = _passes._NEAR_REACH
     values = rng.integers(0, 3, shape).astype(np.float64) ** 2
     if kind == "far run":
         run = reach + 8
