@@ -145,16 +145,15 @@ def _make_class(torch):
 
 
 class _HotDistanceLossWithoutTorch:
-    # stands in for the class where torch is missing, so that the name imports
+    """HotDistanceLoss where torch is missing: the name imports, making one raises."""
+
+    # the loss's own text, so that help() reads the same with or without torch
+    # (the literal above gives doctest a line to report the example at)
     __doc__ = _DOC
 
     def __init__(self, *args, **kwargs):
         _checks.import_torch("HotDistanceLoss")  # raises, naming the extra
         raise ImportError("torch became importable after gp_hotdistance.loss was first used")
-
-
-_HotDistanceLossWithoutTorch.__name__ = "HotDistanceLoss"
-_HotDistanceLossWithoutTorch.__qualname__ = "HotDistanceLoss"
 
 
 def _loss_class():
