@@ -173,6 +173,11 @@ def as_counts(counts, channels, name="moving_class_counts"):
         raise ValueError(
             f"{name} must hold non-negative integer counts, got {counts.min()}"
         )
+    if counts.size and counts.max() > np.iinfo(np.int64).max:
+        # a uint64 count past int64 would wrap to a negative one
+        raise ValueError(
+            f"{name} must hold counts below 2**63, got {counts.max()}"
+        )
     return counts.astype(np.int64)
 
 

@@ -51,3 +51,38 @@ def test_face_distance_with_an_exact_outside_equals_brute_force(dtype, outside):
     expected = brute_force_face_distance(padded, voxel_size)[1:-1, 1:-1, 1:-1]
     np.testing.assert_allclose(face_distance(labels, voxel_size, outside=outside), expected,
                                rtol=1e-6)
+
+
+def counts_node():
+    import gunpowder as gp
+
+    from gp_hotdistance import BalanceHotDistance, HotDistancePredictor
+
+    predictor = HotDistancePredictor(["a", "b"], 8.0, mask_distances=False)
+    return BalanceHotDistance(predictor, gp.ArrayKey("G"), gp.ArrayKey("T"), gp.ArrayKey("W"))
+
+
+def test_load_state_dict_refuses_uint64_counts_past_int64():
+    # before: 2**64 - 1 became -1 in every count, silently
+    node = counts_node()
+    with pytest.raises(ValueError, match=r"moving_class_counts'\] must hold counts below 2\*\*63"):
+        node.load_state_dict({"moving_class_counts": np.full((4, 2), 2**64 - 1, np.uint64)})
+    assert node.state_dict()["moving_class_counts"] == [[0, 0]] * 4
+    # the largest count that fits still loads exactly
+    big = np.full((4, 2), 2**63 - 1, np.uint64)
+    node.load_state_dict({"moving_class_counts": big})
+    assert node.state_dict()["moving_class_counts"] == [[2**63 - 1] * 2] * 4
+
+
+@pytest.mark.parametrize("channels", ["ab", 3, [1, 2], b"ab"])
+def test_load_state_dict_refuses_channels_that_are_not_a_list_of_names(channels):
+    # before: the string 'ab' matched ['a', 'b'] and loaded, and 3 raised
+    # "'int' object is not iterable"
+    with pytest.raises(TypeError, match=r"^state\['channels'\] must be a list of class names"):
+        counts_node().load_state_dict({"channels": channels, "moving_class_counts": [[1, 2]] * 4})
+
+
+def test_load_state_dict_takes_a_tuple_of_names():
+    node = counts_node()
+    node.load_state_dict({"channels": ("a", "b"), "moving_class_counts": [[1, 2]] * 4})
+    assert node.state_dict() == {"channels": ["a", "b"], "moving_class_counts": [[1, 2]] * 4}
