@@ -86,3 +86,35 @@ def test_load_state_dict_takes_a_tuple_of_names():
     node = counts_node()
     node.load_state_dict({"channels": ("a", "b"), "moving_class_counts": [[1, 2]] * 4})
     assert node.state_dict() == {"channels": ["a", "b"], "moving_class_counts": [[1, 2]] * 4}
+
+
+def test_a_rerun_after_the_gt_changed_says_that_done_blocks_were_kept(tmp_path, capsys):
+    # before: the second run printed "0 processed, 1 already done" and kept the
+    # target of the old gt without a word; now it says how to recompute
+    from funlib.persistence import open_ds, prepare_ds
+
+    from gp_hotdistance import HotDistancePredictor
+    from gp_hotdistance.__main__ import main
+
+    container = str(tmp_path / "data.zarr")
+    gt = np.zeros((1, 8, 8, 8), np.uint8)
+    gt[0, 2:5, 2:5, 2:5] = 1
+    array = prepare_ds(f"{container}/gt", gt.shape, offset=(0, 0, 0), voxel_size=(4, 4, 4),
+                       axis_names=["c^", "z", "y", "x"], dtype=np.uint8)
+    array[array.roi] = gt
+    arguments = ["precompute", "--zarr", container, "--gt", "gt", "--out", "target",
+                 "--classes", "a", "--scale-factor", "8", "--no-progress"]
+    assert main(arguments) == 0
+    assert "kept" not in capsys.readouterr().out
+    array = open_ds(f"{container}/gt", mode="r+")
+    array[array.roi] = np.roll(gt, 3, axis=1)
+    assert main(arguments) == 0
+    out = capsys.readouterr().out
+    assert "0 processed, 1 already done" in out
+    assert "were kept as they are" in out and "--overwrite" in out
+    assert main(arguments + ["--overwrite"]) == 0
+    # the oracle: the whole volume's target of the new gt, in memory
+    predictor = HotDistancePredictor(["a"], 8.0, mask_distances=False)
+    expected = np.asarray(predictor.create_target(open_ds(f"{container}/gt"))[array.roi])
+    target = open_ds(f"{container}/target")
+    np.testing.assert_array_equal(target[target.roi], expected)
