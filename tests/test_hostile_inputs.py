@@ -118,3 +118,32 @@ def test_a_rerun_after_the_gt_changed_says_that_done_blocks_were_kept(tmp_path, 
     expected = np.asarray(predictor.create_target(open_ds(f"{container}/gt"))[array.roi])
     target = open_ds(f"{container}/target")
     np.testing.assert_array_equal(target[target.roi], expected)
+
+
+def test_a_complete_run_rerun_with_mask_distances_names_the_setting(tmp_path, capsys):
+    # before: "'target' ... is not an interrupted precompute run to resume",
+    # which hid that the run was complete and only a setting differed
+    from funlib.persistence import prepare_ds
+
+    from gp_hotdistance.__main__ import main
+
+    container = str(tmp_path / "data.zarr")
+    for name, channels in (("gt", True), ("mask", False)):
+        shape = ((1,) if channels else ()) + (8, 8, 8)
+        names = (["c^"] if channels else []) + ["z", "y", "x"]
+        array = prepare_ds(f"{container}/{name}", shape, offset=(0, 0, 0),
+                           voxel_size=(4, 4, 4), axis_names=names, dtype=np.uint8)
+        array[array.roi] = np.ones(shape, np.uint8)
+    arguments = ["precompute", "--zarr", container, "--gt", "gt", "--out", "target",
+                 "--classes", "a", "--scale-factor", "8", "--no-progress"]
+    assert main(arguments) == 0
+    capsys.readouterr()
+    assert main(arguments + ["--mask", "mask", "--mask-distances"]) == 2
+    error = capsys.readouterr().err
+    assert "from a run with other settings" in error and "mask" in error
+    # a removed output of a run with the same settings is named as missing
+    import shutil
+
+    shutil.rmtree(f"{container}/target")
+    assert main(arguments) == 2
+    assert "'target' is missing, so it cannot be resumed" in capsys.readouterr().err
