@@ -147,3 +147,28 @@ def test_a_complete_run_rerun_with_mask_distances_names_the_setting(tmp_path, ca
     shutil.rmtree(f"{container}/target")
     assert main(arguments) == 2
     assert "'target' is missing, so it cannot be resumed" in capsys.readouterr().err
+
+
+def test_to_target_range_takes_a_numpy_integer_channel_axis():
+    # before: np.int64(1), e.g. from an array's shape arithmetic, was a TypeError
+    from scipy.special import expit
+
+    from gp_hotdistance import HotDistancePredictor
+
+    predictor = HotDistancePredictor(["a"], 8.0, mask_distances=False)
+    output = np.array([[[-2.0, 0.0, 3.0], [-1.5, 0.2, 1.5]]])  # (batch 1, 2 channels, 3)
+    result = predictor.to_target_range(output, channel_axis=np.int64(1))
+    # the oracle: the logistic function and a clip, written out
+    np.testing.assert_allclose(result[0, 0], expit(output[0, 0]), rtol=1e-6)
+    np.testing.assert_array_equal(result[0, 1], [-1.0, 0.2, 1.0])
+
+
+@pytest.mark.parametrize("dtype", [str, complex, object])
+def test_to_target_range_refuses_a_non_numeric_prediction(dtype):
+    # before: strings raised numpy's "could not convert string to float", and
+    # complex numbers lost their imaginary part with only a ComplexWarning
+    from gp_hotdistance import HotDistancePredictor
+
+    predictor = HotDistancePredictor(["a"], 8.0, mask_distances=False)
+    with pytest.raises(TypeError, match="^prediction must be a numeric"):
+        predictor.to_target_range(np.zeros((2, 3)).astype(dtype))
