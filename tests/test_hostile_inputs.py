@@ -3,6 +3,8 @@ failed with an error from inside numpy or numba before, and now gets a
 clear ``ValueError`` / ``TypeError`` that names the argument (or, where the
 input is valid, the right answer, checked against brute force)."""
 
+import os
+
 import numpy as np
 import pytest
 from oracles import brute_force_face_distance
@@ -172,3 +174,30 @@ def test_to_target_range_refuses_a_non_numeric_prediction(dtype):
     predictor = HotDistancePredictor(["a"], 8.0, mask_distances=False)
     with pytest.raises(TypeError, match="^prediction must be a numeric"):
         predictor.to_target_range(np.zeros((2, 3)).astype(dtype))
+
+
+def test_a_log_dir_that_cannot_be_made_is_refused_before_anything_is_written(
+    tmp_path, capsys
+):
+    # before: every daisy worker failed on it, after the outputs were made,
+    # and the run left an empty target and done markers behind
+    from funlib.persistence import prepare_ds
+
+    from gp_hotdistance.__main__ import main
+
+    container = str(tmp_path / "data.zarr")
+    array = prepare_ds(f"{container}/gt", (1, 8, 8, 8), offset=(0, 0, 0), voxel_size=(4, 4, 4),
+                       axis_names=["c^", "z", "y", "x"], dtype=np.uint8)
+    array[array.roi] = np.ones((1, 8, 8, 8), np.uint8)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("mine")
+    arguments = ["precompute", "--zarr", container, "--gt", "gt", "--out", "target",
+                 "--classes", "a", "--scale-factor", "8", "--no-progress"]
+    assert main(arguments + ["--log-dir", str(blocker / "logs")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "log_dir" in error[0] and "a_file" in error[0]
+    assert set(os.listdir(container)) - {".zgroup", "zarr.json"} == {"gt"}
+    assert blocker.read_text() == "mine"
+    # a log dir that can be made works
+    assert main(arguments + ["--log-dir", str(tmp_path / "logs")]) == 0
+    assert (tmp_path / "logs").is_dir()
