@@ -153,6 +153,14 @@ def _precompute(args):
         f"wrote {written}: {result.total_blocks} blocks, {result.processed_blocks} "
         f"processed, {result.skipped_blocks} already done"
     )
+    if result.skipped_blocks:
+        # a resumed run keeps what an earlier run wrote, even if the gt or the
+        # mask changed since: say so, rather than let a stale target pass
+        print(
+            f"the {result.skipped_blocks} blocks done by an earlier run were kept as "
+            f"they are; if the gt or the mask changed since, run again with "
+            f"--overwrite to recompute them"
+        )
 
 
 def main(argv=None):

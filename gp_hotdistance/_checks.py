@@ -58,10 +58,21 @@ def check_fraction(value, name, low_open=True, high_open=True):
 
 
 def as_array(array, name):
+    if isinstance(array, np.ma.MaskedArray):
+        # numpy.ma's mask would be ignored by some steps and honoured by
+        # others: refuse it rather than give silently mixed results
+        raise TypeError(
+            f"{name} must be a plain numpy array, got a masked array (numpy.ma), whose "
+            f"mask would be ignored; pass its data (np.ma.getdata), and the unknown "
+            f"voxels as the mask argument where there is one"
+        )
     if isinstance(array, np.ndarray):
         return array
     if hasattr(array, "__array__") or isinstance(array, (list, tuple)):
-        return np.asarray(array)
+        try:
+            return np.asarray(array)
+        except ValueError as error:  # e.g. ragged nested lists
+            raise ValueError(f"{name} must be an array of one shape: {error}") from None
     raise TypeError(f"{name} must be a numpy array, got {type(array).__name__}")
 
 
@@ -161,6 +172,11 @@ def as_counts(counts, channels, name="moving_class_counts"):
     if np.any(counts < 0):
         raise ValueError(
             f"{name} must hold non-negative integer counts, got {counts.min()}"
+        )
+    if counts.size and counts.max() > np.iinfo(np.int64).max:
+        # a uint64 count past int64 would wrap to a negative one
+        raise ValueError(
+            f"{name} must hold counts below 2**63, got {counts.max()}"
         )
     return counts.astype(np.int64)
 

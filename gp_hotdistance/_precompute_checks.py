@@ -92,15 +92,22 @@ def claim_outputs(job, done, overwrite):
             logger.info("removing %s, written by an earlier run", job.path(name))
             shutil.rmtree(job.path(name))
         return False
-    if len(existing) == len(job.outputs) and all(ours.values()):
+    if done in ours and all(ours.values()):
         previous = ours[done]
-        if previous == job.settings:
+        if previous == job.settings and len(existing) == len(job.outputs):
             return True
         differences = ", ".join(
             f"{key}: {previous.get(key)!r} then, {job.settings[key]!r} now"
             for key in job.settings
             if previous.get(key) != job.settings[key]
         )
+        if not differences:  # same settings, but an output was removed since
+            missing = [name for name in job.outputs if name not in ours]
+            raise FileExistsError(
+                f"output {job.out!r} exists in {job.container!r} from a run with these "
+                f"settings, but {', '.join(map(repr, missing))} is missing, so it "
+                f"cannot be resumed; pass overwrite=True (--overwrite) to replace it"
+            )
         raise FileExistsError(
             f"output {job.out!r} exists in {job.container!r} from a run with other "
             f"settings ({differences}); pass overwrite=True (--overwrite) to "

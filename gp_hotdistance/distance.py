@@ -127,7 +127,7 @@ def face_distance(labels, voxel_size=None, outside=None):
 
     A face is the square shared by two face-adjacent voxels; its midpoint lies
     half a voxel from both voxel centres. Labels are compared as they are (any
-    dtype, no casting).
+    numeric or string dtype, no casting; NaN is refused).
 
     Parameters
     ----------
@@ -137,12 +137,22 @@ def face_distance(labels, voxel_size=None, outside=None):
         Voxel size in world units, one per axis; ones by default.
     outside : scalar, optional
         If given, the array is treated as surrounded by this label, so the
-        outer face of a border voxel with another label counts as well.
+        outer face of a border voxel with another label counts as well. It
+        must be a value of the labels' dtype (not NaN).
 
     Returns
     -------
     ndarray of float32
         Distances in world units, ``inf`` where there is no face at all.
+
+    Raises
+    ------
+    ValueError
+        NaN labels, an ``outside`` that the labels' dtype does not hold
+        exactly (1.5 for integer labels, 256 for ``uint8``), a bad shape or
+        voxel size.
+    TypeError
+        Labels of object (or other non-numeric) dtype.
 
     Examples
     --------
@@ -154,9 +164,40 @@ def face_distance(labels, voxel_size=None, outside=None):
     labels = _checks.as_array(labels, "labels")
     spatial_dims = _checks.check_spatial_rank(labels, "labels", channel_axis=False)
     voxel_size = _checks.as_voxel_size(voxel_size, spatial_dims)
+    outside = _check_labels_and_outside(labels, outside)
     out = np.empty(labels.shape, dtype=np.float32)
     _kernels.face_distance_3d(labels, voxel_size, out, np.empty_like(out), outside)
     return out
+
+
+def _check_labels_and_outside(labels, outside):
+    """Refuse labels the kernel cannot compare (objects, NaN: NaN differs from
+    itself, so every NaN voxel would be a label of its own) and an
+    ``outside`` that the labels' dtype does not hold exactly; return
+    ``outside`` in that dtype."""
+    if labels.dtype.kind in "OVMm":
+        raise TypeError(
+            f"labels must be an array of numbers (bool, integer or float), got dtype "
+            f"{labels.dtype}"
+        )
+    if labels.dtype.kind in "fc" and np.isnan(labels).any():
+        raise ValueError(
+            f"labels holds {int(np.isnan(labels).sum())} NaN values; NaN is no label "
+            f"(it differs from itself)"
+        )
+    if outside is None:
+        return None
+    try:
+        value = labels.dtype.type(outside)
+        exact = bool(value == outside)
+    except (TypeError, ValueError, OverflowError):
+        exact = False
+    if not exact:  # also NaN, which equals nothing
+        raise ValueError(
+            f"outside must be a label that labels' dtype {labels.dtype} holds "
+            f"exactly, got {outside!r}"
+        )
+    return value
 
 
 def signed_face_distance(labels, voxel_size=None, scale_factor=None):

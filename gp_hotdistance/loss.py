@@ -77,8 +77,10 @@ _DOC = """Loss of a hot-distance prediction against its target and weights.
 
     Returns a scalar tensor. Raises ``ValueError`` (naming the argument) when
     a shape differs from the prediction's, the channel count (axis 1) is odd,
-    or a tensor has fewer than 3 axes; ``TypeError`` for something other
-    than a tensor.
+    a tensor has fewer than 3 axes or no element, or a tensor lies on another
+    device than the prediction; ``TypeError`` for something other than a
+    floating-point tensor (integer or bool targets and weights included:
+    convert them with ``.float()``).
 
     Example::
 
@@ -117,6 +119,22 @@ def _check_inputs(torch, prediction, target, weights):
             raise ValueError(
                 f"{name} must have the prediction's shape {tuple(prediction.shape)}, "
                 f"got {tuple(tensor.shape)}"
+            )
+    if prediction.numel() == 0:
+        # every mean would be 0 / 0: nan, silently
+        raise ValueError(
+            f"prediction must not be empty, got shape {tuple(prediction.shape)}"
+        )
+    for name, tensor in (("prediction", prediction), ("target", target), ("weights", weights)):
+        if not tensor.dtype.is_floating_point:
+            raise TypeError(
+                f"{name} must be a floating-point tensor (e.g. float32), got dtype "
+                f"{tensor.dtype}"
+            )
+        if tensor.device != prediction.device:
+            raise ValueError(
+                f"{name} must lie on the prediction's device {prediction.device}, "
+                f"got {tensor.device}"
             )
     return channels // 2
 

@@ -353,6 +353,15 @@ class BalanceHotDistance(_HotDistanceFilter):
                 f"returns, got {type(state).__name__}"
             )
         channels = state.get("channels")
+        if channels is not None and (
+            isinstance(channels, (str, bytes))
+            or not isinstance(channels, (list, tuple))
+            or not all(isinstance(name, str) for name in channels)
+        ):
+            raise TypeError(
+                f"state['channels'] must be a list of class names, as state_dict() "
+                f"returns, got {channels!r}"
+            )
         if channels is not None and list(channels) != list(self.predictor.channels):
             raise ValueError(
                 f"state was saved for the classes {list(channels)}, but this node's "

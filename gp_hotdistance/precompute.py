@@ -225,7 +225,8 @@ def precompute_target(
     ValueError
         An output is, contains or lies inside the gt or mask; the gt's
         channels do not match the predictor's classes; the mask does not fit
-        the gt; or ``block_size`` or ``num_workers`` is invalid.
+        the gt; ``block_size`` or ``num_workers`` is invalid; or ``log_dir``
+        cannot be made a directory.
     RuntimeError
         Some blocks failed for another reason (a worker died); a new run
         retries them.
@@ -254,6 +255,7 @@ def precompute_target(
     """
     job = _plan(container, gt, out, predictor, mask, block_size, num_workers)
     _check_values(job)
+    _prepare_log_dir(log_dir)
     resume = claim_outputs(job, done_dataset_name(job.out), overwrite)
     if not resume:
         _create_outputs(job)
@@ -407,6 +409,23 @@ def _create_outputs(job):
         chunks=(1,) * spatial, dtype=np.uint8, fill_value=0, **fmt,
     )
     done.attrs[OWNER_ATTRIBUTE] = job.settings
+
+
+def _prepare_log_dir(log_dir):
+    """Make ``log_dir`` (daisy's worker logs) before any output is written:
+    a path that cannot be a directory failed in every worker, after the
+    outputs were made."""
+    if log_dir is None:
+        return
+    if not isinstance(log_dir, (str, os.PathLike)):
+        raise TypeError(f"log_dir must be a path (str), got {log_dir!r}")
+    try:
+        os.makedirs(log_dir, exist_ok=True)
+    except OSError as error:
+        raise ValueError(
+            f"log_dir {os.fspath(log_dir)!r} cannot be made a directory for the "
+            f"workers' logs: {error}"
+        ) from None
 
 
 def _run(job, resume, progress, log_dir):

@@ -1,6 +1,7 @@
 """The :class:`HotDistancePredictor`: the spec's API over :mod:`gp_hotdistance.core`."""
 
 import logging
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -515,14 +516,25 @@ class HotDistancePredictor:
 
             ValueError: the channel axis does not hold ``embedding_dims``
             channels.
+
+            TypeError: a ``channel_axis`` that is not an integer (Python's or
+            numpy's), a numpy ``prediction`` that is not numeric (strings,
+            complex, objects).
         """
         is_tensor = type(prediction).__module__.split(".")[0] == "torch"
         if not is_tensor:
             prediction = _checks.as_array(prediction, "prediction")
+            if prediction.dtype.kind not in "biuf":
+                # strings failed inside astype, complex lost its imaginary part
+                raise TypeError(
+                    f"prediction must be a numeric (float) array, got dtype "
+                    f"{prediction.dtype}"
+                )
             if prediction.dtype != np.float64:
                 prediction = prediction.astype(np.float32)
-        if isinstance(channel_axis, bool) or not isinstance(channel_axis, int):
+        if isinstance(channel_axis, bool) or not isinstance(channel_axis, numbers.Integral):
             raise TypeError(f"channel_axis must be an int, got {channel_axis!r}")
+        channel_axis = int(channel_axis)
         shape = tuple(prediction.shape)
         if not -len(shape) <= channel_axis < len(shape) or shape[channel_axis] != self.embedding_dims:
             raise ValueError(

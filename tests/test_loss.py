@@ -105,6 +105,33 @@ def test_a_numpy_array_is_a_type_error():
                                          torch.zeros(1, 2, 3))
 
 
+@pytest.mark.parametrize("argument", ["prediction", "target", "weights"])
+@pytest.mark.parametrize("dtype", ["bool", "uint8", "int64", "complex64"])
+def test_a_tensor_that_is_not_floating_point_is_a_type_error(argument, dtype):
+    # before: a bool or integer target raised torch's RuntimeError from inside
+    # the BCE, an integer prediction a NotImplementedError
+    torch = pytest.importorskip("torch", reason="needs the torch extra")
+    tensors = {name: torch.zeros(1, 2, 3) for name in ("prediction", "target", "weights")}
+    tensors[argument] = tensors[argument].to(getattr(torch, dtype))
+    with pytest.raises(TypeError, match=f"^{argument} must be a floating-point tensor.*{dtype}"):
+        gp_hotdistance.HotDistanceLoss()(**tensors)
+
+
+@pytest.mark.parametrize("shape", [(0, 2, 3), (1, 0, 3), (1, 2, 0)])
+def test_an_empty_batch_is_a_value_error_not_nan(shape):
+    # before: every mean was 0 / 0 and the loss a silent nan
+    torch = pytest.importorskip("torch", reason="needs the torch extra")
+    with pytest.raises(ValueError, match="prediction must not be empty"):
+        gp_hotdistance.HotDistanceLoss()(*[torch.zeros(shape)] * 3)
+
+
+def test_a_tensor_on_another_device_names_the_argument():
+    torch = pytest.importorskip("torch", reason="needs the torch extra")
+    p = torch.zeros(1, 2, 3)
+    with pytest.raises(ValueError, match="^weights must lie on the prediction's device cpu"):
+        gp_hotdistance.HotDistanceLoss()(p, p, p.to("meta"))
+
+
 def test_trains_in_gunpowder():
     torch = pytest.importorskip("torch", reason="needs the torch extra")
     import gunpowder as gp

@@ -240,3 +240,24 @@ def test_largest_differences_are_reported():
         pytest.skip("reports on the comparisons above: run the whole file")
     print("largest |binary_scores - brute force|:", LARGEST)
     assert max(LARGEST.values()) < 1e-12
+
+
+def test_a_masked_array_is_refused_not_half_honoured():
+    # before: binary_scores took numpy.ma arrays as they were and returned a
+    # dice of 0.125 for a prediction whose plain data scores 0.5 (its mask was
+    # honoured by some steps and not by others)
+    gt = np.zeros((4, 5, 6), np.uint8)
+    gt[1:3, 1:3, 1:3] = 1
+    prediction = np.roll(gt, 1, axis=2)
+    masked = np.ma.masked_array(prediction, mask=prediction == 0)
+    with pytest.raises(TypeError, match="^prediction must be a plain numpy array.*masked"):
+        binary_scores(masked, gt, (1, 1, 1))
+    with pytest.raises(TypeError, match="^gt_instances must be a plain numpy array"):
+        instance_f1(prediction, np.ma.masked_array(gt))
+    # the oracle for the plain data: 4 of 8 voxels overlap each way
+    assert binary_scores(np.ma.getdata(masked), gt, (1, 1, 1))["dice"] == 0.5
+
+
+def test_ragged_lists_name_the_argument():
+    with pytest.raises(ValueError, match="^gt must be an array of one shape"):
+        binary_scores([[0, 1], [1, 0]], [[0, 1], [1]], (1,))
