@@ -154,21 +154,28 @@ def _lower_row(best, row, offset):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def _last_offset(spacing2, cap2, reach):
+    """The farthest offset ``o <= reach`` of a near search whose ``spacing2 *
+    o^2`` is within ``cap2`` (farther sums are capped to ``inf`` anyway)."""
+    last = 0
+    while last < reach and spacing2 * (last + 1) * (last + 1) <= cap2:
+        last += 1
+    return last
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _near_search_columns(src, dst, spacing2, cap2):
     """The near search along axis 0 of 2-D planes, all columns at once; returns
     the farthest offset searched for any row."""
     n = src.shape[0]
     farthest = 0
-    reach = min(_NEAR_REACH, n - 1)
+    last = _last_offset(spacing2, cap2, min(_NEAR_REACH, n - 1))
     for i in range(n):
         best = dst[i]
         o = 0
         if _count_above(best, spacing2) > 0:
-            for o in range(1, reach + 1):
+            for o in range(1, last + 1):
                 offset = spacing2 * o * o
-                if offset > cap2:
-                    o -= 1
-                    break
                 if i >= o:
                     _lower_row(best, src[i - o], offset)
                 if i + o < n:
@@ -292,14 +299,11 @@ def _near_search_row(line, best, spacing2, cap2, pad):
     ``inf`` in the ``pad`` values before and after them. Returns the farthest
     offset searched."""
     width = best.shape[0]
-    reach = min(_NEAR_REACH, width - 1)
+    last = _last_offset(spacing2, cap2, min(_NEAR_REACH, width - 1))
     o = 0
     if _count_above(best, spacing2) > 0:
-        for o in range(1, reach + 1):
+        for o in range(1, last + 1):
             offset = spacing2 * o * o
-            if offset > cap2:
-                o -= 1
-                break
             _lower_row(best, line[pad - o:pad - o + width], offset)
             _lower_row(best, line[pad + o:pad + o + width], offset)
             following = o + 1

@@ -71,7 +71,8 @@ from ._precompute_checks import (
     zarr_format,
 )
 from ._precompute_worker import _BlockWriter, _DoneCheck, _read_failure
-from .predictor import CHANNEL_AXIS, HotDistancePredictor
+from ._arrays import CHANNEL_AXIS
+from .predictor import HotDistancePredictor
 
 logger = logging.getLogger(__name__)
 

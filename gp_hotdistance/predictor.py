@@ -6,16 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from funlib.geometry import Coordinate
-from funlib.persistence import Array
 
-from . import _checks
+from . import _arrays, _checks
 from .distance import context_distance, hot_distance_target, padding_voxels, signed_face_distance
 from .weights import distance_mask, hot_distance_weights
 
 logger = logging.getLogger(__name__)
-
-#: Name of the channel axis of the arrays the predictor returns.
-CHANNEL_AXIS = "c^"
 
 
 @dataclass(frozen=True)
@@ -62,19 +58,9 @@ class HotDistancePredictor:
     that name in this package), ``norm`` (``"tanh"``), ``epsilon`` and
     ``threshold``.
 
-    Differences from the reference implementation this API comes from:
-
-    * a crop without any face saturates to exactly ``+1`` / ``-1`` (the true
-      distance is at least the context), instead of ``+-min(shape *
-      voxel_size / 2)``, which depended on the crop size;
-    * the context is always requested (not only with ``mask_distances``), is
-      large enough that a crop's target equals the whole volume's within
-      ``tolerance``, and is never truncated by an integer cast;
-    * the distance channels are balanced by their own moving counts (the
-      reference's balancing silently did nothing on dask-backed arrays);
-    * with ``mask_distances``, the unknown region's distance is measured to
-      its nearest face, like the target's, not to the nearest unknown voxel
-      centre, which is half a voxel farther.
+    Where the reference implementation this API comes from is wrong, this one
+    does the right thing; the README's table "How it differs from the
+    reference implementation" lists each difference.
 
     Args:
 
@@ -287,11 +273,11 @@ class HotDistancePredictor:
 
                 Binary gt with one channel per class (or none, for one class).
         """
-        data = self._array_data(gt, "gt")
+        data = _arrays.array_data(gt, "gt")
         # checked here so that a wrong gt is reported as "gt", not "labels"
         data = self._with_channel_axis(data, "gt", gt.voxel_size.dims)
         target = self.process(data, gt.voxel_size, self.norm, self.dt_scale_factor)
-        return self._like(target, gt)
+        return _arrays.like(target, gt)
 
     # -- weights ---------------------------------------------------------------
 
@@ -324,12 +310,12 @@ class HotDistancePredictor:
             and the updated ``(embedding_dims, 2)`` counts.
         """
         gt_data = self._with_channel_axis(
-            self._array_data(gt, "gt"), "gt", gt.voxel_size.dims
+            _arrays.array_data(gt, "gt"), "gt", gt.voxel_size.dims
         )
-        target_data = self._array_data(target, "target")
+        target_data = _arrays.array_data(target, "target")
         mask_data = None
         if mask is not None:
-            mask_data = self._array_data(mask, "mask")
+            mask_data = _arrays.array_data(mask, "mask")
             if Coordinate(mask.voxel_size) != Coordinate(gt.voxel_size):
                 raise ValueError(
                     f"mask voxel size {mask.voxel_size} must equal gt voxel size "
@@ -347,7 +333,7 @@ class HotDistancePredictor:
         weights, counts = self.process_weight(
             gt_data, target_data, mask_data, gt.voxel_size, moving_class_counts
         )
-        return self._like(weights, gt), counts
+        return _arrays.like(weights, gt), counts
 
     def process_weight(
         self, labels, target, mask, voxel_size, moving_class_counts=None, unknown=None
@@ -572,32 +558,3 @@ class HotDistancePredictor:
     def _with_channel_axis(self, labels, name, spatial_dims):
         """``labels`` with its channel axis; one class may come without one."""
         return _checks.with_class_axis(labels, self.channels, name, spatial_dims)
-
-    @staticmethod
-    def _array_data(array, name):
-        if not isinstance(array, Array):
-            raise TypeError(
-                f"{name} must be a funlib.persistence Array, got {type(array).__name__}"
-            )
-        spatial_dims = array.voxel_size.dims
-        if not 1 <= spatial_dims <= 3:
-            raise ValueError(
-                f"{name} must have 1 to 3 spatial axes (z-y-x), got {spatial_dims} "
-                f"(voxel size {array.voxel_size})"
-            )
-        return np.asarray(array[array.roi])
-
-    @staticmethod
-    def _like(data, template):
-        """``data`` as an ``Array`` with ``template``'s offset and voxel size and
-        a leading channel axis."""
-        spatial = template.voxel_size.dims
-        return Array(
-            data,
-            offset=template.roi.offset,
-            voxel_size=template.voxel_size,
-            # funlib.persistence names channel axes with a trailing "^"
-            axis_names=[CHANNEL_AXIS] + list(template.axis_names[-spatial:]),
-            units=template.units,
-            types=["channel"] + ["space"] * spatial,
-        )
