@@ -1,4 +1,5 @@
-"""The :class:`HotDistancePredictor`: the spec's API over :mod:`gp_hotdistance.core`."""
+"""The :class:`HotDistancePredictor`: the spec's API over
+:mod:`gp_hotdistance.distance` and :mod:`gp_hotdistance.weights`."""
 
 import logging
 import numbers
