@@ -177,8 +177,8 @@ def _check_labels_and_outside(labels, outside):
     ``outside`` in that dtype."""
     if labels.dtype.kind in "OVMm":
         raise TypeError(
-            f"labels must be an array of numbers (bool, integer or float), got dtype "
-            f"{labels.dtype}"
+            f"labels must be an array of numbers or strings (bool, integer, float or "
+            f"str), got dtype {labels.dtype}"
         )
     if labels.dtype.kind in "fc" and np.isnan(labels).any():
         raise ValueError(

@@ -347,6 +347,9 @@ class HotDistancePredictor:
         """
         voxel_size = _checks.as_spatial_voxel_size(voxel_size)
         labels = self._with_channel_axis(labels, "labels", len(voxel_size))
+        if moving_class_counts is not None:
+            # checked here so that an error names this method's argument
+            moving_class_counts = _checks.as_counts(moving_class_counts, self.embedding_dims)
         return hot_distance_weights(
             labels,
             target,

@@ -185,7 +185,7 @@ def balance_weights(labels, mask=None, counts=None, *, clipmin=0.05, clipmax=0.9
     for c in range(labels.shape[0]):
         _checks.check_binary(labels[c], f"labels channel {c}")
     masks = _checks.mask_channels(mask, labels.shape, "mask")
-    counts = _checks.as_counts(counts, labels.shape[0])
+    counts = _checks.as_counts(counts, labels.shape[0], "counts")
     clipmin, clipmax = _checks.check_clip(clipmin, clipmax)
     weights = np.empty(labels.shape, dtype=np.float32)
     flat_weights = weights.reshape(labels.shape[0], -1)
@@ -281,7 +281,7 @@ def hot_distance_weights(
         _checks.check_binary(gt[c], f"gt channel {c}")
     target = _check_target(target, gt.shape)
     masks = _checks.mask_channels(mask, gt.shape, "mask")
-    counts = _checks.as_counts(counts, 2 * classes)
+    counts = _checks.as_counts(counts, 2 * classes, "counts")
     clipmin, clipmax = _checks.check_clip(clipmin, clipmax)
     scale_factor = _checks.check_positive(scale_factor, "scale_factor")
     if mask_distances:
