@@ -80,6 +80,14 @@ def context_distance(scale_factor, tolerance=1e-3, threshold=0.8):
     float
         The context distance in world units.
 
+    Raises
+    ------
+    TypeError
+        A value that is not a number.
+    ValueError
+        A ``scale_factor`` that is not positive and finite; a ``tolerance``
+        or ``threshold`` outside (0, 1).
+
     Examples
     --------
     >>> round(context_distance(10.0), 3)
@@ -110,6 +118,12 @@ def padding_voxels(context, voxel_size):
     -------
     tuple of int
         Voxels of padding per axis.
+
+    Raises
+    ------
+    ValueError
+        A negative or infinite ``context``; a voxel size entry that is not
+        positive and finite.
 
     Examples
     --------
@@ -220,6 +234,15 @@ def signed_face_distance(labels, voxel_size=None, scale_factor=None):
     Returns
     -------
     ndarray of float32
+        The shape of ``labels``.
+
+    Raises
+    ------
+    ValueError
+        Labels with values other than 0 and 1, a bad shape or voxel size, a
+        ``scale_factor`` that is not positive and finite.
+    TypeError
+        A ``scale_factor`` that is not a number.
 
     Examples
     --------
@@ -268,6 +291,17 @@ def hot_distance_target(gt, voxel_size, scale_factor):
     -------
     ndarray of float32, shape ``(2 * C, ...)``
 
+    Raises
+    ------
+    ValueError
+        A ``gt`` without a channel axis or with 0 or more than 3 spatial axes,
+        a channel with values other than 0 and 1, a ``voxel_size`` of the
+        wrong length or with entries that are not positive and finite, a
+        ``scale_factor`` that is not positive and finite.
+    TypeError
+        A ``gt`` that is not a numeric array (e.g. a string or complex), a
+        ``scale_factor`` that is not a number.
+
     Examples
     --------
     >>> target = hot_distance_target(np.array([[0, 0, 1, 1]]), (1,), 1.0)
@@ -312,6 +346,15 @@ def unknown_distance(mask, voxel_size=None, max_distance=None):
     Returns
     -------
     ndarray of float32
+        The shape of ``mask``; 0 where ``mask`` is 0.
+
+    Raises
+    ------
+    ValueError
+        A mask with values other than 0 and 1, a bad shape or voxel size, a
+        negative ``max_distance``.
+    TypeError
+        A ``max_distance`` that is not a number.
 
     Examples
     --------
