@@ -15,7 +15,7 @@ def main():
     # a sphere of radius 120 nm in (40, 4, 4) nm voxels
     radius = np.sqrt((((grid - centre) * np.array([40, 4, 4])[:, None, None, None]) ** 2).sum(0))
     gt = (radius < 120).astype(np.uint8)[np.newaxis]
-    gt = Array(gt, offset=(0, 0, 0), voxel_size=(40, 4, 4), axis_names=["c", "z", "y", "x"],
+    gt = Array(gt, offset=(0, 0, 0), voxel_size=(40, 4, 4), axis_names=["c^", "z", "y", "x"],
                types=["channel", "space", "space", "space"])
 
     predictor = HotDistancePredictor(["ball"], scale_factor=40.0, mask_distances=False)

@@ -343,9 +343,9 @@ class BalanceHotDistance(_HotDistanceFilter):
 
         Raises:
 
-            ``TypeError`` if ``state`` is not such a dict, ``ValueError`` if
-            it was saved for other classes or its counts are not
-            ``(2 * classes, 2)`` non-negative integers.
+            ``TypeError`` if ``state`` is not such a dict or its counts are
+            not integers, ``ValueError`` if it was saved for other classes or
+            its counts are not ``(2 * classes, 2)`` or negative.
         """
         if not isinstance(state, dict) or "moving_class_counts" not in state:
             raise TypeError(
