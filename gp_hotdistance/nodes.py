@@ -1,4 +1,6 @@
-"""Gunpowder nodes that add the hot-distance target and its weights to a batch.
+"""Gunpowder nodes that add the hot-distance target and its weights to a batch:
+:class:`AddHotDistance` (the target) and :class:`BalanceHotDistance` (the
+weights, with moving class counts).
 
 The nodes are thin: they grow the upstream requests by the predictor's
 context, bring their inputs to one layout (``(classes, ...)``, a mask shared

@@ -1,6 +1,11 @@
 """Precompute the hot-distance target of a whole zarr volume, block by block,
 with daisy.
 
+The entry point is :func:`precompute_target` (it returns a
+:class:`PrecomputeResult`; bad data raises :class:`InvalidDataError`);
+:func:`done_dataset_name` and :func:`distance_mask_dataset_name` give the
+names of the outputs beside the target.
+
 The volume is tiled into write blocks of ``block_size`` voxels. Each block
 reads the gt over its write ROI grown by :meth:`HotDistancePredictor.padding
 <gp_hotdistance.predictor.HotDistancePredictor.padding>` (cut to the gt's ROI:
