@@ -188,8 +188,8 @@ class HotDistancePredictor:
 
             architecture (``torch.nn.Module``):
 
-                A network with attributes ``dims`` (2 or 3; or
-                ``input_shape.dims``) and ``num_out_channels``.
+                A network with attributes ``dims`` (2 or 3; without it, the
+                length of ``input_shape``) and ``num_out_channels``.
 
         Returns:
 
@@ -199,6 +199,12 @@ class HotDistancePredictor:
 
             ImportError: torch is not installed (it comes with the ``torch``
             extra).
+
+            TypeError: ``architecture`` is not a ``torch.nn.Module``, or its
+            ``num_out_channels`` is missing or not a positive int.
+
+            ValueError: neither ``dims`` nor ``input_shape`` gives 2 or 3
+            spatial axes.
         """
         torch = _checks.import_torch("HotDistancePredictor.create_model")
 
