@@ -258,6 +258,12 @@ class HotDistancePredictor:
 
             ``float32`` array ``(2 * classes, ...)``: one-hot channels, then
             distance channels.
+
+        Raises:
+
+            ValueError: ``labels`` of another shape than ``(classes, ...)``
+            with one spatial axis per ``voxel_size`` entry, values other than
+            0 and 1, or a ``normalize`` other than ``None`` and ``"tanh"``.
         """
         voxel_size = _checks.as_spatial_voxel_size(voxel_size)
         labels = self._with_channel_axis(labels, "labels", len(voxel_size))
@@ -279,6 +285,17 @@ class HotDistancePredictor:
             gt (``funlib.persistence.Array``):
 
                 Binary gt with one channel per class (or none, for one class).
+
+        Returns:
+
+            A ``float32`` ``funlib.persistence.Array`` ``(2 * classes, ...)``.
+
+        Raises:
+
+            TypeError: ``gt`` is not a ``funlib.persistence.Array``.
+
+            ValueError: ``gt`` does not hold one channel per class, or holds
+            values other than 0 and 1.
         """
         data = _arrays.array_data(gt, "gt")
         # checked here so that a wrong gt is reported as "gt", not "labels"
@@ -408,6 +425,11 @@ class HotDistancePredictor:
         Returns:
 
             ``uint8`` array ``(classes, ...)``.
+
+        Raises:
+
+            ValueError: ``distances`` without one channel per class, a mask
+            that does not fit them, or a ``normalize`` other than ``"tanh"``.
         """
         if normalize is None:
             normalize = self.norm
@@ -456,6 +478,13 @@ class HotDistancePredictor:
 
             A new spec: a copy of ``target_spec`` with its ROI grown by
             :meth:`padding` (unbounded ROIs stay unbounded).
+
+        Raises:
+
+            TypeError: ``target_spec`` is not an ``ArraySpec``.
+
+            ValueError: it has no voxel size, or its ROI is not on the voxel
+            grid or has another number of dimensions.
         """
         if not hasattr(target_spec, "roi") or not hasattr(target_spec, "copy"):
             raise TypeError(
