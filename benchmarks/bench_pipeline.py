@@ -119,18 +119,11 @@ def batch_step_seconds(gt, mask, batches, size, threads):
 
 
 def batches_per_second(gt, mask, workers, batches, size):
-    gt_key, mask_key = gp.ArrayKey("GT"), gp.ArrayKey("MASK")
-    target_key, weights_key = gp.ArrayKey("TARGET"), gp.ArrayKey("WEIGHTS")
+    keys = (gp.ArrayKey("GT"), gp.ArrayKey("MASK"), gp.ArrayKey("TARGET"), gp.ArrayKey("WEIGHTS"))
+    target_key, weights_key = keys[2:]
     predictor = HotDistancePredictor(["a", "b", "c"], SCALE, mask_distances=True)
-    pipeline = (
-        (gp.ArraySource(gt_key, as_array(gt), interpolatable=False),
-         gp.ArraySource(mask_key, as_array(mask), interpolatable=False))
-        + gp.MergeProvider()
-        + gp.RandomLocation()
-        + AddHotDistance(predictor, gt_key, target_key, mask_key)
-        + BalanceHotDistance(predictor, gt_key, target_key, weights_key, mask_key)
-        + gp.PreCache(cache_size=2 * workers, num_workers=workers)
-    )
+    pipeline = step_pipeline(gt, mask, keys, predictor, with_weights=True)
+    pipeline += gp.PreCache(cache_size=2 * workers, num_workers=workers)
     request = gp.BatchRequest()
     roi = Roi((0, 0, 0), Coordinate(size, size, size) * VOXEL_SIZE)
     request[target_key] = gp.ArraySpec(roi=roi)
