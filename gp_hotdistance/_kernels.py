@@ -130,9 +130,10 @@ ZERO_OUTSIDE = 2  # 0 where the label is 0
 
 # ---------------------------------------------------------------------------
 # The 3-D kernel: three passes, each parallel over planes (one chunk of planes
-# per thread, with its work space allocated once), so that a plane's steps
-# run on data in cache. Column passes run along axis 0 of a plane, with SIMD
-# lanes across its contiguous axis; row passes along the contiguous axis.
+# per thread, with its work space allocated once; _face_distance_kernel gives
+# each pass its number of chunks), so that a plane's steps run on data in
+# cache. Column passes run along axis 0 of a plane, with SIMD lanes across its
+# contiguous axis; row passes along the contiguous axis.
 # ---------------------------------------------------------------------------
 
 
