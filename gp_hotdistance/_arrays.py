@@ -1,6 +1,8 @@
-"""funlib.persistence arrays in and out of the predictor (private)."""
+"""funlib.persistence arrays and gunpowder array specs in and out of the
+predictor (private)."""
 
 import numpy as np
+from funlib.geometry import Coordinate
 from funlib.persistence import Array
 
 #: Name of the channel axis of the arrays the package writes: funlib.persistence
@@ -35,3 +37,41 @@ def like(data, template):
         units=template.units,
         types=["channel"] + ["space"] * spatial,
     )
+
+
+def check_aligned(gt, **others):
+    """Raise unless each of ``others`` (name: ``Array`` or ``None``) has the
+    voxel size and ROI of ``gt``: the same shape but shifted would pair the
+    wrong voxels without an error."""
+    for name, other in others.items():
+        if other is not None and Coordinate(other.voxel_size) != Coordinate(gt.voxel_size):
+            raise ValueError(
+                f"{name} voxel size {other.voxel_size} must equal gt voxel size "
+                f"{gt.voxel_size}"
+            )
+    for name, other in others.items():
+        if other is not None and other.roi != gt.roi:
+            raise ValueError(f"{name} ROI {other.roi} must equal gt ROI {gt.roi}")
+
+
+def spec_roi(spec, name):
+    """The ROI (``None`` if unset) and voxel size (a ``Coordinate``) of a
+    gunpowder ``ArraySpec``; raise unless the ROI, when set, lies on the voxel
+    grid. Read by attribute, so the predictor needs no gunpowder."""
+    if not hasattr(spec, "roi") or not hasattr(spec, "copy"):
+        raise TypeError(
+            f"{name} must be an ArraySpec with roi and voxel_size, "
+            f"got {type(spec).__name__}"
+        )
+    if spec.voxel_size is None:
+        raise ValueError(f"{name}.voxel_size must be set to grow its ROI")
+    roi, voxel_size = spec.roi, Coordinate(spec.voxel_size)
+    if roi is not None:
+        if roi.dims != voxel_size.dims:
+            raise ValueError(
+                f"{name}.roi has {roi.dims} dimensions but voxel_size "
+                f"{voxel_size} has {voxel_size.dims}"
+            )
+        if not roi.unbounded and roi != roi.snap_to_grid(voxel_size, mode="grow"):
+            raise ValueError(f"{name}.roi {roi} is not on the voxel grid {voxel_size}")
+    return roi, voxel_size

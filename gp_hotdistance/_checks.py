@@ -38,6 +38,28 @@ def as_voxel_size(voxel_size, spatial_dims, name="voxel_size"):
     return tuple(values)
 
 
+def class_names(channels):
+    """``channels`` as a new list of one or more distinct class names."""
+    if isinstance(channels, (str, bytes)):
+        raise TypeError(
+            f"channels must be a list of class names, got the string {channels!r}; "
+            f"for one class write [{channels!r}]"
+        )
+    try:
+        channels = list(channels)
+    except TypeError:
+        raise TypeError(
+            f"channels must be a list of class names, got {channels!r}"
+        ) from None
+    if not channels:
+        raise ValueError("channels must name at least one class, got []")
+    if not all(isinstance(name, str) for name in channels):
+        raise TypeError(f"channels must hold strings, got {channels!r}")
+    if len(set(channels)) != len(channels):
+        raise ValueError(f"channels must be distinct, got {channels!r}")
+    return channels
+
+
 def check_positive(value, name):
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise TypeError(f"{name} must be a number, got {value!r}")
@@ -109,6 +131,16 @@ def check_binary(array, name):
             f"{name} must hold only 0 and 1 (binary, one channel per class), "
             f"found {odd[:5].tolist()}"
         )
+
+
+def check_scale_threshold(scale_factor, threshold):
+    """``scale_factor`` (positive) and the distance mask's ``threshold`` (in
+    (0, 1)) as floats: the two settings of the tanh space in which the
+    context, the trust reach and the distance mask are measured."""
+    return (
+        check_positive(scale_factor, "scale_factor"),
+        check_fraction(threshold, "threshold"),
+    )
 
 
 def check_nonnegative(value, name):

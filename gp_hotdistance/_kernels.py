@@ -130,9 +130,10 @@ ZERO_OUTSIDE = 2  # 0 where the label is 0
 
 # ---------------------------------------------------------------------------
 # The 3-D kernel: three passes, each parallel over planes (one chunk of planes
-# per thread, with its work space allocated once), so that a plane's steps
-# run on data in cache. Column passes run along axis 0 of a plane, with SIMD
-# lanes across its contiguous axis; row passes along the contiguous axis.
+# per thread, with its work space allocated once; _face_distance_kernel gives
+# each pass its number of chunks), so that a plane's steps run on data in
+# cache. Column passes run along axis 0 of a plane, with SIMD lanes across its
+# contiguous axis; row passes along the contiguous axis.
 # ---------------------------------------------------------------------------
 
 
@@ -168,11 +169,10 @@ def _chunk(count, chunks, t):
 
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
-def _in_plane_pass(labels, spacing2, outside, has_outside, cap2, out, threads):
+def _in_plane_pass(labels, spacing2, outside, has_outside, cap2, out, chunks):
     """Step 1, per z-plane: ``out = min(P_y S_x, P_x S_y)``."""
     nz, ny, nx = labels.shape
     wz, wy, wx = spacing2
-    chunks = min(nz, threads)
     for t in numba.prange(chunks):
         work = _work_space(ny, nx, labels)
         along_x, spread, face = work[9], work[10], work[6]
@@ -206,11 +206,10 @@ def _in_plane_pass(labels, spacing2, outside, has_outside, cap2, out, threads):
 
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
-def _across_planes_pass(labels, spacing2, outside, has_outside, cap2, out, scratch, threads):
+def _across_planes_pass(labels, spacing2, outside, has_outside, cap2, out, scratch, chunks):
     """Step 2, per y-slab: ``out = P_z out`` and ``scratch = S_z``."""
     nz, ny, nx = labels.shape
     wz, wy, wx = spacing2
-    chunks = min(ny, threads)
     for t in numba.prange(chunks):
         work = _work_space(nz, nx, labels)
         slab, spread, face, slab_labels = work[9], work[10], work[6], work[12]
@@ -232,7 +231,7 @@ def _across_planes_pass(labels, spacing2, outside, has_outside, cap2, out, scrat
 
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
-def _final_pass(labels, spacing2, cap2, sign_mode, inverse_scale, out, scratch, threads):
+def _final_pass(labels, spacing2, cap2, sign_mode, inverse_scale, out, scratch, chunks):
     """Step 3, per z-plane: ``out = min(out, P_x P_y S_z)``, then the square
     root, the sign (``sign_mode``) and, if ``inverse_scale > 0``, the tanh.
 
@@ -242,7 +241,6 @@ def _final_pass(labels, spacing2, cap2, sign_mode, inverse_scale, out, scratch, 
     """
     nz, ny, nx = labels.shape
     wz, wy, wx = spacing2
-    chunks = min(nz, threads)
     for t in numba.prange(chunks):
         work = _work_space(ny, nx, labels)
         along_z, spread, result = work[9], work[10], work[11]
@@ -293,10 +291,13 @@ def _face_distance_kernel(
     3. :func:`_final_pass`: ``out = min(out, P_x P_y S_z)``, then the root,
        the sign and the tanh.
     """
+    # one chunk of planes (z) or slabs (y) per thread, fewer if there are
+    # fewer planes or slabs than threads
     threads = numba.get_num_threads()
-    _in_plane_pass(labels, spacing2, outside, has_outside, cap2, out, threads)
-    _across_planes_pass(labels, spacing2, outside, has_outside, cap2, out, scratch, threads)
-    _final_pass(labels, spacing2, cap2, sign_mode, inverse_scale, out, scratch, threads)
+    planes, slabs = min(labels.shape[0], threads), min(labels.shape[1], threads)
+    _in_plane_pass(labels, spacing2, outside, has_outside, cap2, out, planes)
+    _across_planes_pass(labels, spacing2, outside, has_outside, cap2, out, scratch, slabs)
+    _final_pass(labels, spacing2, cap2, sign_mode, inverse_scale, out, scratch, planes)
 
 
 def face_distance_3d(

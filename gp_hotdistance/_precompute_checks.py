@@ -1,17 +1,19 @@
 """Checks and dataset helpers for :mod:`gp_hotdistance.precompute`: dataset
-names, clashes between outputs and inputs, who wrote an existing dataset,
-the inputs' metadata, and the settings a resumed run must share. Private:
-see :func:`gp_hotdistance.precompute.precompute_target`.
+names, clashes between outputs and inputs, the inputs' metadata and a sample
+of their values, and the settings a resumed run must share. (What exists at
+the output names is dealt with in :mod:`gp_hotdistance._precompute_output`.)
+Private: see :func:`gp_hotdistance.precompute.precompute_target`.
 """
 
 import json
 import logging
 import numbers
 import os
-import shutil
 
+import dask
 import numpy as np
 import zarr
+from funlib.geometry import Coordinate, Roi
 from funlib.persistence import open_ds
 
 #: Edge of a write block in voxels, along every axis, when none is given.
@@ -67,99 +69,12 @@ def check_clashes(container, out, outputs, inputs):
             )
 
 
-def claim_outputs(job, done, overwrite):
-    """Refuse, remove (with ``overwrite``, only what this package wrote) or
-    keep (to resume) what exists at the output names; whether to resume.
-
-    ``job`` is :mod:`gp_hotdistance.precompute`'s plan of the run; ``done``
-    the name of its done-marker dataset. Every check is done before anything
-    is removed."""
-    check_parents(job)
-    existing = [name for name in job.outputs if os.path.lexists(job.path(name))]
-    if not existing:
-        return False
-    ours = {name: owner_settings(job.path(name)) for name in existing}
-    if overwrite:
-        foreign = [name for name in existing if ours[name] is None]
-        if foreign:
-            raise FileExistsError(
-                f"output {foreign[0]!r} exists at {job.path(foreign[0])!r} and was not "
-                f"written by gp_hotdistance (no {OWNER_ATTRIBUTE!r} attribute); "
-                f"overwrite only replaces this package's outputs: move it away or "
-                f"choose another out"
-            )
-        for name in existing:
-            logger.info("removing %s, written by an earlier run", job.path(name))
-            shutil.rmtree(job.path(name))
-        return False
-    if done in ours and all(ours.values()):
-        previous = ours[done]
-        if previous == job.settings and len(existing) == len(job.outputs):
-            return True
-        differences = ", ".join(
-            f"{key}: {previous.get(key)!r} then, {job.settings[key]!r} now"
-            for key in job.settings
-            if previous.get(key) != job.settings[key]
-        )
-        if not differences:  # same settings, but an output was removed since
-            missing = [name for name in job.outputs if name not in ours]
-            raise FileExistsError(
-                f"output {job.out!r} exists in {job.container!r} from a run with these "
-                f"settings, but {', '.join(map(repr, missing))} is missing, so it "
-                f"cannot be resumed; pass overwrite=True (--overwrite) to replace it"
-            )
-        raise FileExistsError(
-            f"output {job.out!r} exists in {job.container!r} from a run with other "
-            f"settings ({differences}); pass overwrite=True (--overwrite) to "
-            f"replace it"
-        )
-    raise FileExistsError(
-        f"output {existing[0]!r} already exists at {job.path(existing[0])!r} and "
-        f"is not an interrupted precompute run to resume; nothing was written. "
-        f"Choose another out, or pass overwrite=True (--overwrite) to replace it "
-        f"if gp_hotdistance wrote it"
-    )
-
-
-def check_parents(job):
-    """Raise unless each output's parent folders are folders that are not
-    zarr arrays (or do not exist yet)."""
-    for output in job.outputs:
-        parts = output.split("/")
-        for depth in range(1, len(parts)):
-            parent = "/".join(parts[:depth])
-            path = job.path(parent)
-            if not os.path.lexists(path):
-                break
-            if not os.path.isdir(path) or _is_array(path):
-                raise FileExistsError(
-                    f"output {output!r} would lie inside {parent!r} "
-                    f"({path!r}), which is not a group or folder; choose another out"
-                )
-
-
-def _is_array(path):
+def is_array(path):
+    """Whether ``path`` holds a zarr array (of either format)."""
     try:
         return isinstance(zarr.open(path, mode="r"), zarr.Array)
     except Exception:  # noqa: BLE001 - zarr 2 and 3 raise different errors
         return False
-
-
-def owner_settings(path):
-    """The settings a run of this package stored at the zarr array
-    ``path``; ``None`` if ``path`` is anything else."""
-    if not os.path.isdir(path) or os.path.islink(path):
-        return None
-    try:
-        node = zarr.open(path, mode="r")
-    except Exception:  # noqa: BLE001 - zarr 2 and 3 raise different errors
-        return None
-    if not isinstance(node, zarr.Array):
-        return None
-    settings = node.attrs.asdict().get(OWNER_ATTRIBUTE)
-    if isinstance(settings, dict) and "layout" in settings:
-        return settings
-    return None
 
 
 def zarr_format(path):
@@ -170,7 +85,7 @@ def zarr_format(path):
 
 def open_dataset(container, dataset, role):
     path = os.path.join(container, dataset)
-    if not _is_array(path):
+    if not is_array(path):
         raise FileNotFoundError(
             f"{role} dataset {dataset!r} does not exist in {container!r}"
         )
@@ -234,6 +149,35 @@ def check_mask(mask_array, gt_array, predictor, dataset):
             f"mask dataset {dataset!r} has {channels} channels (shape "
             f"{mask_array.shape}); it needs one per class ({predictor.classes}) or none"
         )
+
+
+def check_values(job, sample_blocks):
+    """Raise :class:`InvalidDataError` if one of ``sample_blocks`` blocks of
+    the gt or the mask, spread evenly over the block grid, holds a value
+    other than 0 and 1. ``job`` is :mod:`gp_hotdistance.precompute`'s plan
+    of the run."""
+    grid = job.grid
+    count = int(np.prod(grid))
+    picks = np.unique(np.linspace(0, count - 1, min(sample_blocks, count)).astype(int))
+    datasets = [("gt", job.gt, job.gt_array)]
+    if job.mask is not None:
+        datasets.append(("mask", job.mask, job.mask_array))
+    for flat in picks:
+        index = tuple(int(i) for i in np.unravel_index(flat, grid))
+        roi = Roi(
+            job.gt_array.roi.offset + Coordinate(index) * job.block_world,
+            job.block_world,
+        ).intersect(job.gt_array.roi)
+        for role, name, array in datasets:
+            with dask.config.set(scheduler="synchronous"):
+                values = np.unique(np.asarray(array[roi]))
+            odd = values[(values != 0) & (values != 1)]
+            if odd.size:
+                raise InvalidDataError(
+                    f"{role} dataset {name!r} holds {odd[:5].tolist()} in block "
+                    f"{index} (ROI {roi}), found before the run; it must hold only "
+                    f"0 and 1 (binary, one channel per class): nothing was written"
+                )
 
 
 def check_count(value, name):

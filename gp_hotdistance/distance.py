@@ -93,9 +93,8 @@ def context_distance(scale_factor, tolerance=1e-3, threshold=0.8):
     >>> round(context_distance(10.0), 3)
     38.002
     """
-    scale_factor = _checks.check_positive(scale_factor, "scale_factor")
     tolerance = _checks.check_fraction(tolerance, "tolerance")
-    threshold = _checks.check_fraction(threshold, "threshold")
+    scale_factor, threshold = _checks.check_scale_threshold(scale_factor, threshold)
     return scale_factor * math.atanh(max(1.0 - tolerance, threshold))
 
 

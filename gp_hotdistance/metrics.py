@@ -110,7 +110,9 @@ def binary_scores(prediction, gt, voxel_size, mask=None, tolerance=None):
         Shapes that differ or do not fit ``voxel_size``, values other than 0
         and 1, a negative ``tolerance``.
     TypeError
-        Arguments of the wrong type.
+        Inputs that are not arrays (or are masked arrays), arrays of another
+        dtype than bool, integer or float, or a ``voxel_size`` or
+        ``tolerance`` that is not numbers.
 
     Examples
     --------
@@ -254,7 +256,8 @@ def instance_f1(prediction_instances, gt_instances, iou_threshold=0.5, *, mask=N
         Shapes that differ, negative labels, an ``iou_threshold`` outside
         [0, 1).
     TypeError
-        Labels that are not integers.
+        Labels that are not integers, a ``mask`` that is not bool, integer or
+        float, an ``iou_threshold`` that is not a number.
 
     Examples
     --------

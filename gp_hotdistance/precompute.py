@@ -53,30 +53,26 @@ import warnings
 from dataclasses import dataclass
 
 import daisy
-import dask
-import numpy as np
 import zarr
 from funlib.geometry import Coordinate, Roi
-from funlib.persistence import prepare_ds
 from tqdm.auto import tqdm
 
 from ._precompute_checks import (
     DEFAULT_BLOCK_SIZE,
-    OWNER_ATTRIBUTE,
     InvalidDataError,
     as_block_size,
     check_channels,
     check_clashes,
     check_count,
     check_mask,
-    claim_outputs,
+    check_values,
     dataset_name,
     open_dataset,
     run_settings,
     zarr_format,
 )
+from ._precompute_output import claim_outputs, create_outputs, prepare_log_dir
 from ._precompute_worker import _BlockWriter, _DoneCheck, _read_failure
-from ._arrays import CHANNEL_AXIS
 from .predictor import HotDistancePredictor
 
 logger = logging.getLogger(__name__)
@@ -96,8 +92,6 @@ _SAMPLE_BLOCKS = 8
 
 # daisy 2 renamed Task(num_workers=) to max_workers= (the old name warns)
 _DAISY_2 = hasattr(daisy, "Pipeline")
-# zarr 3 writes format 3 unless told otherwise; zarr 2 knows format 2 only
-_ZARR_3 = int(zarr.__version__.split(".")[0]) >= 3
 
 
 def distance_mask_dataset_name(out):
@@ -239,7 +233,8 @@ def precompute_target(
 
     Examples
     --------
-    >>> import tempfile
+    >>> import os, tempfile
+    >>> import numpy as np
     >>> from funlib.persistence import open_ds, prepare_ds
     >>> from gp_hotdistance import HotDistancePredictor
     >>> directory = tempfile.TemporaryDirectory()
@@ -260,11 +255,13 @@ def precompute_target(
     >>> directory.cleanup()
     """
     job = _plan(container, gt, out, predictor, mask, block_size, num_workers)
-    _check_values(job)
-    _prepare_log_dir(log_dir)
-    resume = claim_outputs(job, done_dataset_name(job.out), overwrite)
+    check_values(job, _SAMPLE_BLOCKS)
+    prepare_log_dir(log_dir)
+    done = done_dataset_name(job.out)
+    resume = claim_outputs(job, done, overwrite)
     if not resume:
-        _create_outputs(job)
+        distance_mask = distance_mask_dataset_name(job.out)
+        create_outputs(job, done, distance_mask if predictor.mask_distances else None)
     return _run(job, resume, progress, log_dir)
 
 
@@ -343,95 +340,6 @@ def _plan(container, gt, out, predictor, mask, block_size, num_workers):
         settings=run_settings(gt, mask, predictor, gt_array, block_voxels),
         zarr_format=zarr_format(os.path.join(container, gt)),
     )
-
-
-def _check_values(job):
-    """Raise :class:`InvalidDataError` if a sample of blocks of the gt or the
-    mask holds a value other than 0 and 1."""
-    grid = job.grid
-    count = int(np.prod(grid))
-    picks = np.unique(np.linspace(0, count - 1, min(_SAMPLE_BLOCKS, count)).astype(int))
-    datasets = [("gt", job.gt, job.gt_array)]
-    if job.mask is not None:
-        datasets.append(("mask", job.mask, job.mask_array))
-    for flat in picks:
-        index = tuple(int(i) for i in np.unravel_index(flat, grid))
-        roi = Roi(
-            job.gt_array.roi.offset + Coordinate(index) * job.block_world,
-            job.block_world,
-        ).intersect(job.gt_array.roi)
-        for role, name, array in datasets:
-            with dask.config.set(scheduler="synchronous"):
-                values = np.unique(np.asarray(array[roi]))
-            odd = values[(values != 0) & (values != 1)]
-            if odd.size:
-                raise InvalidDataError(
-                    f"{role} dataset {name!r} holds {odd[:5].tolist()} in block "
-                    f"{index} (ROI {roi}), found before the run; it must hold only "
-                    f"0 and 1 (binary, one channel per class): nothing was written"
-                )
-
-
-def _create_outputs(job):
-    """Create the target, the distance mask and (last, so that a run killed
-    while creating them does not resume) the done markers."""
-    gt_array = job.gt_array
-    voxel_size = gt_array.voxel_size
-    spatial = voxel_size.dims
-    shape = tuple(gt_array.roi.shape / voxel_size)
-    spatial_names = list(gt_array.axis_names[-spatial:])
-    fmt = {"zarr_format": job.zarr_format} if _ZARR_3 else {}
-    predictor = job.predictor
-    datasets = [
-        (job.out, predictor.embedding_dims, np.float32,
-         list(predictor.output_array_type.channel_names)),
-    ]
-    if predictor.mask_distances:
-        datasets.append((
-            distance_mask_dataset_name(job.out), predictor.classes, np.uint8,
-            [f"{name}_distance_mask" for name in predictor.channels],
-        ))
-    for name, channels, dtype, channel_names in datasets:
-        prepare_ds(
-            job.path(name),
-            shape=(channels,) + shape,
-            offset=gt_array.roi.offset,
-            voxel_size=voxel_size,
-            axis_names=[CHANNEL_AXIS] + spatial_names,
-            units=list(gt_array.units),
-            types=["channel"] + ["space"] * spatial,
-            chunk_shape=(channels,) + tuple(job.block_voxels),
-            dtype=dtype,
-            mode="w-",
-            custom_metadata={
-                "channel_names": channel_names,
-                OWNER_ATTRIBUTE: job.settings,
-            },
-            **fmt,
-        )
-    # one chunk per block, so that workers never write the same chunk
-    done = zarr.open_array(
-        job.path(done_dataset_name(job.out)), mode="w-", shape=job.grid,
-        chunks=(1,) * spatial, dtype=np.uint8, fill_value=0, **fmt,
-    )
-    done.attrs[OWNER_ATTRIBUTE] = job.settings
-
-
-def _prepare_log_dir(log_dir):
-    """Make ``log_dir`` (daisy's worker logs) before any output is written:
-    a path that cannot be a directory failed in every worker, after the
-    outputs were made."""
-    if log_dir is None:
-        return
-    if not isinstance(log_dir, (str, os.PathLike)):
-        raise TypeError(f"log_dir must be a path (str), got {log_dir!r}")
-    try:
-        os.makedirs(log_dir, exist_ok=True)
-    except OSError as error:
-        raise ValueError(
-            f"log_dir {os.fspath(log_dir)!r} cannot be made a directory for the "
-            f"workers' logs: {error}"
-        ) from None
 
 
 def _run(job, resume, progress, log_dir):

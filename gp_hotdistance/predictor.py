@@ -2,44 +2,16 @@
 :mod:`gp_hotdistance.distance` and :mod:`gp_hotdistance.weights`."""
 
 import logging
-import numbers
-from dataclasses import dataclass
 
 import numpy as np
 from funlib.geometry import Coordinate
 
-from . import _arrays, _checks
+from . import _arrays, _checks, _prediction
+from ._prediction import HotDistanceArrayType
 from .distance import context_distance, hot_distance_target, padding_voxels, signed_face_distance
 from .weights import distance_mask, hot_distance_weights
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class HotDistanceArrayType:
-    """What a hot-distance prediction looks like
-    (:attr:`HotDistancePredictor.output_array_type`).
-
-    Args:
-
-        channel_names (``tuple`` of ``str``):
-
-            One name per output channel: ``"<class>_hot"`` for the one-hot
-            channels, then ``"<class>_distance"`` for the distance channels.
-
-        interpolatable (``bool``):
-
-            Whether the values can be interpolated (resampled linearly). True:
-            one-hot probabilities and tanh distances both can.
-    """
-
-    channel_names: tuple
-    interpolatable: bool = True
-
-    @property
-    def num_channels(self):
-        """The number of channels."""
-        return len(self.channel_names)
 
 
 class HotDistancePredictor:
@@ -115,23 +87,7 @@ class HotDistancePredictor:
         clipmin=0.05,
         clipmax=0.95,
     ):
-        if isinstance(channels, (str, bytes)):
-            raise TypeError(
-                f"channels must be a list of class names, got the string {channels!r}; "
-                f"for one class write [{channels!r}]"
-            )
-        try:
-            channels = list(channels)
-        except TypeError:
-            raise TypeError(
-                f"channels must be a list of class names, got {channels!r}"
-            ) from None
-        if not channels:
-            raise ValueError("channels must name at least one class, got []")
-        if not all(isinstance(name, str) for name in channels):
-            raise TypeError(f"channels must hold strings, got {channels!r}")
-        if len(set(channels)) != len(channels):
-            raise ValueError(f"channels must be distinct, got {channels!r}")
+        channels = _checks.class_names(channels)
         if not isinstance(mask_distances, (bool, np.bool_)):
             raise TypeError(f"mask_distances must be a bool, got {mask_distances!r}")
         kernel_size = _checks.check_positive_int(kernel_size, "kernel_size")
@@ -206,25 +162,7 @@ class HotDistancePredictor:
             ValueError: neither ``dims`` nor ``input_shape`` gives 2 or 3
             spatial axes.
         """
-        torch = _checks.import_torch("HotDistancePredictor.create_model")
-
-        if not isinstance(architecture, torch.nn.Module):
-            raise TypeError(
-                f"architecture must be a torch.nn.Module, got {type(architecture).__name__}"
-            )
-        dims = getattr(architecture, "dims", None)
-        if dims is None and hasattr(architecture, "input_shape"):
-            dims = len(architecture.input_shape)
-        convolutions = {2: torch.nn.Conv2d, 3: torch.nn.Conv3d}
-        if dims not in convolutions:
-            raise ValueError(
-                f"architecture.dims must be 2 or 3, got {dims!r}"
-            )
-        channels = _checks.check_positive_int(
-            getattr(architecture, "num_out_channels", None), "architecture.num_out_channels"
-        )
-        head = convolutions[dims](channels, self.embedding_dims, self.kernel_size)
-        return torch.nn.Sequential(architecture, head)
+        return _prediction.model_head(architecture, self.embedding_dims, self.kernel_size)
 
     # -- target ----------------------------------------------------------------
 
@@ -337,23 +275,8 @@ class HotDistancePredictor:
             _arrays.array_data(gt, "gt"), "gt", gt.voxel_size.dims
         )
         target_data = _arrays.array_data(target, "target")
-        mask_data = None
-        if mask is not None:
-            mask_data = _arrays.array_data(mask, "mask")
-            if Coordinate(mask.voxel_size) != Coordinate(gt.voxel_size):
-                raise ValueError(
-                    f"mask voxel size {mask.voxel_size} must equal gt voxel size "
-                    f"{gt.voxel_size}"
-                )
-        if Coordinate(target.voxel_size) != Coordinate(gt.voxel_size):
-            raise ValueError(
-                f"target voxel size {target.voxel_size} must equal gt voxel size "
-                f"{gt.voxel_size}"
-            )
-        # same shape but shifted would pair the wrong voxels without an error
-        for name, other in (("target", target), ("mask", mask)):
-            if other is not None and other.roi != gt.roi:
-                raise ValueError(f"{name} ROI {other.roi} must equal gt ROI {gt.roi}")
+        mask_data = None if mask is None else _arrays.array_data(mask, "mask")
+        _arrays.check_aligned(gt, mask=mask, target=target)
         weights, counts = self.process_weight(
             gt_data, target_data, mask_data, gt.voxel_size, moving_class_counts
         )
@@ -486,27 +409,9 @@ class HotDistancePredictor:
             ValueError: it has no voxel size, or its ROI is not on the voxel
             grid or has another number of dimensions.
         """
-        if not hasattr(target_spec, "roi") or not hasattr(target_spec, "copy"):
-            raise TypeError(
-                f"target_spec must be an ArraySpec with roi and voxel_size, "
-                f"got {type(target_spec).__name__}"
-            )
-        voxel_size = target_spec.voxel_size
-        if voxel_size is None:
-            raise ValueError("target_spec.voxel_size must be set to grow its ROI")
+        roi, voxel_size = _arrays.spec_roi(target_spec, "target_spec")
         gt_spec = target_spec.copy()
-        roi = target_spec.roi
         if roi is not None:
-            voxel_size = Coordinate(voxel_size)
-            if roi.dims != voxel_size.dims:
-                raise ValueError(
-                    f"target_spec.roi has {roi.dims} dimensions but voxel_size "
-                    f"{voxel_size} has {voxel_size.dims}"
-                )
-            if not roi.unbounded and roi != roi.snap_to_grid(voxel_size, mode="grow"):
-                raise ValueError(
-                    f"target_spec.roi {roi} is not on the voxel grid {voxel_size}"
-                )
             padding = self.padding(voxel_size)
             gt_spec.roi = roi.grow(padding, padding)
         return gt_spec
@@ -546,44 +451,7 @@ class HotDistancePredictor:
             numpy's), a numpy ``prediction`` that is not numeric (strings,
             complex, objects).
         """
-        is_tensor = type(prediction).__module__.split(".")[0] == "torch"
-        if not is_tensor:
-            prediction = _checks.as_array(prediction, "prediction")
-            if prediction.dtype.kind not in "biuf":
-                # strings failed inside astype, complex lost its imaginary part
-                raise TypeError(
-                    f"prediction must be a numeric (float) array, got dtype "
-                    f"{prediction.dtype}"
-                )
-            if prediction.dtype != np.float64:
-                prediction = prediction.astype(np.float32)
-        if isinstance(channel_axis, bool) or not isinstance(channel_axis, numbers.Integral):
-            raise TypeError(f"channel_axis must be an int, got {channel_axis!r}")
-        channel_axis = int(channel_axis)
-        shape = tuple(prediction.shape)
-        if not -len(shape) <= channel_axis < len(shape) or shape[channel_axis] != self.embedding_dims:
-            raise ValueError(
-                f"prediction must have {self.embedding_dims} channels (one-hot, then "
-                f"distance, for {list(self.channels)}) along channel_axis "
-                f"{channel_axis}, got shape {shape}"
-            )
-        index = [slice(None)] * len(shape)
-        hot, dist = list(index), list(index)
-        hot[channel_axis] = slice(None, self.classes)
-        dist[channel_axis] = slice(self.classes, None)
-        hot, dist = tuple(hot), tuple(dist)
-        if is_tensor:
-            torch = _checks.import_torch("HotDistancePredictor.to_target_range")
-            return torch.cat(
-                [torch.sigmoid(prediction[hot]), prediction[dist].clamp(-1.0, 1.0)],
-                dim=channel_axis,
-            )
-        from scipy.special import expit
-
-        result = np.empty_like(prediction)
-        result[hot] = expit(prediction[hot])
-        result[dist] = np.clip(prediction[dist], -1.0, 1.0)
-        return result
+        return _prediction.to_target_range(prediction, self.channels, channel_axis)
 
     # -- helpers ---------------------------------------------------------------
 

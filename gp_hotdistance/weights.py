@@ -50,14 +50,22 @@ def trust_reach(scale_factor, threshold=0.8):
     Returns
     -------
     float
+        The trust reach in world units.
+
+    Raises
+    ------
+    TypeError
+        A value that is not a number.
+    ValueError
+        A ``scale_factor`` that is not positive and finite, a ``threshold``
+        outside (0, 1).
 
     Examples
     --------
     >>> round(trust_reach(50.0), 3)
     54.931
     """
-    scale_factor = _checks.check_positive(scale_factor, "scale_factor")
-    threshold = _checks.check_fraction(threshold, "threshold")
+    scale_factor, threshold = _checks.check_scale_threshold(scale_factor, threshold)
     return scale_factor * math.atanh(threshold) * (1 + _TRUST_MARGIN)
 
 
@@ -117,9 +125,8 @@ def distance_mask(
     distances = _checks.as_array(distances, "distances")
     spatial_dims = _checks.check_spatial_rank(distances, "distances", channel_axis=True)
     voxel_size = _checks.as_voxel_size(voxel_size, spatial_dims)
-    scale_factor = _checks.check_positive(scale_factor, "scale_factor")
+    scale_factor, threshold = _checks.check_scale_threshold(scale_factor, threshold)
     epsilon = _checks.check_nonnegative(epsilon, "epsilon")
-    threshold = _checks.check_fraction(threshold, "threshold")
     masks = _checks.mask_channels(mask, distances.shape, "mask")
     reach = trust_reach(scale_factor, threshold)
     unknown = _UnknownDistances(masks, distances.shape, voxel_size, reach)

@@ -14,18 +14,24 @@ import numpy as np
 from scipy import ndimage
 
 
+def label_changes(labels, axis):
+    """Whether each voxel's label differs from the next one's along ``axis``:
+    one face per ``True``, shape ``labels.shape`` with one less along
+    ``axis``."""
+    lower = [slice(None)] * labels.ndim
+    upper = [slice(None)] * labels.ndim
+    lower[axis] = slice(0, -1)
+    upper[axis] = slice(1, None)
+    return labels[tuple(lower)] != labels[tuple(upper)]
+
+
 def face_centres(labels):
     """Index coordinates of the centres of all faces between two voxels of
     different label, shape ``(faces, ndim)``."""
     labels = np.asarray(labels)
     centres = []
     for axis in range(labels.ndim):
-        lower = [slice(None)] * labels.ndim
-        upper = [slice(None)] * labels.ndim
-        lower[axis] = slice(0, -1)
-        upper[axis] = slice(1, None)
-        changes = labels[tuple(lower)] != labels[tuple(upper)]
-        found = np.argwhere(changes).astype(np.float64)
+        found = np.argwhere(label_changes(labels, axis)).astype(np.float64)
         found[:, axis] += 0.5
         centres.append(found)
     return np.concatenate(centres)
@@ -55,11 +61,7 @@ def doubled_grid_face_distance(labels, voxel_size):
     doubled_shape = tuple(2 * s - 1 for s in labels.shape)
     boundaries = np.zeros(doubled_shape, dtype=bool)
     for axis in range(labels.ndim):
-        lower = [slice(None)] * labels.ndim
-        upper = [slice(None)] * labels.ndim
-        lower[axis] = slice(0, -1)
-        upper[axis] = slice(1, None)
-        changes = labels[tuple(lower)] != labels[tuple(upper)]
+        changes = label_changes(labels, axis)
         on_doubled = [slice(None, None, 2)] * labels.ndim
         on_doubled[axis] = slice(1, None, 2)
         boundaries[tuple(on_doubled)] = changes
