@@ -82,6 +82,9 @@ pipeline += gp.RandomLocation()
 pipeline += gp.ElasticAugment(control_point_spacing=(10, 10, 10), jitter_sigma=(0.5, 0.5, 0.5),
                               rotation_interval=(0, math.pi / 2), subsample=4)
 pipeline += gp.SimpleAugment()
+# ElasticAugment's interpolation blurs the raw and takes ~70% of its noise's
+# variance: give the noise back (train.py leaves ElasticAugment out by default)
+pipeline += gp.NoiseAugment(raw, var=0.7 * synthetic.NOISE_STD**2)
 pipeline += gp.IntensityScaleShift(raw, 2, -1)
 pipeline += AddHotDistance(predictor, gt, target, mask)
 pipeline += BalanceHotDistance(predictor, gt, target, weights, mask)

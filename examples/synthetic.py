@@ -25,6 +25,8 @@ CLASSES = ("mito", "er", "vesicle")
 # intensity of each class and of the cytoplasm, in [0, 1]
 INTENSITIES = {"mito": 0.25, "er": 0.40, "vesicle": 0.90}
 BACKGROUND = 0.62
+# standard deviation of the raw's gaussian noise, on the [0, 1] intensity scale
+NOISE_STD = 0.06
 
 
 def _world_grid(shape, voxel_size):
@@ -147,7 +149,7 @@ def make_volume(shape=(64, 128, 128), voxel_size=(8, 8, 8), seed=0):
     for name in CLASSES:
         raw[labels[name]] = INTENSITIES[name]
     raw = ndimage.gaussian_filter(raw, sigma=8.0 / voxel_size)
-    raw += rng.normal(scale=0.06, size=shape)
+    raw += rng.normal(scale=NOISE_STD, size=shape)
     raw = np.clip(raw * 255.0, 0, 255).astype(np.uint8)
 
     # the mask: a box unannotated for all classes, a slab for er

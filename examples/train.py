@@ -14,8 +14,9 @@ with one 0/1 channel per class, the mask 1 where the gt is known)::
         --classes mito,er --iterations 20000 --out my_run
 
 The pipeline: sources, normalization, gp.Pad (gt and mask are 0 beyond the
-data, so the padding counts as unknown), gp.RandomLocation, gp.ElasticAugment,
-gp.SimpleAugment, AddHotDistance, BalanceHotDistance, gp.PreCache,
+data, so the padding counts as unknown), gp.RandomLocation, gp.SimpleAugment
+(with --elastic also gp.ElasticAugment and gp.NoiseAugment), AddHotDistance,
+BalanceHotDistance, gp.PreCache,
 gp.Unsqueeze (a batch axis), gp.torch.Train with HotDistanceLoss, gp.Squeeze,
 gp.Snapshot. The network's output is linear (no sigmoid or tanh, which can
 saturate and stall a class): logits for the one-hot channels (weighted
@@ -39,10 +40,18 @@ import numpy as np
 
 import _common
 from _common import fail
+from synthetic import NOISE_STD
 
 # the learning rate decays linearly to this share of --lr: the last
 # iterations refine rather than jump between batches
 FINAL_LR_SHARE = 0.05
+
+# gp.ElasticAugment (--elastic) resamples the raw with linear interpolation,
+# which blurs it and, at a random sub-voxel offset, keeps on average (2/3)^3 of
+# white noise's variance: the network then trains on smoother raw than it
+# predicts on. gp.NoiseAugment after it gives back the rest of the synthetic
+# volume's noise (the blur stays; see the README)
+SYNTHETIC_NOISE_VAR = round((1 - (2 / 3) ** 3) * NOISE_STD**2, 5)
 
 DEFAULTS = {
     "iterations": 650,
@@ -56,6 +65,7 @@ DEFAULTS = {
     "lr": 3e-3,
     "clipmin": 0.25,
     "clipmax": 0.75,
+    "noise_var": SYNTHETIC_NOISE_VAR,
     "snapshot_every": 100,
 }
 
@@ -95,6 +105,16 @@ def parse_args(argv):
                                "its background, which pushes predicted boundaries outwards")
     training.add_argument("--clipmax", type=float, default=DEFAULTS["clipmax"],
                           help="see --clipmin")
+    training.add_argument("--elastic", action="store_true",
+                          help="add gp.ElasticAugment (rotations and elastic deformation) and "
+                               "then gp.NoiseAugment; its interpolation blurs the raw, which in "
+                               "the default short training moved the predicted boundaries "
+                               "outwards")
+    training.add_argument("--noise-var", type=float, default=DEFAULTS["noise_var"],
+                          help="with --elastic: variance of the gaussian noise gp.NoiseAugment "
+                               "adds to the raw (intensities in [0, 1]); the default gives back "
+                               "the noise the interpolation takes from the synthetic volume's; "
+                               "0: none")
     training.add_argument("--output-shape", default=DEFAULTS["output_shape"],
                           help="network output per batch in voxels, z,y,x (or one for all); "
                                "the input is as large as the network needs")
@@ -106,7 +126,7 @@ def parse_args(argv):
                           help="U-Net convolutions per level and side")
     training.add_argument("--lr", type=float, default=DEFAULTS["lr"],
                           help="Adam learning rate at the start; it decays linearly to "
-                               f"{FINAL_LR_SHARE:.0%} of that at the last iteration")
+                               f"{FINAL_LR_SHARE:.0%}% of that at the last iteration")
     training.add_argument("--snapshot-every", type=int, default=DEFAULTS["snapshot_every"],
                           help="write a gp.Snapshot every N iterations")
     training.add_argument("--checkpoint-every", type=int,
@@ -121,6 +141,8 @@ def parse_args(argv):
     for option in ("num_fmaps", "num_convs", "snapshot_every", "workers"):
         if getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be at least 1")
+    if not 0 <= args.noise_var < 1:
+        parser.error(f"--noise-var must lie in [0, 1), got {args.noise_var}")
     if not 0 < args.clipmin <= args.clipmax <= 1:
         parser.error(f"--clipmin and --clipmax must satisfy 0 < clipmin <= clipmax <= 1, "
                      f"got {args.clipmin} and {args.clipmax}")
@@ -180,6 +202,8 @@ def prepare_run(args):
         "mask_distances": not args.no_mask_distances,
         "clipmin": args.clipmin,
         "clipmax": args.clipmax,
+        "elastic": args.elastic,
+        "noise_var": args.noise_var,
         "output_shape": list(_common.parse_shape(args.output_shape, "--output-shape")),
         "num_fmaps": args.num_fmaps,
         "levels": args.levels,
@@ -247,12 +271,16 @@ def build_pipeline(config, predictor, raw_array, gt_array, mask_array, model, op
     pipeline += gp.Pad(gt, None)
     pipeline += gp.Pad(mask, None)
     pipeline += gp.RandomLocation()
-    spacing = Coordinate(max(1, round(80 / v)) for v in voxel_size)
-    jitter = tuple(max(0.5, 4.0 / v) for v in voxel_size)
-    pipeline += gp.ElasticAugment(
-        control_point_spacing=spacing, jitter_sigma=jitter,
-        rotation_interval=(0, math.pi / 2), subsample=4,
-    )
+    # runs saved before --elastic existed trained with gp.ElasticAugment and no noise
+    if config.get("elastic", True):
+        spacing = Coordinate(max(1, round(80 / v)) for v in voxel_size)
+        jitter = tuple(max(0.5, 4.0 / v) for v in voxel_size)
+        pipeline += gp.ElasticAugment(
+            control_point_spacing=spacing, jitter_sigma=jitter,
+            rotation_interval=(0, math.pi / 2), subsample=4,
+        )
+        if config.get("noise_var", 0.0) > 0:
+            pipeline += gp.NoiseAugment(raw, var=config["noise_var"])  # see SYNTHETIC_NOISE_VAR
     isotropic = len(set(voxel_size)) == 1
     pipeline += gp.SimpleAugment(transpose_only=None if isotropic else [1, 2])
     pipeline += gp.IntensityScaleShift(raw, 2, -1)  # raw in [-1, 1]

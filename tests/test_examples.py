@@ -67,6 +67,19 @@ def test_checkpoint_holds_the_moving_class_counts(trained):
     # three batches of 8^3 voxels, all known or some masked out, and those the
     # PreCache worker made ahead (its cache holds 4)
     assert 0 < counts[:3].sum(axis=1).max() <= (3 + 4 + 1) * 8**3
+    # the noise gp.NoiseAugment adds back: what linear interpolation at a
+    # random offset takes from white noise of std 0.06, 1 - (2/3)^3 of 0.0036
+    assert checkpoint["config"]["noise_var"] == pytest.approx(0.0025333, abs=1e-5)
+    assert checkpoint["config"]["elastic"] is False
+
+
+def test_train_with_elastic_augmentation(tmp_path):
+    torch = pytest.importorskip("torch", reason="the training examples need the torch extra")
+    result = run_example("train.py", "--out", "run", "--iterations", "2", "--elastic",
+                         "--snapshot-every", "2", *TINY, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    config = torch.load(tmp_path / "run" / "model_checkpoint_2", weights_only=True)["config"]
+    assert config["elastic"] is True and config["noise_var"] > 0
 
 
 def test_predict_writes_prediction_segmentation_instances_and_figure(trained):
@@ -120,6 +133,20 @@ def test_bad_paths_and_datasets_get_one_line(tmp_path):
 
     line = one_error_line(run_example("predict.py", "no_such_run", cwd=tmp_path))
     assert "no_such_run" in line
+
+
+@pytest.mark.parametrize("script", ["train.py", "predict.py"])
+def test_help_pages_print(script, tmp_path):
+    result = run_example(script, "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: ")
+
+
+def test_negative_noise_variance_is_refused(tmp_path):
+    result = run_example("train.py", "--noise-var", "-0.1", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--noise-var must lie in [0, 1), got -0.1" in result.stderr
+    assert not os.listdir(tmp_path)
 
 
 def test_classes_that_do_not_match_the_gt_get_one_line(trained, tmp_path):
