@@ -2,7 +2,7 @@
 
 With no arguments, builds a synthetic EM-like volume (mito, er and vesicle
 classes, a mask with an unannotated region) into a new folder in the working
-directory and trains on it on the CPU in about four minutes (2 cores, the first run included)::
+directory and trains on it on the CPU in under three minutes (2 idle cores, numba compiling included)::
 
     python examples/train.py
     python examples/predict.py          # the newest run in the working directory
