@@ -137,12 +137,14 @@ def test_bad_paths_and_datasets_get_one_line(tmp_path):
 
 @pytest.mark.parametrize("script", ["train.py", "predict.py"])
 def test_help_pages_print(script, tmp_path):
+    pytest.importorskip("torch", reason="the training examples need the torch extra")
     result = run_example(script, "--help", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: ")
 
 
 def test_negative_noise_variance_is_refused(tmp_path):
+    pytest.importorskip("torch", reason="the training examples need the torch extra")
     result = run_example("train.py", "--noise-var", "-0.1", cwd=tmp_path)
     assert result.returncode == 2
     assert "--noise-var must lie in [0, 1), got -0.1" in result.stderr
