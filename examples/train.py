@@ -110,11 +110,11 @@ def parse_args(argv):
                                "then gp.NoiseAugment; its interpolation blurs the raw, which in "
                                "the default short training moved the predicted boundaries "
                                "outwards")
-    training.add_argument("--noise-var", type=float, default=DEFAULTS["noise_var"],
+    training.add_argument("--noise-var", type=float, default=argparse.SUPPRESS,
                           help="with --elastic: variance of the gaussian noise gp.NoiseAugment "
-                               "adds to the raw (intensities in [0, 1]); the default gives back "
-                               "the noise the interpolation takes from the synthetic volume's; "
-                               "0: none")
+                               "adds to the raw (intensities in [0, 1]); the default, "
+                               f"{DEFAULTS['noise_var']}, gives back the noise the "
+                               "interpolation takes from the synthetic volume's; 0: none")
     training.add_argument("--output-shape", default=DEFAULTS["output_shape"],
                           help="network output per batch in voxels, z,y,x (or one for all); "
                                "the input is as large as the network needs")
@@ -141,8 +141,15 @@ def parse_args(argv):
     for option in ("num_fmaps", "num_convs", "snapshot_every", "workers"):
         if getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be at least 1")
-    if not 0 <= args.noise_var < 1:
-        parser.error(f"--noise-var must lie in [0, 1), got {args.noise_var}")
+    if hasattr(args, "noise_var"):
+        if not args.elastic:
+            parser.error("--noise-var needs --elastic (the noise makes up for its interpolation)")
+        if not 0 <= args.noise_var < 1:
+            parser.error(f"--noise-var must lie in [0, 1), got {args.noise_var}")
+    elif args.elastic:
+        args.noise_var = DEFAULTS["noise_var"]
+    else:
+        args.noise_var = 0.0
     if not 0 < args.clipmin <= args.clipmax <= 1:
         parser.error(f"--clipmin and --clipmax must satisfy 0 < clipmin <= clipmax <= 1, "
                      f"got {args.clipmin} and {args.clipmax}")

@@ -67,10 +67,9 @@ def test_checkpoint_holds_the_moving_class_counts(trained):
     # three batches of 8^3 voxels, all known or some masked out, and those the
     # PreCache worker made ahead (its cache holds 4)
     assert 0 < counts[:3].sum(axis=1).max() <= (3 + 4 + 1) * 8**3
-    # the noise gp.NoiseAugment adds back: what linear interpolation at a
-    # random offset takes from white noise of std 0.06, 1 - (2/3)^3 of 0.0036
-    assert checkpoint["config"]["noise_var"] == pytest.approx(0.0025333, abs=1e-5)
+    # no gp.ElasticAugment by default, so no noise to give back
     assert checkpoint["config"]["elastic"] is False
+    assert checkpoint["config"]["noise_var"] == 0.0
 
 
 def test_train_with_elastic_augmentation(tmp_path):
@@ -79,7 +78,10 @@ def test_train_with_elastic_augmentation(tmp_path):
                          "--snapshot-every", "2", *TINY, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     config = torch.load(tmp_path / "run" / "model_checkpoint_2", weights_only=True)["config"]
-    assert config["elastic"] is True and config["noise_var"] > 0
+    # the noise gp.NoiseAugment gives back: what linear interpolation at a
+    # random offset takes from white noise of std 0.06, 1 - (2/3)^3 of 0.0036
+    assert config["elastic"] is True
+    assert config["noise_var"] == pytest.approx(0.0025333, abs=1e-5)
 
 
 def test_predict_writes_prediction_segmentation_instances_and_figure(trained):
@@ -143,11 +145,15 @@ def test_help_pages_print(script, tmp_path):
     assert result.stdout.startswith("usage: ")
 
 
-def test_negative_noise_variance_is_refused(tmp_path):
+@pytest.mark.parametrize("args, message", [
+    (["--elastic", "--noise-var", "-0.1"], "--noise-var must lie in [0, 1), got -0.1"),
+    (["--noise-var", "0.001"], "--noise-var needs --elastic"),
+])
+def test_bad_noise_variance_is_refused(args, message, tmp_path):
     pytest.importorskip("torch", reason="the training examples need the torch extra")
-    result = run_example("train.py", "--noise-var", "-0.1", cwd=tmp_path)
+    result = run_example("train.py", *args, cwd=tmp_path)
     assert result.returncode == 2
-    assert "--noise-var must lie in [0, 1), got -0.1" in result.stderr
+    assert message in result.stderr
     assert not os.listdir(tmp_path)
 
 
