@@ -14,8 +14,8 @@ with one 0/1 channel per class, the mask 1 where the gt is known)::
         --classes mito,er --iterations 20000 --out my_run
 
 The pipeline: sources, normalization, gp.Pad (gt and mask are 0 beyond the
-data, so the padding counts as unknown), gp.RandomLocation, gp.SimpleAugment
-(with --elastic also gp.ElasticAugment and gp.NoiseAugment), AddHotDistance,
+data, so the padding counts as unknown), gp.RandomLocation, (with --elastic:
+gp.ElasticAugment, gp.NoiseAugment), gp.SimpleAugment, AddHotDistance,
 BalanceHotDistance, gp.PreCache,
 gp.Unsqueeze (a batch axis), gp.torch.Train with HotDistanceLoss, gp.Squeeze,
 gp.Snapshot. The network's output is linear (no sigmoid or tanh, which can
@@ -52,6 +52,13 @@ FINAL_LR_SHARE = 0.05
 # predicts on. gp.NoiseAugment after it gives back the rest of the synthetic
 # volume's noise (the blur stays; see the README)
 SYNTHETIC_NOISE_VAR = round((1 - (2 / 3) ** 3) * NOISE_STD**2, 5)
+
+# the options whose values a run saves and --resume takes from the checkpoint
+SAVED_SETTINGS = (
+    "zarr", "raw", "gt", "mask", "classes", "shape", "voxel_size", "seed", "scale_factor",
+    "no_mask_distances", "clipmin", "clipmax", "elastic", "noise_var", "output_shape",
+    "num_fmaps", "levels", "num_convs", "lr",
+)
 
 DEFAULTS = {
     "iterations": 650,
@@ -112,9 +119,9 @@ def parse_args(argv):
                                "outwards")
     training.add_argument("--noise-var", type=float, default=argparse.SUPPRESS,
                           help="with --elastic: variance of the gaussian noise gp.NoiseAugment "
-                               "adds to the raw (intensities in [0, 1]); the default, "
-                               f"{DEFAULTS['noise_var']}, gives back the noise the "
-                               "interpolation takes from the synthetic volume's; 0: none")
+                               "adds to the raw (intensities in [0, 1]); the default for the "
+                               f"synthetic volume, {DEFAULTS['noise_var']}, gives back the noise "
+                               "the interpolation takes from it; with --zarr the default is 0")
     training.add_argument("--output-shape", default=DEFAULTS["output_shape"],
                           help="network output per batch in voxels, z,y,x (or one for all); "
                                "the input is as large as the network needs")
@@ -133,6 +140,12 @@ def parse_args(argv):
                           help="save a checkpoint every N iterations (default: at the end)")
     training.add_argument("--workers", type=int, default=2, help="gp.PreCache workers")
     args = parser.parse_args(argv)
+    if args.resume:
+        given = [f"--{dest.replace('_', '-')}" for dest in SAVED_SETTINGS
+                 if dest in vars(args) and getattr(args, dest) != parser.get_default(dest)]
+        if given:
+            parser.error(f"--resume continues with the run's saved settings; drop "
+                         f"{', '.join(given)}")
 
     if args.iterations < 1:
         parser.error(f"--iterations must be at least 1, got {args.iterations}")
@@ -146,10 +159,10 @@ def parse_args(argv):
             parser.error("--noise-var needs --elastic (the noise makes up for its interpolation)")
         if not 0 <= args.noise_var < 1:
             parser.error(f"--noise-var must lie in [0, 1), got {args.noise_var}")
-    elif args.elastic:
+    elif args.elastic and args.zarr is None:
         args.noise_var = DEFAULTS["noise_var"]
     else:
-        args.noise_var = 0.0
+        args.noise_var = 0.0  # your data's noise is yours to give: --noise-var
     if not 0 < args.clipmin <= args.clipmax <= 1:
         parser.error(f"--clipmin and --clipmax must satisfy 0 < clipmin <= clipmax <= 1, "
                      f"got {args.clipmin} and {args.clipmax}")

@@ -6,7 +6,6 @@ Private: see :func:`gp_hotdistance.precompute.precompute_target`.
 """
 
 import json
-import logging
 import numbers
 import os
 
@@ -22,11 +21,6 @@ DEFAULT_BLOCK_SIZE = 64
 # version of the layout of the done markers and settings; a run only resumes
 # a run of the same layout
 LAYOUT = 1
-
-# the attribute that marks a dataset as written by this package
-OWNER_ATTRIBUTE = "gp_hotdistance"
-
-logger = logging.getLogger(__name__)
 
 
 class InvalidDataError(ValueError):

@@ -16,9 +16,12 @@ import zarr
 from funlib.persistence import prepare_ds
 
 from ._arrays import CHANNEL_AXIS
-from ._precompute_checks import OWNER_ATTRIBUTE, is_array
+from ._precompute_checks import is_array
 
 logger = logging.getLogger(__name__)
+
+# the attribute that marks a dataset as written by this package
+OWNER_ATTRIBUTE = "gp_hotdistance"
 
 # zarr 3 writes format 3 unless told otherwise; zarr 2 knows format 2 only
 _ZARR_3 = int(zarr.__version__.split(".")[0]) >= 3

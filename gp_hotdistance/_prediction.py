@@ -46,6 +46,10 @@ class HotDistanceArrayType:
         return len(self.channel_names)
 
 
+# its public home (and the one pickles name) is the predictor module
+HotDistanceArrayType.__module__ = "gp_hotdistance.predictor"
+
+
 def model_head(architecture, out_channels, kernel_size):
     """``architecture`` followed by a convolution to ``out_channels``; the
     checks and errors of :meth:`HotDistancePredictor.create_model

@@ -148,8 +148,10 @@ def test_help_pages_print(script, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--elastic", "--noise-var", "-0.1"], "--noise-var must lie in [0, 1), got -0.1"),
     (["--noise-var", "0.001"], "--noise-var needs --elastic"),
+    (["--resume", "--out", "run", "--lr", "0.1", "--elastic", "--iterations", "9"],
+     "--resume continues with the run's saved settings; drop --elastic, --lr"),
 ])
-def test_bad_noise_variance_is_refused(args, message, tmp_path):
+def test_bad_training_options_are_refused(args, message, tmp_path):
     pytest.importorskip("torch", reason="the training examples need the torch extra")
     result = run_example("train.py", *args, cwd=tmp_path)
     assert result.returncode == 2
@@ -201,3 +203,17 @@ def test_predict_never_writes_over_what_it_did_not_write(trained, tmp_path):
     assert "--overwrite" in line
     again = run_example("predict.py", str(run), "--out", "ours.zarr", "--overwrite", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
+
+
+def test_the_noise_default_is_for_the_synthetic_volume_only():
+    pytest.importorskip("torch", reason="the training examples need the torch extra")
+    sys.path.insert(0, EXAMPLES)
+    try:
+        import train
+    finally:
+        sys.path.remove(EXAMPLES)
+    assert train.parse_args([]).noise_var == 0.0  # no ElasticAugment, no noise
+    assert train.parse_args(["--elastic"]).noise_var == pytest.approx(0.0025333, abs=1e-5)
+    user_data = ["--zarr", "d.zarr", "--raw", "r", "--gt", "g", "--classes", "a"]
+    assert train.parse_args([*user_data, "--elastic"]).noise_var == 0.0
+    assert train.parse_args([*user_data, "--elastic", "--noise-var", "0.01"]).noise_var == 0.01

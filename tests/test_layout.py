@@ -25,3 +25,14 @@ def test_the_readme_names_every_public_name():
     text = README.read_text()
     missing = [name for name in gp_hotdistance.__all__ if f"`{name}" not in text]
     assert missing == []
+
+
+def test_public_classes_and_functions_name_a_public_module():
+    # reprs, docs and pickles show __module__: a private one would send readers
+    # (and unpickling) to an implementation detail
+    private = []
+    for name in gp_hotdistance.__all__:
+        module = getattr(getattr(gp_hotdistance, name), "__module__", None)
+        if module is not None and any(part.startswith("_") for part in module.split(".")):
+            private.append(f"{name}: {module}")
+    assert private == []
