@@ -122,9 +122,15 @@ def open_data(container, raw_name, gt_name, mask_name, classes):
 
 def check_raw_dtype(raw):
     """Fail unless gp.Normalize can pick the raw's factor by its dtype (it maps
-    uint8 and uint16 to [0, 1] and takes float32 as already there)."""
+    uint8 and uint16 to [0, 1] and takes float32 as already there): a float32
+    raw must already lie in [0, 1], checked on a central sample."""
     if raw.dtype not in (np.uint8, np.uint16, np.float32):
         fail(f"--raw has dtype {raw.dtype}; use uint8, uint16 or float32 in [0, 1]")
+    if raw.dtype == np.float32:
+        sample = _central_sample(raw)
+        if sample.size and not (sample.min() >= 0 and sample.max() <= 1):
+            fail(f"--raw is float32 but not in [0, 1] (found {sample.min():g} to "
+                 f"{sample.max():g} near its centre); scale it to [0, 1]")
 
 
 def ones_like_gt(gt):

@@ -137,6 +137,21 @@ def test_bad_paths_and_datasets_get_one_line(tmp_path):
     assert "no_such_run" in line
 
 
+def test_float_raw_outside_zero_one_gets_one_line(tmp_path):
+    pytest.importorskip("torch", reason="the training examples need the torch extra")
+    data = tmp_path / "data.zarr"
+    raw = prepare_ds(str(data / "raw"), (32, 32, 32), dtype=np.float32,
+                     voxel_size=(8, 8, 8), axis_names=["z", "y", "x"])
+    raw[raw.roi] = np.full((32, 32, 32), 200.0, dtype=np.float32)
+    gt = prepare_ds(str(data / "gt"), (1, 32, 32, 32), dtype=np.uint8, voxel_size=(8, 8, 8),
+                    axis_names=["c^", "z", "y", "x"], types=["channel", "space", "space", "space"])
+    gt[gt.roi] = 0
+    line = one_error_line(run_example(
+        "train.py", "--zarr", "data.zarr", "--raw", "raw", "--gt", "gt", "--classes", "a",
+        *TINY, cwd=tmp_path))
+    assert "--raw is float32 but not in [0, 1] (found 200 to 200" in line
+
+
 @pytest.mark.parametrize("script", ["train.py", "predict.py"])
 def test_help_pages_print(script, tmp_path):
     pytest.importorskip("torch", reason="the training examples need the torch extra")
