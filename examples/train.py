@@ -113,8 +113,9 @@ def parse_args(argv):
     training.add_argument("--clipmax", type=float, default=DEFAULTS["clipmax"],
                           help="see --clipmin")
     training.add_argument("--elastic", action="store_true",
-                          help="add gp.ElasticAugment (rotations and elastic deformation) and "
-                               "then gp.NoiseAugment; its interpolation blurs the raw, which in "
+                          help="add gp.ElasticAugment (rotations and elastic deformation), then "
+                               "gp.NoiseAugment (see --noise-var); its interpolation blurs the "
+                               "raw, which in "
                                "the default short training moved the predicted boundaries "
                                "outwards")
     training.add_argument("--noise-var", type=float, default=argparse.SUPPRESS,
