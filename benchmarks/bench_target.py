@@ -53,12 +53,19 @@ BARS = {1: 1.2, 2: 1.5}
 
 
 # ---------------------------------------------------------------- inputs
-def make_dense(shape, rng):
+def smoothed_noise_labels(shape, rng, sigma, foreground):
+    """Per channel: white noise smoothed over ``sigma`` voxels, its top
+    ``foreground`` share set to 1."""
     gt = np.empty(shape, dtype=np.uint8)
     for c in range(shape[0]):
-        smooth = ndimage.gaussian_filter(rng.standard_normal(shape[1:]).astype(np.float32), 2.0)
-        gt[c] = smooth > np.percentile(smooth, 70)
+        smooth = ndimage.gaussian_filter(rng.standard_normal(shape[1:]).astype(np.float32), sigma)
+        gt[c] = smooth > np.percentile(smooth, 100 * (1 - foreground))
     return gt
+
+
+def make_dense(shape, rng):
+    """Dense, finely structured labels: 30% foreground, smoothed over 2 voxels."""
+    return smoothed_noise_labels(shape, rng, sigma=2.0, foreground=0.30)
 
 
 def make_sparse(shape, rng):
@@ -76,11 +83,7 @@ def make_sparse(shape, rng):
 
 def make_blobs(shape, rng):
     """Blob-like objects: noise smoothed over 6 voxels, top 15% per channel."""
-    gt = np.empty(shape, dtype=np.uint8)
-    for c in range(shape[0]):
-        smooth = ndimage.gaussian_filter(rng.standard_normal(shape[1:]).astype(np.float32), 6.0)
-        gt[c] = smooth > np.percentile(smooth, 85)
-    return gt
+    return smoothed_noise_labels(shape, rng, sigma=6.0, foreground=0.15)
 
 
 def make_mask(shape, rng):
