@@ -140,8 +140,8 @@ ZERO_OUTSIDE = 2  # 0 where the label is 0
 @numba.njit(cache=True, nogil=True)
 def _work_space(n, width, labels):
     """A thread's work space for planes of ``n`` rows of ``width`` samples:
-    the envelope's line buffers, a row with ``inf`` margins, per-column
-    buffers, float32 planes and planes of the dtype of ``labels``."""
+    the envelope's line buffers (0-4 and 15-16), a row with ``inf`` margins,
+    per-column buffers, float32 planes and planes of the dtype of ``labels``."""
     longest = max(n, width)
     return (
         np.empty((BLOCK, longest), dtype=np.float32),
@@ -159,6 +159,8 @@ def _work_space(n, width, labels):
         np.empty((n, width), dtype=labels.dtype),
         np.empty((width, n), dtype=np.float32),
         np.empty((width, n), dtype=labels.dtype),
+        np.empty(longest, dtype=np.float64),
+        np.empty(longest, dtype=np.int64),
     )
 
 

@@ -112,6 +112,23 @@ def test_envelope_short_lines(length, along):
     np.testing.assert_array_equal(envelope(src, 4.0, along=along), expected)
 
 
+@pytest.mark.parametrize("spacing2", [1.0, 17.64, 1600.0])
+def test_envelope_line_equals_brute_force(spacing2):
+    """The Felzenszwalb-Huttenlocher line alone, on lines that stress its
+    stack and its fill: ties, parabolas lowest on no sample, a single finite
+    sample, none, and lines of length 1."""
+    rng = np.random.default_rng(int(spacing2))
+    work = _kernels._work_space(40, 40, np.zeros(1, bool))
+    for trial in range(400):
+        n = int(rng.integers(1, 41))
+        line = (rng.integers(0, 12, n).astype(np.float64) ** 2 * spacing2).astype(np.float32)
+        line[rng.random(n) < rng.random()] = np.inf
+        expected = brute_force_envelope(line[:, None], spacing2)[:, 0]
+        got = line.copy()
+        _passes._envelope_line(got, spacing2, work)
+        np.testing.assert_array_equal(got, expected, err_msg=f"trial {trial}: {line}")
+
+
 def test_tanh_matches_libm_rounded_to_float32():
     x = np.concatenate([
         np.linspace(-12, 12, 400001),
