@@ -41,8 +41,11 @@ below the largest distance of its row already known, and is dropped above it.
 A pass searches outward from every sample of a row at once, on SIMD lanes,
 until the offset alone reaches the row's bound (:func:`~gp_hotdistance._passes._near_search_columns`,
 :func:`~gp_hotdistance._passes._near_search_row`), and leaves to the envelope, whose cost does not
-grow with the distance, the lines where most samples are farther than
-``_passes._NEAR_REACH`` (:func:`~gp_hotdistance._passes.envelope_columns`, :func:`~gp_hotdistance._passes.envelope_rows`). Columns
+grow with the distance, the lines where most samples are farther than the
+search's reach: 16 samples where many samples are infinite (lines without a
+face), 48 where few are (:func:`~gp_hotdistance._passes.envelope_columns`,
+:func:`~gp_hotdistance._passes.envelope_rows`; the comment above them says
+why). Columns
 are the SIMD axis, so the only transposes are those of the x-sweep (its
 label plane, and its result back). Each thread allocates its work space once per pass (a few planes),
 not per plane: fresh memory costs page faults on every call.
