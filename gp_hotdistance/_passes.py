@@ -66,7 +66,7 @@ def _envelope_line(values, spacing2, work):
     is then filled from each parabola's first sample, marked in ``owners``,
     and a running maximum over the marks: with a loop per parabola instead,
     whose short trip counts vary (branch mispredictions), the envelope took
-    25-40% longer on the benchmark's label sets. The work buffers
+    24-40% longer on the benchmark's label sets. The work buffers
     (``work[1:5]``, ``work[15:17]``) must be at least as long as ``values``.
     """
     vertices, heights, numerators, minima = work[1], work[2], work[3], work[4]
