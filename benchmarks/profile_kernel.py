@@ -1,0 +1,139 @@
+"""Profile: the face-distance kernel's three steps, one label set at a time.
+
+Usage:
+    python benchmarks/profile_kernel.py [--against PATH] [--runs N] [SET ...]
+
+Times each step of ``gp_hotdistance._kernels._face_distance_kernel`` alone
+(in plane, across planes, final) at 1 numba thread on channel 0 of the label
+sets of ``bench_target.py``. A set is written ``KIND:VOXEL``: ``dense``,
+``sparse`` or ``blobs``, at ``8`` (8x8x8 nm) or ``40`` (40x4x4 nm); the
+default is all six. Each step's input is the previous step's output, so a
+step is timed on what it sees inside the kernel. CPU time
+(``time.process_time``), medians of ``--runs``.
+
+With ``--against PATH``, the package of another checkout (for example a
+``git worktree add --detach /tmp/old <commit>``) runs too, the two kernels
+alternating run by run in this process, and the table gives both and the
+ratio: on a noisy machine the only comparison worth reading. Both compile
+into a fresh numba cache then (about a minute).
+"""
+
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCALE = 50.0
+VOXEL_SIZES = {"8": (8.0, 8.0, 8.0), "40": (40.0, 4.0, 4.0)}
+SETS = ("dense:8", "dense:40", "sparse:8", "sparse:40", "blobs:8", "blobs:40")
+STEPS = ("in plane", "across planes", "final")
+
+
+def load_kernels(checkout, name):
+    """The ``_kernels`` module of the package in ``checkout``, imported as
+    ``name`` (so that two checkouts can live in one process; numba's cache
+    then records that name, hence the fresh cache with ``--against``)."""
+    package = os.path.join(checkout, "gp_hotdistance")
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(package, "__init__.py"), submodule_search_locations=[package]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return importlib.import_module(name + "._kernels")
+
+
+def step_inputs(kernels, labels, voxel_size):
+    """The arguments of each step, and the inputs it starts from."""
+    spacing2 = tuple(v * v for v in voxel_size)
+    cap2 = (kernels.TANH_SATURATION * SCALE) ** 2
+    outside = labels.dtype.type(0)
+    has_outside = (False, False, False)
+    out = np.empty(labels.shape, dtype=np.float32)
+    scratch = np.empty_like(out)
+    kernels._in_plane_pass(labels, spacing2, outside, has_outside, cap2, out, 1)
+    after_in_plane = out.copy()
+    kernels._across_planes_pass(labels, spacing2, outside, has_outside, cap2, out, scratch, 1)
+    after_across, along_z = out.copy(), scratch.copy()
+
+    def in_plane():
+        kernels._in_plane_pass(labels, spacing2, outside, has_outside, cap2, out, 1)
+
+    def across():
+        kernels._across_planes_pass(labels, spacing2, outside, has_outside, cap2, out, scratch, 1)
+
+    def final():
+        kernels._final_pass(labels, spacing2, cap2, kernels.SIGNED, 1 / SCALE, out, scratch, 1)
+
+    def reset_across():
+        out[...] = after_in_plane
+
+    def reset_final():
+        out[...] = after_across
+        scratch[...] = along_z
+
+    return ((in_plane, None), (across, reset_across), (final, reset_final))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("sets", nargs="*", default=list(SETS), metavar="SET")
+    parser.add_argument("--against", metavar="PATH", help="another checkout to compare with")
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    for label_set in args.sets:
+        kind, _, voxel = label_set.partition(":")
+        if kind not in ("dense", "sparse", "blobs") or voxel not in VOXEL_SIZES:
+            parser.error(f"a set is KIND:VOXEL with KIND dense, sparse or blobs and VOXEL 8 or 40, got {label_set!r}")
+    if args.against:
+        # two packages with the same file names: keep their compiled kernels apart
+        os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="profile_kernel_")
+    import numba
+
+    sys.path.insert(0, HERE)
+    from bench_target import make_inputs
+
+    numba.set_num_threads(1)
+    from gp_hotdistance import _kernels  # this checkout's (bench_target puts it first)
+
+    versions = {"this": _kernels}
+    if args.against:
+        versions["against"] = load_kernels(os.path.abspath(args.against), "gp_hotdistance_against")
+    header = "| set | step | " + " | ".join(f"{name} ms" for name in versions)
+    print(header + (" | this / against |" if args.against else " |"))
+    print("|---|---|" + "---:|" * (len(versions) + bool(args.against)))
+    for label_set in args.sets:
+        kind, _, voxel = label_set.partition(":")
+        gt, _ = make_inputs(kind, 128)
+        labels = np.ascontiguousarray(gt[0])
+        steps = {name: step_inputs(k, labels, VOXEL_SIZES[voxel]) for name, k in versions.items()}
+        times = {name: [[] for _ in STEPS] for name in versions}
+        for name in versions:  # a first run, not timed: compiles what the cache lacks
+            for run, reset in steps[name]:
+                if reset is not None:
+                    reset()
+                run()
+        for _ in range(args.runs):
+            for name in versions:
+                for s, (run, reset) in enumerate(steps[name]):
+                    if reset is not None:
+                        reset()
+                    start = time.process_time()
+                    run()
+                    times[name][s].append(time.process_time() - start)
+        for s, step in enumerate(STEPS):
+            medians = [1e3 * np.median(times[name][s]) for name in versions]
+            row = f"| {label_set} | {step} | " + " | ".join(f"{m:.1f}" for m in medians)
+            if args.against:
+                row += f" | {medians[0] / medians[1]:.2f}"
+            print(row + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
