@@ -14,14 +14,18 @@ step is timed on what it sees inside the kernel. CPU time
 With ``--against PATH``, the package of another checkout (for example a
 ``git worktree add --detach /tmp/old <commit>``) runs too, the two kernels
 alternating run by run in this process, and the table gives both and the
-ratio: on a noisy machine the only comparison worth reading. Both compile
-into a fresh numba cache then (about a minute).
+ratio (this checkout's time over the other's: below 1, this one is
+faster): on a noisy machine the only comparison worth reading. Both compile
+into a fresh, temporary numba cache then (about a minute). The labels are
+bool, as ``hot_distance_target`` passes them to the kernel.
 """
 
 import argparse
+import atexit
 import importlib
 import importlib.util
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -91,9 +95,14 @@ def main():
         kind, _, voxel = label_set.partition(":")
         if kind not in ("dense", "sparse", "blobs") or voxel not in VOXEL_SIZES:
             parser.error(f"a set is KIND:VOXEL with KIND dense, sparse or blobs and VOXEL 8 or 40, got {label_set!r}")
+    if args.runs < 1:
+        parser.error(f"--runs must be at least 1, got {args.runs}")
     if args.against:
-        # two packages with the same file names: keep their compiled kernels apart
-        os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="profile_kernel_")
+        # two packages with the same file names: keep their compiled kernels
+        # apart, and out of the checkouts' own caches
+        cache = tempfile.mkdtemp(prefix="profile_kernel_")
+        atexit.register(shutil.rmtree, cache, ignore_errors=True)
+        os.environ["NUMBA_CACHE_DIR"] = cache
     import numba
 
     sys.path.insert(0, HERE)
@@ -111,7 +120,7 @@ def main():
     for label_set in args.sets:
         kind, _, voxel = label_set.partition(":")
         gt, _ = make_inputs(kind, 128)
-        labels = np.ascontiguousarray(gt[0])
+        labels = np.ascontiguousarray(gt[0] != 0)
         steps = {name: step_inputs(k, labels, VOXEL_SIZES[voxel]) for name, k in versions.items()}
         times = {name: [[] for _ in STEPS] for name in versions}
         for name in versions:  # a first run, not timed: compiles what the cache lacks

@@ -61,8 +61,9 @@ def _envelope_line(values, spacing2, work):
     is ``i^2 - 2 q i + height``, with ``height = values[q] / spacing2 +
     q^2``; the envelope's parabolas sit on a stack, the ``k``-th one lowest
     from its intersection with the ``(k-1)``-th on. That intersection is kept
-    as a fraction (``numerators[k] / denominators[k]``, denominators
-    positive) so that no division lies on the loop's critical path. The line
+    as a fraction (``numerators[k] / denominators[k]``, denominators positive
+    but the bottom parabola's, ``-1 / 0``, which no test pops) so that no
+    division lies on the loop's critical path. The line
     is then filled from each parabola's first sample, marked in ``owners``,
     and a running maximum over the marks: with a loop per parabola instead,
     whose short trip counts vary (branch mispredictions), the envelope took
@@ -132,11 +133,13 @@ def _envelope_line(values, spacing2, work):
 # as it skips them, while a near search would never settle the lanes that
 # have no finite sample in reach: there the near search reaches _NEAR_REACH
 # samples, and a plane or row whose bounds are mostly beyond it goes
-# straight to the envelope. Where nearly all are finite (the passes that
-# follow another one), a bound is often far above the result (the in-plane
-# distance above the 3-D one), and the near search, at about 0.4 ns per
-# lane and offset on this project's machine against 12-20 ns per sample for
-# the envelope, pays up to _DENSE_REACH samples.
+# straight to the envelope. Where at most 1 / _DENSE_SHARE are infinite
+# (the passes that follow another one), a bound is often far above the
+# result (the in-plane distance above the 3-D one), so the bounds cannot
+# tell which way is cheaper; the near search, at about 0.4 ns per lane and
+# offset on this project's machine against 12-15 ns per finite sample for
+# the envelope, then runs up to _DENSE_REACH samples (32, 48 and 64 came
+# out within run-to-run noise of each other on the benchmark).
 # Each sum is rounded to float32 once, as the envelope's value is, so all
 # give the minimum of the float32-rounded sums, bit for bit.
 # ---------------------------------------------------------------------------
@@ -273,6 +276,19 @@ def _open_columns(dst, bound, open_count):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def _mostly_far(dst, bound, open_count):
+    """Whether most columns of a 2-D plane have more than 1 / _FAR_SHARE of
+    their values above ``bound`` (``open_count`` is work space)."""
+    n, m = dst.shape
+    _open_columns(dst, bound, open_count)
+    far = 0
+    for c in range(m):
+        if open_count[c] * _FAR_SHARE > n:
+            far += 1
+    return 2 * far > m
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def envelope_columns(src, dst, spacing2, cap2, work):
     """``dst = min(dst, P src)`` along axis 0 of 2-D float32 planes, ``inf``
     where above ``cap2``. If many samples are infinite and most columns have
@@ -287,12 +303,7 @@ def envelope_columns(src, dst, spacing2, cap2, work):
         infinite += _count_above(src[i], _LARGEST)
     dense = infinite * _DENSE_SHARE <= n * m
     reach = min(_DENSE_REACH if dense else _NEAR_REACH, n - 1)
-    _open_columns(dst, spacing2 * reach * reach, open_count)
-    far = 0
-    for c in range(m):
-        if open_count[c] * _FAR_SHARE > n:
-            far += 1
-    if not dense and 2 * far > m:
+    if not dense and _mostly_far(dst, spacing2 * reach * reach, open_count):
         for c in range(m):
             columns[c] = c
         _parabola_columns(src, dst, spacing2, columns, m, work)

@@ -42,22 +42,22 @@ def envelope(src, spacing2, cap2=np.inf, bound=None, along="columns"):
     return dst.T
 
 
-def plane(kind, rng, shape=(60, 50)):
+def plane(kind, rng, shape=(128, 40)):
     """Squared-distance-like samples (in voxels): small everywhere (the near
-    search settles them); small but for one run of large ones per line,
-    longer than the near search reaches (the outward search), with few or
-    many samples infinite (the two reaches); small but for lines that are
-    mostly large (the envelope, line by line); or mostly large and infinite
-    (the envelope for the whole plane)."""
+    search settles them); small but for one run of large ones per line, whose
+    middle lies farther from the run's ends than the near search reaches (the
+    outward search), with few or many samples infinite (the two reaches);
+    small but for lines that are mostly large (the envelope, line by line);
+    or mostly large and infinite (the envelope for the whole plane)."""
     n, m = shape
     values = rng.integers(0, 3, shape).astype(np.float64) ** 2
     if kind in ("far run", "sparse far run"):
         sparse = kind == "sparse far run"
         reach = _passes._NEAR_REACH if sparse else _passes._DENSE_REACH
-        run = min(reach + 8, n)
+        run = min(2 * reach + 14, n)
         for c in range(m):
             start = rng.integers(0, max(1, n - run))
-            values[start:start + run, c] = rng.integers(20, 200, run)[: n - start] ** 2
+            values[start:start + run, c] = rng.integers(3 * reach, 400, run)[: n - start] ** 2
         if sparse:
             # more than 1 / _DENSE_SHARE infinite, away from the runs
             values[(values < 9) & (rng.random(shape) < 0.6)] = np.inf
