@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
-from gunpowder import ArraySpec
+from gunpowder import ArrayKey, ArraySpec
 
-from gp_hotdistance import HotDistancePredictor, core
+from gp_hotdistance import AddHotDistance, BalanceHotDistance, HotDistancePredictor, core
 from gp_hotdistance.precompute import precompute_target
 
 TABLE = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
@@ -37,6 +37,17 @@ def array(data, voxel_size, offset=None, channels=True):
 
 def two_classes():
     return P(["mito", "er"], 10.0, mask_distances=True)
+
+
+GT, TARGET, WEIGHTS = ArrayKey("GT"), ArrayKey("TARGET"), ArrayKey("WEIGHTS")
+
+
+def balance_node():
+    return BalanceHotDistance(two_classes(), GT, TARGET, WEIGHTS)
+
+
+def zero_counts():
+    return np.zeros((4, 2), np.int64)
 
 
 def gt_data():
@@ -265,6 +276,26 @@ CASES = {
     # -- normalize ---------------------------------------------------------------
     "normalize-not-tanh": (lambda: two_classes().process(gt_data(), (2, 2), "sigmoid"), "normalize"),
     "normalize_args-negative": (lambda: two_classes().process(gt_data(), (2, 2), "tanh", -1.0), "normalize_args"),
+    # -- gunpowder nodes --------------------------------------------------------
+    "node-predictor-string": (lambda: AddHotDistance("mito", GT, TARGET), "predictor"),
+    "node-predictor-none": (lambda: BalanceHotDistance(None, GT, TARGET, WEIGHTS), "predictor"),
+    "state-not-dict": (lambda: balance_node().load_state_dict([1, 2]), "state"),
+    "state-channels-string": (
+        lambda: balance_node().load_state_dict({"channels": "mito", "moving_class_counts": zero_counts()}),
+        "state['channels']",
+    ),
+    "state-other-classes": (
+        lambda: balance_node().load_state_dict({"channels": ["a", "b"], "moving_class_counts": zero_counts()}),
+        "state",
+    ),
+    "state-counts-shape": (
+        lambda: balance_node().load_state_dict({"moving_class_counts": np.zeros((6, 2), np.int64)}),
+        "state['moving_class_counts']",
+    ),
+    "state-counts-negative": (
+        lambda: balance_node().load_state_dict({"moving_class_counts": -np.ones((4, 2), np.int64)}),
+        "state['moving_class_counts']",
+    ),
     # precompute_target: the names are checked before the container is opened
     "precompute-gt-not-str": (lambda: precompute_target("x.zarr", 1, "t", P(["mito"], 1.0, False)), "gt"),
     "precompute-out-not-str": (lambda: precompute_target("x.zarr", "gt", None, P(["mito"], 1.0, False)), "out"),
