@@ -6,8 +6,8 @@ Usage:
 Times each step of ``gp_hotdistance._kernels._face_distance_kernel`` alone
 (in plane, across planes, final) at 1 numba thread on channel 0 of the label
 sets of ``bench_target.py``. A set is written ``KIND:VOXEL``: ``dense``,
-``sparse`` or ``blobs``, at ``8`` (8x8x8 nm) or ``40`` (40x4x4 nm); the
-default is all six. Each step's input is the previous step's output, so a
+``sparse`` or ``blobs``, at ``8x8x8`` or ``40x4x4`` (nm); the default is all
+six. Each step's input is the previous step's output, so a
 step is timed on what it sees inside the kernel. CPU time
 (``time.process_time``), medians of ``--runs``.
 
@@ -33,9 +33,7 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SCALE = 50.0
-VOXEL_SIZES = {"8": (8.0, 8.0, 8.0), "40": (40.0, 4.0, 4.0)}
-SETS = ("dense:8", "dense:40", "sparse:8", "sparse:40", "blobs:8", "blobs:40")
+KINDS = ("dense", "sparse", "blobs")
 STEPS = ("in plane", "across planes", "final")
 
 
@@ -53,10 +51,10 @@ def load_kernels(checkout, name):
     return importlib.import_module(name + "._kernels")
 
 
-def step_inputs(kernels, labels, voxel_size):
-    """The arguments of each step, and the inputs it starts from."""
+def step_inputs(kernels, labels, voxel_size, scale):
+    """Each step as a call, with the call that restores its input (or None)."""
     spacing2 = tuple(v * v for v in voxel_size)
-    cap2 = (kernels.TANH_SATURATION * SCALE) ** 2
+    cap2 = (kernels.TANH_SATURATION * scale) ** 2
     outside = labels.dtype.type(0)
     has_outside = (False, False, False)
     out = np.empty(labels.shape, dtype=np.float32)
@@ -73,7 +71,7 @@ def step_inputs(kernels, labels, voxel_size):
         kernels._across_planes_pass(labels, spacing2, outside, has_outside, cap2, out, scratch, 1)
 
     def final():
-        kernels._final_pass(labels, spacing2, cap2, kernels.SIGNED, 1 / SCALE, out, scratch, 1)
+        kernels._final_pass(labels, spacing2, cap2, kernels.SIGNED, 1 / scale, out, scratch, 1)
 
     def reset_across():
         out[...] = after_in_plane
@@ -85,18 +83,29 @@ def step_inputs(kernels, labels, voxel_size):
     return ((in_plane, None), (across, reset_across), (final, reset_final))
 
 
+def run_steps(steps, times=None):
+    """Run each step once from its input; append its CPU time to ``times``."""
+    for s, (run, reset) in enumerate(steps):
+        if reset is not None:
+            reset()
+        start = time.process_time()
+        run()
+        if times is not None:
+            times[s].append(time.process_time() - start)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("sets", nargs="*", default=list(SETS), metavar="SET")
+    parser.add_argument("sets", nargs="*", metavar="SET")
     parser.add_argument("--against", metavar="PATH", help="another checkout to compare with")
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
-    for label_set in args.sets:
-        kind, _, voxel = label_set.partition(":")
-        if kind not in ("dense", "sparse", "blobs") or voxel not in VOXEL_SIZES:
-            parser.error(f"a set is KIND:VOXEL with KIND dense, sparse or blobs and VOXEL 8 or 40, got {label_set!r}")
     if args.runs < 1:
         parser.error(f"--runs must be at least 1, got {args.runs}")
+    if args.against and not os.path.isfile(
+        os.path.join(args.against, "gp_hotdistance", "_kernels.py")
+    ):
+        parser.error(f"--against must be a checkout of this project, {args.against!r} has no gp_hotdistance/_kernels.py")
     if args.against:
         # two packages with the same file names: keep their compiled kernels
         # apart, and out of the checkouts' own caches
@@ -106,7 +115,16 @@ def main():
     import numba
 
     sys.path.insert(0, HERE)
-    from bench_target import make_inputs
+    from bench_target import SCALE, VOXEL_SIZES, make_inputs
+
+    sets = args.sets or [f"{kind}:{voxel}" for kind in KINDS for voxel in VOXEL_SIZES]
+    for label_set in sets:
+        kind, _, voxel = label_set.partition(":")
+        if kind not in KINDS or voxel not in VOXEL_SIZES:
+            parser.error(
+                f"a set is KIND:VOXEL with KIND one of {', '.join(KINDS)} and VOXEL "
+                f"one of {', '.join(VOXEL_SIZES)}, got {label_set!r}"
+            )
 
     numba.set_num_threads(1)
     from gp_hotdistance import _kernels  # this checkout's (bench_target puts it first)
@@ -117,25 +135,19 @@ def main():
     header = "| set | step | " + " | ".join(f"{name} ms" for name in versions)
     print(header + (" | this / against |" if args.against else " |"))
     print("|---|---|" + "---:|" * (len(versions) + bool(args.against)))
-    for label_set in args.sets:
+    for label_set in sets:
         kind, _, voxel = label_set.partition(":")
         gt, _ = make_inputs(kind, 128)
         labels = np.ascontiguousarray(gt[0] != 0)
-        steps = {name: step_inputs(k, labels, VOXEL_SIZES[voxel]) for name, k in versions.items()}
+        steps = {
+            name: step_inputs(k, labels, VOXEL_SIZES[voxel], SCALE) for name, k in versions.items()
+        }
         times = {name: [[] for _ in STEPS] for name in versions}
         for name in versions:  # a first run, not timed: compiles what the cache lacks
-            for run, reset in steps[name]:
-                if reset is not None:
-                    reset()
-                run()
+            run_steps(steps[name])
         for _ in range(args.runs):
             for name in versions:
-                for s, (run, reset) in enumerate(steps[name]):
-                    if reset is not None:
-                        reset()
-                    start = time.process_time()
-                    run()
-                    times[name][s].append(time.process_time() - start)
+                run_steps(steps[name], times[name])
         for s, step in enumerate(STEPS):
             medians = [1e3 * np.median(times[name][s]) for name in versions]
             row = f"| {label_set} | {step} | " + " | ".join(f"{m:.1f}" for m in medians)
