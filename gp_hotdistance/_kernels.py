@@ -18,7 +18,7 @@ nearest face midpoint is
     ``D^2(i) = min over k of (P_{a != k} S_k)(i)``,
 
 where ``S_k`` holds, per voxel, the squared 1-D distance along axis ``k`` to
-the nearest label change on that line (:func:`~gp_hotdistance._passes._sweep_line`), and ``P_a`` is
+the nearest label change on that line (:func:`~gp_hotdistance._passes.sweep_columns`), and ``P_a`` is
 the lower envelope of parabolas along axis ``a``: ``(P_a f)(i) = min_j f(j) +
 w_a^2 (i_a - j_a)^2`` (Felzenszwalb and Huttenlocher, "Distance Transforms of
 Sampled Functions", Theory of Computing 8, 2012; :func:`~gp_hotdistance._passes._envelope_line`).
@@ -144,7 +144,8 @@ ZERO_OUTSIDE = 2  # 0 where the label is 0
 def _work_space(n, width, labels):
     """A thread's work space for planes of ``n`` rows of ``width`` samples:
     the envelope's line buffers (0-4 and 15-16), a row with ``inf`` margins,
-    per-column buffers, float32 planes and planes of the dtype of ``labels``."""
+    the sweep's face positions (6), per-column buffers, float32 planes and
+    planes of the dtype of ``labels``."""
     longest = max(n, width)
     return (
         np.empty((BLOCK, longest), dtype=np.float32),
@@ -153,7 +154,7 @@ def _work_space(n, width, labels):
         np.empty(longest, dtype=np.float64),
         np.empty(longest, dtype=np.float64),
         np.full(3 * width, _INF, dtype=np.float32),
-        np.empty(longest, dtype=np.float64),
+        np.empty(longest, dtype=np.int64),
         np.empty(width, dtype=np.int64),
         np.empty(width, dtype=np.int64),
         np.empty((n, width), dtype=np.float32),
@@ -180,7 +181,7 @@ def _in_plane_pass(labels, spacing2, outside, has_outside, cap2, out, chunks):
     wz, wy, wx = spacing2
     for t in numba.prange(chunks):
         work = _work_space(ny, nx, labels)
-        along_x, spread, face = work[9], work[10], work[6]
+        along_x, spread, faces = work[9], work[10], work[6]
         transposed, transposed_labels = work[13], work[14]
         first, last = _chunk(nz, chunks, t)
         for z in range(first, last):
@@ -190,7 +191,7 @@ def _in_plane_pass(labels, spacing2, outside, has_outside, cap2, out, chunks):
                 for x in range(nx):
                     transposed_labels[x, y] = plane[y, x]
             sweep_columns(
-                transposed_labels, outside, has_outside[2], wx, cap2, transposed, face
+                transposed_labels, outside, has_outside[2], wx, cap2, transposed, faces
             )
             for y in range(ny):
                 for x in range(nx):
@@ -200,7 +201,7 @@ def _in_plane_pass(labels, spacing2, outside, has_outside, cap2, out, chunks):
                     spread[y, x] = along_x[y, x]
             envelope_columns(along_x, spread, wy, cap2, work)
             # along_x is free: S_y goes there, and bounds P_x S_y from above
-            sweep_columns(plane, outside, has_outside[1], wy, cap2, along_x, face)
+            sweep_columns(plane, outside, has_outside[1], wy, cap2, along_x, faces)
             for y in range(ny):
                 for x in range(nx):
                     spread[y, x] = min(spread[y, x], along_x[y, x])
@@ -217,7 +218,7 @@ def _across_planes_pass(labels, spacing2, outside, has_outside, cap2, out, scrat
     wz, wy, wx = spacing2
     for t in numba.prange(chunks):
         work = _work_space(nz, nx, labels)
-        slab, spread, face, slab_labels = work[9], work[10], work[6], work[12]
+        slab, spread, faces, slab_labels = work[9], work[10], work[6], work[12]
         first, last = _chunk(ny, chunks, t)
         for y in range(first, last):
             for z in range(nz):
@@ -229,7 +230,7 @@ def _across_planes_pass(labels, spacing2, outside, has_outside, cap2, out, scrat
                 for x in range(nx):
                     out[z, y, x] = spread[z, x]
                     slab_labels[z, x] = labels[z, y, x]
-            sweep_columns(slab_labels, outside, has_outside[0], wz, cap2, slab, face)
+            sweep_columns(slab_labels, outside, has_outside[0], wz, cap2, slab, faces)
             for z in range(nz):
                 for x in range(nx):
                     scratch[z, y, x] = slab[z, x]

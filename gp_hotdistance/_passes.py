@@ -21,38 +21,6 @@ _INF = np.inf
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _sweep_line(labels, outside, has_outside, spacing2, cap2, out):
-    """Squared distance along one line to the nearest label change on it.
-
-    A change between positions ``i`` and ``i + 1`` is a face at ``i + 0.5``.
-    With ``has_outside`` the line is treated as continued by ``outside`` on
-    both ends, so that an end voxel with another label has a face at its end.
-    Distances above ``cap2`` are reported as ``inf``.
-    """
-    n = labels.shape[0]
-    face = -_INF  # position of the nearest face at or before i
-    if has_outside and labels[0] != outside:
-        face = -0.5
-    for i in range(n):
-        if i > 0 and labels[i] != labels[i - 1]:
-            face = i - 0.5
-        d = i - face
-        out[i] = spacing2 * d * d
-    face = _INF  # position of the nearest face after i
-    if has_outside and labels[n - 1] != outside:
-        face = n - 0.5
-    for i in range(n - 1, -1, -1):
-        if i < n - 1 and labels[i] != labels[i + 1]:
-            face = i + 0.5
-        d = face - i
-        candidate = spacing2 * d * d
-        if candidate < out[i]:
-            out[i] = candidate
-        if out[i] > cap2:
-            out[i] = _INF
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _envelope_line(values, spacing2, work):
     """In place: ``values[i] = min_j values[j] + spacing2 * (i - j)^2``.
 
@@ -415,41 +383,69 @@ def envelope_rows(src, dst, width, spacing2, cap2, work):
 
 
 # ---------------------------------------------------------------------------
-# 1-D distances along a plane's columns, on SIMD lanes across the columns
+# 1-D distances along a plane's columns, on SIMD lanes across the columns.
+# Face positions are kept doubled (a face between rows i and i + 1 at 2i + 1),
+# so that they are integers. The loops over a row are functions of their own:
+# written inline in the loop over rows, LLVM's overlap check between the row
+# and the face positions failed at run time (the rows run backwards on the
+# way back) and the loops ran scalar, 2-6x slower (on this project's machine).
 # ---------------------------------------------------------------------------
 
+# the doubled distance standing for "no face on this side": past any line
+_NO_FACE = 1 << 40
+
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def sweep_columns(labels, outside, has_outside, spacing2, cap2, out, face):
-    """:func:`_sweep_line` along axis 0 of every column of 2-D ``labels``
-    ``(n, m)`` into ``out``; ``face`` is float64 work space of ``m`` values."""
+def _mark_faces(faces, labels, neighbours, position):
+    """``faces[c] = position`` where ``labels[c] != neighbours[c]``."""
+    for c in range(faces.shape[0]):
+        faces[c] = position if labels[c] != neighbours[c] else faces[c]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _distance_after_face(row, faces, position):
+    """``row = position - faces``: the doubled distance to the face before."""
+    for c in range(row.shape[0]):
+        row[c] = position - faces[c]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _squared_distance(row, faces, position, spacing2, cap2):
+    """``row`` = the squared distance to the nearer of the face before (its
+    doubled distance in ``row``) and the face after (``faces``), ``inf`` if
+    above ``cap2`` or if there is neither."""
+    for c in range(row.shape[0]):
+        doubled = min(row[c], np.float32(faces[c] - position))
+        d = 0.5 * np.float64(doubled)
+        squared = np.float32(spacing2 * d * d)
+        row[c] = squared if (squared <= cap2 and doubled < _NO_FACE) else _INF
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def sweep_columns(labels, outside, has_outside, spacing2, cap2, out, faces):
+    """``S``: the squared distance along axis 0 of every column of 2-D
+    ``labels`` ``(n, m)`` to the nearest label change on it (a face between
+    rows ``i`` and ``i + 1`` lies at ``i + 0.5``), times ``spacing2``, into
+    float32 ``out``; ``inf`` above ``cap2`` or without a change. With
+    ``has_outside`` the columns continue with the label ``outside`` beyond
+    both ends, so an end sample of another label has a face at its end.
+    ``faces`` is int64 work space of at least ``m`` values."""
     n, m = labels.shape
-    # the nearest face at or before each row, its distance kept in `out`
+    marks = faces[:m]
+    # the doubled position of the nearest face at or before each row; the
+    # doubled distance to it is kept in `out`
     for c in range(m):
-        face[c] = -0.5 if (has_outside and labels[0, c] != outside) else -_INF
+        edge = has_outside and labels[0, c] != outside
+        marks[c] = -1 if edge else -_NO_FACE
     for i in range(n):
         if i > 0:
-            for c in range(m):
-                if labels[i, c] != labels[i - 1, c]:
-                    face[c] = i - 0.5
-        for c in range(m):
-            out[i, c] = i - face[c]  # a half-integer: exact in float32
-    # the nearest face after it, then the squared distance to the nearer one
+            _mark_faces(marks, labels[i], labels[i - 1], 2 * i - 1)
+        _distance_after_face(out[i], marks, 2 * i)
+    # the nearest face after each row, and the nearer of the two
     for c in range(m):
-        face[c] = n - 0.5 if (has_outside and labels[n - 1, c] != outside) else _INF
+        edge = has_outside and labels[n - 1, c] != outside
+        marks[c] = 2 * n - 1 if edge else 2 * n + _NO_FACE
     for i in range(n - 1, -1, -1):
         if i < n - 1:
-            for c in range(m):
-                if labels[i, c] != labels[i + 1, c]:
-                    face[c] = i + 0.5
-        for c in range(m):
-            d = min(np.float64(out[i, c]), face[c] - i)
-            squared = np.float32(spacing2 * d * d)
-            out[i, c] = squared if squared <= cap2 else _INF
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _sweep_rows(labels, outside, has_outside, spacing2, cap2, out):
-    """:func:`_sweep_line` along every row of 2-D ``labels`` into ``out``."""
-    for r in range(labels.shape[0]):
-        _sweep_line(labels[r], outside, has_outside, spacing2, cap2, out[r])
+            _mark_faces(marks, labels[i], labels[i + 1], 2 * i + 1)
+        _squared_distance(out[i], marks, 2 * i, spacing2, cap2)

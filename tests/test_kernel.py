@@ -135,6 +135,42 @@ def test_envelope_line_equals_brute_force(spacing2):
         np.testing.assert_array_equal(got, expected, err_msg=f"trial {trial}: {line}")
 
 
+def brute_force_sweep(labels, outside, spacing2, cap2):
+    """Per sample of each column: ``spacing2`` times the squared distance to
+    the nearest face (half-way between two samples of different label, or
+    past an end sample whose label differs from ``outside``, if given)."""
+    n, m = labels.shape
+    out = np.full((n, m), np.inf, dtype=np.float32)
+    for c in range(m):
+        column = list(labels[:, c])
+        if outside is not None:
+            column = [outside] + column + [outside]
+        shift = 0.0 if outside is None else 1.0
+        faces = [k + 0.5 - shift for k in range(len(column) - 1) if column[k] != column[k + 1]]
+        for i in range(n):
+            if faces:
+                d = min(abs(i - f) for f in faces)
+                squared = np.float32(spacing2 * d * d)
+                out[i, c] = squared if squared <= cap2 else np.inf
+    return out
+
+
+@pytest.mark.parametrize("outside", [None, 0, 1])
+@pytest.mark.parametrize("shape", [(1, 5), (2, 3), (37, 19)])
+def test_sweep_columns_equals_brute_force(outside, shape):
+    rng = np.random.default_rng(len(shape) + shape[0])
+    work = _kernels._work_space(*shape, np.zeros(1, bool))
+    for trial in range(40):
+        labels = rng.random(shape) < rng.random()
+        spacing2, cap2 = rng.choice([1.0, 17.64, 1600.0]), rng.choice([np.inf, 50.0, 3000.0])
+        got = np.empty(shape, dtype=np.float32)
+        _passes.sweep_columns(
+            labels, bool(outside), outside is not None, spacing2, cap2, got, work[6]
+        )
+        expected = brute_force_sweep(labels, outside, spacing2, cap2)
+        np.testing.assert_array_equal(got, expected, err_msg=f"trial {trial}: {labels}")
+
+
 def test_tanh_matches_libm_rounded_to_float32():
     x = np.concatenate([
         np.linspace(-12, 12, 400001),
