@@ -83,7 +83,7 @@ import threading
 import numba
 import numpy as np
 
-from ._passes import BLOCK, envelope_columns, envelope_rows, sweep_columns
+from ._passes import envelope_columns, envelope_rows, sweep_columns
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
@@ -143,12 +143,11 @@ ZERO_OUTSIDE = 2  # 0 where the label is 0
 @numba.njit(cache=True, nogil=True)
 def _work_space(n, width, labels):
     """A thread's work space for planes of ``n`` rows of ``width`` samples:
-    the envelope's line buffers (0-4 and 15-16), a row with ``inf`` margins,
-    the sweep's face positions (6), per-column buffers, float32 planes and
+    the envelope's line buffers (0-3 and 14-15), a row with ``inf`` margins,
+    the sweep's face positions (5), per-column buffers, float32 planes and
     planes of the dtype of ``labels``."""
     longest = max(n, width)
     return (
-        np.empty((BLOCK, longest), dtype=np.float32),
         np.empty(longest, dtype=np.int64),
         np.empty(longest, dtype=np.float64),
         np.empty(longest, dtype=np.float64),
@@ -181,8 +180,8 @@ def _in_plane_pass(labels, spacing2, outside, has_outside, cap2, out, chunks):
     wz, wy, wx = spacing2
     for t in numba.prange(chunks):
         work = _work_space(ny, nx, labels)
-        along_x, spread, faces = work[9], work[10], work[6]
-        transposed, transposed_labels = work[13], work[14]
+        along_x, spread, faces = work[8], work[9], work[5]
+        transposed, transposed_labels = work[12], work[13]
         first, last = _chunk(nz, chunks, t)
         for z in range(first, last):
             plane = labels[z]
@@ -218,7 +217,7 @@ def _across_planes_pass(labels, spacing2, outside, has_outside, cap2, out, scrat
     wz, wy, wx = spacing2
     for t in numba.prange(chunks):
         work = _work_space(nz, nx, labels)
-        slab, spread, faces, slab_labels = work[9], work[10], work[6], work[12]
+        slab, spread, faces, slab_labels = work[8], work[9], work[5], work[11]
         first, last = _chunk(ny, chunks, t)
         for y in range(first, last):
             for z in range(nz):
@@ -249,7 +248,7 @@ def _final_pass(labels, spacing2, cap2, sign_mode, inverse_scale, out, scratch, 
     wz, wy, wx = spacing2
     for t in numba.prange(chunks):
         work = _work_space(ny, nx, labels)
-        along_z, spread, result = work[9], work[10], work[11]
+        along_z, spread, result = work[8], work[9], work[10]
         first, last = _chunk(nz, chunks, t)
         for z in range(first, last):
             for y in range(ny):
