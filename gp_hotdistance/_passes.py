@@ -373,7 +373,8 @@ def envelope_rows(src, dst, width, spacing2, cap2, work):
 # so that they are integers. The loops over a row are functions of their own:
 # written inline in the loop over rows, LLVM's overlap check between the row
 # and the face positions failed at run time (the rows run backwards on the
-# way back) and the loops ran scalar, 2-6x slower (on this project's machine).
+# way back) and the loops ran scalar: 1.4-2x slower on the benchmark's labels,
+# 4-6x on random ones (on this project's machine).
 # ---------------------------------------------------------------------------
 
 # the doubled distance standing for "no face on this side": past any line
