@@ -152,6 +152,15 @@ def _lower_row(best, row, offset):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def _near_reach(infinite, samples, length):
+    """For a plane or row of ``samples`` values, ``infinite`` of them
+    infinite, searched along lines of ``length``: whether few of them are
+    infinite (at most 1 / _DENSE_SHARE), and the near search's reach."""
+    dense = infinite * _DENSE_SHARE <= samples
+    return dense, min(_DENSE_REACH if dense else _NEAR_REACH, length - 1)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _last_offset(spacing2, cap2, reach):
     """The farthest offset ``o <= reach`` of a near search whose ``spacing2 *
     o^2`` is within ``cap2`` (farther sums are capped to ``inf`` anyway)."""
@@ -257,8 +266,7 @@ def envelope_columns(src, dst, spacing2, cap2, work):
     infinite = 0
     for i in range(n):
         infinite += _count_above(src[i], _LARGEST)
-    dense = infinite * _DENSE_SHARE <= n * m
-    reach = min(_DENSE_REACH if dense else _NEAR_REACH, n - 1)
+    dense, reach = _near_reach(infinite, n * m, n)
     if not dense and _mostly_far(dst, spacing2 * reach * reach, open_count):
         for c in range(m):
             columns[c] = c
@@ -346,8 +354,7 @@ def envelope_rows(src, dst, width, spacing2, cap2, work):
         out = dst[r]
         for i in range(width):
             line[pad + i] = row[i]
-        dense = _count_above(row[:width], _LARGEST) * _DENSE_SHARE <= width
-        reach = min(_DENSE_REACH if dense else _NEAR_REACH, width - 1)
+        dense, reach = _near_reach(_count_above(row[:width], _LARGEST), width, width)
         if not dense and _count_above(out, spacing2 * reach * reach) * _FAR_SHARE > width:
             searched = 0  # mostly far: straight to the envelope
         else:
