@@ -99,22 +99,31 @@ def _envelope_line(values, out, spacing2, work):
 # Which one runs depends on the samples. Where many are infinite (the first
 # passes over sparse labels: lines without a face) the envelope is cheap,
 # as it skips them, while a near search would never settle the lanes that
-# have no finite sample in reach: there the near search reaches _NEAR_REACH
-# samples, and a plane or row whose bounds are mostly beyond it goes
-# straight to the envelope. Where at most 1 / _DENSE_SHARE are infinite
+# have no finite sample in reach: there the near search reaches
+# _COLUMN_REACH samples along columns and _ROW_REACH along rows, and a plane
+# or row whose bounds are mostly beyond it goes straight to the envelope
+# (columns 32 and rows 16 came out best of 16, 24, 32 and 48 on the
+# benchmark's label sets). Where at most 1 / _DENSE_SHARE are infinite
 # (the passes that follow another one), a bound is often far above the
 # result (the in-plane distance above the 3-D one), so the bounds cannot
-# tell which way is cheaper; the near search, at about 0.4 ns per lane and
+# tell which way is cheaper; the near search, at about 0.1 ns per lane and
 # offset on this project's machine against 12-15 ns per finite sample for
-# the envelope, then runs up to _DENSE_REACH samples (32, 48 and 64 came
-# out within run-to-run noise of each other on the benchmark).
+# the envelope, then runs up to _DENSE_REACH samples (48 and 96 came out
+# within run-to-run noise of each other).
 # Each sum is rounded to float32 once, as the envelope's value is, so all
-# give the minimum of the float32-rounded sums, bit for bit.
+# give the minimum of the float32-rounded sums, bit for bit. A lane stops
+# once its value is at most the float32-rounded next offset: every farther
+# sum rounds to at least that.
+# The near searches' loops are written inline, the two sides of an offset
+# in one loop: with a call per row and offset (a function for one side), the
+# search took 2.1-2.4x as long on this project's machine, and with indices
+# that numba cannot prove non-negative (``line[pad + i - o]``) it ran scalar.
 # ---------------------------------------------------------------------------
 
 # the near search's farthest offset, in samples: on planes and rows with
 # many infinite samples, and on those with few (at most 1 / _DENSE_SHARE)
-_NEAR_REACH = 16
+_COLUMN_REACH = 32
+_ROW_REACH = 16
 _DENSE_REACH = 48
 _DENSE_SHARE = 4
 # the largest float32: a sample above it is infinite
@@ -135,29 +144,13 @@ def _count_above(values, bound):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _lower_row(best, row, offset):
-    """``best = min(best, row + offset)``, each sum rounded to float32 once."""
-    narrow = np.float32(offset)
-    if narrow == offset:
-        # a float32 sum is then the float64 sum rounded once
-        for c in range(best.shape[0]):
-            candidate = row[c] + narrow
-            if candidate < best[c]:
-                best[c] = candidate
-    else:
-        for c in range(best.shape[0]):
-            candidate = np.float32(row[c] + offset)
-            if candidate < best[c]:
-                best[c] = candidate
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _near_reach(infinite, samples, length):
+def _near_reach(infinite, samples, length, sparse_reach):
     """For a plane or row of ``samples`` values, ``infinite`` of them
     infinite, searched along lines of ``length``: whether few of them are
-    infinite (at most 1 / _DENSE_SHARE), and the near search's reach."""
+    infinite (at most 1 / _DENSE_SHARE), and the near search's reach
+    (``sparse_reach`` where many are)."""
     dense = infinite * _DENSE_SHARE <= samples
-    return dense, min(_DENSE_REACH if dense else _NEAR_REACH, length - 1)
+    return dense, min(_DENSE_REACH if dense else sparse_reach, length - 1)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -174,21 +167,40 @@ def _last_offset(spacing2, cap2, reach):
 def _near_search_columns(src, dst, spacing2, cap2, reach):
     """The near search along axis 0 of 2-D planes, all columns at once, up to
     ``reach`` samples; returns the farthest offset searched for any row."""
-    n = src.shape[0]
+    n, m = src.shape
     farthest = 0
     last = _last_offset(spacing2, cap2, min(reach, n - 1))
     for i in range(n):
-        best = dst[i]
         o = 0
-        if _count_above(best, spacing2) > 0:
+        unsettled = False
+        for c in range(m):
+            unsettled |= dst[i, c] > np.float32(spacing2)
+        if unsettled:
             for o in range(1, last + 1):
                 offset = spacing2 * o * o
-                if i >= o:
-                    _lower_row(best, src[i - o], offset)
-                if i + o < n:
-                    _lower_row(best, src[i + o], offset)
+                narrow = np.float32(offset)
                 following = o + 1
-                if _count_above(best, spacing2 * following * following) == 0:
+                settled = np.float32(spacing2 * following * following)
+                # past an end, the row on the other side stands in (the
+                # minimum of a row and itself is the row)
+                before = i - o if i >= o else i + o
+                after = i + o if i + o < n else before
+                unsettled = False
+                if after >= n:
+                    for c in range(m):
+                        unsettled |= dst[i, c] > settled
+                elif narrow == offset:
+                    for c in range(m):
+                        value = min(dst[i, c], min(src[before, c], src[after, c]) + narrow)
+                        dst[i, c] = value
+                        unsettled |= value > settled
+                else:
+                    for c in range(m):
+                        nearer = min(src[before, c], src[after, c])
+                        value = min(dst[i, c], np.float32(nearer + offset))
+                        dst[i, c] = value
+                        unsettled |= value > settled
+                if not unsettled:
                     break
         farthest = max(farthest, o)
     return farthest
@@ -266,7 +278,7 @@ def envelope_columns(src, dst, spacing2, cap2, work):
     infinite = 0
     for i in range(n):
         infinite += _count_above(src[i], _LARGEST)
-    dense, reach = _near_reach(infinite, n * m, n)
+    dense, reach = _near_reach(infinite, n * m, n, _COLUMN_REACH)
     if not dense and _mostly_far(dst, spacing2 * reach * reach, open_count):
         for c in range(m):
             columns[c] = c
@@ -310,13 +322,30 @@ def _near_search_row(line, best, spacing2, cap2, pad, reach):
     width = best.shape[0]
     last = _last_offset(spacing2, cap2, min(reach, width - 1))
     o = 0
-    if _count_above(best, spacing2) > 0:
+    unsettled = False
+    for i in range(width):
+        unsettled |= best[i] > np.float32(spacing2)
+    if unsettled:
         for o in range(1, last + 1):
             offset = spacing2 * o * o
-            _lower_row(best, line[pad - o:pad - o + width], offset)
-            _lower_row(best, line[pad + o:pad + o + width], offset)
+            narrow = np.float32(offset)
             following = o + 1
-            if _count_above(best, spacing2 * following * following) == 0:
+            settled = np.float32(spacing2 * following * following)
+            before = line[pad - o:pad - o + width]
+            after = line[pad + o:pad + o + width]
+            unsettled = False
+            if narrow == offset:
+                for i in range(width):
+                    value = min(best[i], min(before[i], after[i]) + narrow)
+                    best[i] = value
+                    unsettled |= value > settled
+            else:
+                for i in range(width):
+                    nearer = min(before[i], after[i])
+                    value = min(best[i], np.float32(nearer + offset))
+                    best[i] = value
+                    unsettled |= value > settled
+            if not unsettled:
                 break
     return o
 
@@ -354,7 +383,9 @@ def envelope_rows(src, dst, width, spacing2, cap2, work):
         out = dst[r]
         for i in range(width):
             line[pad + i] = row[i]
-        dense, reach = _near_reach(_count_above(row[:width], _LARGEST), width, width)
+        dense, reach = _near_reach(
+            _count_above(row[:width], _LARGEST), width, width, _ROW_REACH
+        )
         if not dense and _count_above(out, spacing2 * reach * reach) * _FAR_SHARE > width:
             searched = 0  # mostly far: straight to the envelope
         else:

@@ -53,7 +53,7 @@ def plane(kind, rng, shape=(128, 40)):
     values = rng.integers(0, 3, shape).astype(np.float64) ** 2
     if kind in ("far run", "sparse far run"):
         sparse = kind == "sparse far run"
-        reach = _passes._NEAR_REACH if sparse else _passes._DENSE_REACH
+        reach = max(_passes._COLUMN_REACH, _passes._ROW_REACH) if sparse else _passes._DENSE_REACH
         run = min(2 * reach + 14, n)
         for c in range(m):
             start = rng.integers(0, max(1, n - run))
