@@ -42,8 +42,8 @@ A pass searches outward from every sample of a row at once, on SIMD lanes,
 until the offset alone reaches the row's bound (:func:`~gp_hotdistance._passes._near_search_columns`,
 :func:`~gp_hotdistance._passes._near_search_row`), and leaves to the envelope, whose cost does not
 grow with the distance, the lines where most samples are farther than the
-search's reach: 16 samples where many samples are infinite (lines without a
-face), 48 where few are (:func:`~gp_hotdistance._passes.envelope_columns`,
+search's reach: 32 samples along columns and 16 along rows where many samples
+are infinite (lines without a face), 48 where few are (:func:`~gp_hotdistance._passes.envelope_columns`,
 :func:`~gp_hotdistance._passes.envelope_rows`; the comment above them says
 why). Columns
 are the SIMD axis, so the only transposes are those of the x-sweep (its

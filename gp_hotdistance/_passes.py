@@ -102,11 +102,11 @@ def _envelope_line(values, out, spacing2, work):
 # have no finite sample in reach: there the near search reaches
 # _COLUMN_REACH samples along columns and _ROW_REACH along rows, and a plane
 # or row whose bounds are mostly beyond it goes straight to the envelope
-# (columns 32 and rows 16 came out best of 16, 24, 32 and 48 on the
-# benchmark's label sets). Where at most 1 / _DENSE_SHARE are infinite
+# (on the benchmark's label sets, columns 32 came out best of 16, 24, 32
+# and 48, rows 16 best of 16, 24 and 32). Where at most 1 / _DENSE_SHARE are infinite
 # (the passes that follow another one), a bound is often far above the
 # result (the in-plane distance above the 3-D one), so the bounds cannot
-# tell which way is cheaper; the near search, at about 0.1 ns per lane and
+# tell which way is cheaper; the near search, at about 0.2 ns per lane and
 # offset on this project's machine against 12-15 ns per finite sample for
 # the envelope, then runs up to _DENSE_REACH samples (48 and 96 came out
 # within run-to-run noise of each other).
