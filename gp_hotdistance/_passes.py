@@ -172,10 +172,7 @@ def _near_search_columns(src, dst, spacing2, cap2, reach):
     last = _last_offset(spacing2, cap2, min(reach, n - 1))
     for i in range(n):
         o = 0
-        unsettled = False
-        for c in range(m):
-            unsettled |= dst[i, c] > np.float32(spacing2)
-        if unsettled:
+        if _count_above(dst[i], np.float32(spacing2)) > 0:
             for o in range(1, last + 1):
                 offset = spacing2 * o * o
                 narrow = np.float32(offset)
@@ -187,8 +184,7 @@ def _near_search_columns(src, dst, spacing2, cap2, reach):
                 after = i + o if i + o < n else before
                 unsettled = False
                 if after >= n:
-                    for c in range(m):
-                        unsettled |= dst[i, c] > settled
+                    unsettled = _count_above(dst[i], settled) > 0
                 elif narrow == offset:
                     for c in range(m):
                         value = min(dst[i, c], min(src[before, c], src[after, c]) + narrow)
@@ -322,10 +318,7 @@ def _near_search_row(line, best, spacing2, cap2, pad, reach):
     width = best.shape[0]
     last = _last_offset(spacing2, cap2, min(reach, width - 1))
     o = 0
-    unsettled = False
-    for i in range(width):
-        unsettled |= best[i] > np.float32(spacing2)
-    if unsettled:
+    if _count_above(best, np.float32(spacing2)) > 0:
         for o in range(1, last + 1):
             offset = spacing2 * o * o
             narrow = np.float32(offset)
