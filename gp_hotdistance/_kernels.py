@@ -83,7 +83,7 @@ import threading
 import numba
 import numpy as np
 
-from ._passes import envelope_columns, envelope_rows, sweep_columns
+from ._passes import envelope_columns, envelope_rows, sweep_columns, unmasked
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
@@ -153,7 +153,7 @@ def _work_space(n, width, labels):
         np.empty(longest, dtype=np.float64),
         np.empty(longest, dtype=np.float64),
         np.full(3 * width, _INF, dtype=np.float32),
-        np.empty(longest, dtype=np.int64),
+        np.empty(longest, dtype=np.float64),
         np.empty(width, dtype=np.int64),
         np.empty(width, dtype=np.int64),
         np.empty((n, width), dtype=np.float32),
@@ -264,9 +264,9 @@ def _final_pass(labels, spacing2, cap2, sign_mode, inverse_scale, out, scratch, 
                 for x in range(nx):
                     needed = max(needed, out[z, y, x])
                 for x in range(nx):
-                    if spread[y, x] >= needed:
-                        spread[y, x] = _INF
-                    result[y, x] = min(out[z, y, x], spread[y, x])
+                    kept = _INF if spread[y, x] >= needed else spread[y, x]
+                    spread[y, x] = unmasked(kept)
+                    result[y, x] = min(out[z, y, x], kept)
             envelope_rows(spread, result, nx, wx, cap2, work)
             for y in range(ny):
                 row = out[z, y]
