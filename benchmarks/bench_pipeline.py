@@ -39,6 +39,7 @@ from gp_hotdistance import (  # noqa: E402
     BalanceHotDistance,
     HotDistancePredictor,
 )
+from machine import describe  # noqa: E402  (benchmarks/machine.py)
 
 VOXEL_SIZE = Coordinate(8, 8, 8)
 SCALE = 50.0
@@ -167,8 +168,9 @@ def main():
         cold = first_call_seconds(cache_dir)
         warm = first_call_seconds(cache_dir)
 
-    print(f"\n(3, {size}, {size}, {size}) gt, {request_size}^3 requests of target and "
-          f"weights (mask_distances), {args.batches} timed batches, {os.cpu_count()} cores\n")
+    print(f"\n{describe()}")
+    print(f"(3, {size}, {size}, {size}) gt, {request_size}^3 requests of target and "
+          f"weights (mask_distances), {args.batches} timed batches\n")
     print("| numba threads | target alone s | target + weights s | ratio (bar <= 1.4) |")
     print("|---:|---:|---:|---|")
     step_ok = True

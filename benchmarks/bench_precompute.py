@@ -42,6 +42,7 @@ from funlib.persistence import prepare_ds
 
 from gp_hotdistance import HotDistancePredictor, precompute
 from gp_hotdistance.precompute import precompute_target
+from machine import describe  # benchmarks/machine.py
 
 CLASSES = ["a", "b", "c"]
 VOXEL_SIZE = (8, 8, 8)
@@ -181,8 +182,9 @@ def main():
     predictor = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=True)
     padding = predictor.padding(Coordinate(VOXEL_SIZE)) / Coordinate(VOXEL_SIZE)
     region = tuple(block + 2 * p for p in padding)
+    print(describe())
     print(f"block {block}^3 voxels, padding {tuple(padding)} voxels per side: "
-          f"each block reads {region} voxels; {os.cpu_count()} cores")
+          f"each block reads {region} voxels")
 
     rows, references = [], []
     workdir = tempfile.mkdtemp(prefix="bench_precompute_")

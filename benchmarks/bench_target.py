@@ -1,7 +1,7 @@
 """Benchmark: the hot-distance target against seung-lab edt and the doubled grid.
 
 Usage:
-    python benchmarks/bench_target.py [--runs N] [--quick] [--no-reference]
+    python benchmarks/bench_target.py [--runs N] [--quick] [--no-reference] [--avx2]
 
 Methods, each timed in this process, the methods alternating within each run
 (medians over ``--runs``):
@@ -42,6 +42,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 sys.path.insert(0, os.path.join(HERE, ".."))  # the package of this checkout
 
 import numba  # noqa: E402
+from machine import describe, rerun_for_avx2  # noqa: E402  (benchmarks/machine.py)
 from oracles import doubled_grid_face_distance, reference_hot_distance_target  # noqa: E402
 
 from gp_hotdistance import core  # noqa: E402
@@ -212,8 +213,12 @@ def main():
     parser.add_argument("--no-reference", action="store_true", help="skip the doubled grid")
     parser.add_argument("--quick", action="store_true",
                         help="small smoke sizes: (3, 32^3) sets, (40, 24^3) classes")
+    parser.add_argument("--avx2", action="store_true",
+                        help="numba compiles for AVX2 without AVX-512 (benchmarks/machine.py)")
     parser.add_argument("--measure-memory", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.avx2:
+        rerun_for_avx2()
     if args.measure_memory:
         measure_memory_child(*args.measure_memory)
         return 0
@@ -239,8 +244,9 @@ def main():
         memory = working_memory(gt, vkey, tmpdir)
         rows.append((case, medians, usage, exact, memory))
 
-    print(f"\nscale_factor {SCALE:g}; medians of {args.runs} runs (the doubled grid: "
-          f"{args.reference_runs}), methods alternating each run; {os.cpu_count()} cores\n")
+    print(f"\n{describe()}")
+    print(f"scale_factor {SCALE:g}; medians of {args.runs} runs (the doubled grid: "
+          f"{args.reference_runs}), methods alternating each run\n")
     print("| labels | pkg 1t s | edt 1t s | pkg 2t s | edt 2t s | ref s | edt/pkg 1t "
           "| edt/pkg 2t | ref/pkg 2t | exact | pkg working MB | bars |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|")

@@ -1,7 +1,7 @@
 """Profile: the face-distance kernel's three steps, one label set at a time.
 
 Usage:
-    python benchmarks/profile_kernel.py [--against PATH] [--runs N] [SET ...]
+    python benchmarks/profile_kernel.py [--against PATH] [--runs N] [--avx2] [SET ...]
 
 Times each step of ``gp_hotdistance._kernels._face_distance_kernel`` alone
 (in plane, across planes, final) at 1 numba thread on channel 0 of the label
@@ -99,7 +99,14 @@ def main():
     parser.add_argument("sets", nargs="*", metavar="SET")
     parser.add_argument("--against", metavar="PATH", help="another checkout to compare with")
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--avx2", action="store_true",
+                        help="numba compiles for AVX2 without AVX-512 (benchmarks/machine.py)")
     args = parser.parse_args()
+    sys.path.insert(0, HERE)
+    from machine import describe, rerun_for_avx2
+
+    if args.avx2:
+        rerun_for_avx2()
     if args.runs < 1:
         parser.error(f"--runs must be at least 1, got {args.runs}")
     if args.against and not os.path.isfile(
@@ -114,7 +121,6 @@ def main():
         os.environ["NUMBA_CACHE_DIR"] = cache
     import numba
 
-    sys.path.insert(0, HERE)
     from bench_target import SCALE, VOXEL_SIZES, make_inputs
 
     sets = args.sets or [f"{kind}:{voxel}" for kind in KINDS for voxel in VOXEL_SIZES]
@@ -132,6 +138,7 @@ def main():
     versions = {"this": _kernels}
     if args.against:
         versions["against"] = load_kernels(os.path.abspath(args.against), "gp_hotdistance_against")
+    print(describe())
     header = "| set | step | " + " | ".join(f"{name} ms" for name in versions)
     print(header + (" | this / against |" if args.against else " |"))
     print("|---|---|" + "---:|" * (len(versions) + bool(args.against)))

@@ -1,0 +1,98 @@
+"""The machine a benchmark runs on, and numba's target on it.
+
+The package's kernels are compiled by numba for the CPU they run on, while
+seung-lab edt ships compiled: the same commit gives other ratios on another
+CPU, so each report starts with :func:`describe`'s line, and a table is only
+comparable with one from the same line. ``--avx2`` (:func:`rerun_for_avx2`)
+has numba compile for AVX2 without AVX-512 on a CPU that has both, which is
+how benchmarks/README.md measures the code such CPUs (Intel Haswell to
+Skylake client, AMD Zen 1 to 3) run.
+"""
+
+import os
+import platform
+import sys
+from importlib import metadata
+
+#: numba's target for an x86 CPU with AVX2 but not AVX-512 (the environment
+#: variables numba reads at import; its cache keeps each target's code apart)
+AVX2_TARGET = {
+    "NUMBA_CPU_NAME": "haswell",
+    "NUMBA_CPU_FEATURES": "+avx,+avx2,+fma,+sse4.2,+bmi,+bmi2,+popcnt,+f16c,+lzcnt,+movbe,"
+                          "-avx512f,-avx512bw,-avx512dq,-avx512vl,-avx512cd",
+}
+
+
+def _cpu_model():
+    """The first CPU's model name, family and model number from /proc/cpuinfo
+    (Linux; a virtual machine may name only the vendor's line, "AMD EPYC"),
+    else what the platform module says."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    break  # the first CPU's block ends
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    if "model name" not in fields:
+        return platform.processor() or "unknown CPU"
+    numbers = "".join(f", {key} {fields[key]}" for key in ("cpu family", "model") if key in fields)
+    return fields["model name"] + numbers
+
+
+def _simd(features):
+    """The widest x86 SIMD extension among LLVM's feature flags."""
+    for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"),
+                       ("sse4.2", "SSE4.2")):
+        if features.get(flag):
+            return name
+    return "no x86 SIMD flags"
+
+
+def numba_target():
+    """The CPU name and widest SIMD that numba compiles for: the host's, or
+    what ``NUMBA_CPU_NAME`` and ``NUMBA_CPU_FEATURES`` ask for."""
+    import llvmlite.binding as llvm
+    import numba
+
+    name = numba.config.CPU_NAME or llvm.get_host_cpu_name()
+    if numba.config.CPU_FEATURES is not None:
+        # "+avx2,-avx512f,...": the flags turned on
+        wanted = numba.config.CPU_FEATURES.split(",")
+        features = {flag[1:]: flag.startswith("+") for flag in wanted if flag}
+    else:
+        features = llvm.get_host_cpu_features()
+    return name, _simd(features)
+
+
+def rerun_for_avx2():
+    """Run this script again, from the start, with numba compiling for
+    :data:`AVX2_TARGET` (and so its subprocesses too); returns if it already
+    does."""
+    if all(os.environ.get(name) == value for name, value in AVX2_TARGET.items()):
+        return
+    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **AVX2_TARGET})
+
+
+def describe():
+    """One line: CPU model, cores, numba's target, Python, numpy and numba
+    versions (and edt's where it is installed)."""
+    import numba
+    import numpy
+
+    name, simd = numba_target()
+    versions = [f"Python {platform.python_version()}", f"numpy {numpy.__version__}",
+                f"numba {numba.__version__}"]
+    try:
+        versions.append(f"edt {metadata.version('edt')}")
+    except metadata.PackageNotFoundError:  # without the bench extra
+        pass
+    return (f"machine: {_cpu_model()}, {os.cpu_count()} logical CPUs ({sys.platform}); "
+            f"numba compiles for {name} ({simd}); " + ", ".join(versions))
+
+
+if __name__ == "__main__":
+    print(describe())
