@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/bench_precompute.py            # 256^3 and 192^3, blocks of 64^3 (~2-3 min on 2 cores)
     python benchmarks/bench_precompute.py --quick    # smoke: 96^3 and 64^3, blocks of 32^3
+    python benchmarks/bench_precompute.py --avx2     # numba compiles for AVX2 (benchmarks/machine.py)
 
 For each volume (3 classes, voxel size 8 nm, scale factor 50, mask_distances
 with a mask) the script writes the gt to a zarr container slab by slab (the
@@ -42,7 +43,7 @@ from funlib.persistence import prepare_ds
 
 from gp_hotdistance import HotDistancePredictor, precompute
 from gp_hotdistance.precompute import precompute_target
-from machine import describe  # benchmarks/machine.py
+from machine import describe, rerun_for_avx2  # benchmarks/machine.py
 
 CLASSES = ["a", "b", "c"]
 VOXEL_SIZE = (8, 8, 8)
@@ -176,7 +177,11 @@ def run(container, size, block, workers, predictor):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run")
+    parser.add_argument("--avx2", action="store_true",
+                        help="numba compiles for AVX2 without AVX-512 (benchmarks/machine.py)")
     args = parser.parse_args()
+    if args.avx2:
+        rerun_for_avx2()
     sizes, block = ((96, 64), 32) if args.quick else ((256, 192), 64)
 
     predictor = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=True)

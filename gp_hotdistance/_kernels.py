@@ -92,6 +92,7 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 KERNEL_LOCK = threading.Lock()
 
 _INF = np.inf
+_INF32 = np.float32(np.inf)
 
 
 # float32 tanh is exactly +-1 past 9.02
@@ -264,7 +265,7 @@ def _final_pass(labels, spacing2, cap2, sign_mode, inverse_scale, out, scratch, 
                 for x in range(nx):
                     needed = max(needed, out[z, y, x])
                 for x in range(nx):
-                    kept = _INF if spread[y, x] >= needed else spread[y, x]
+                    kept = _INF32 if spread[y, x] >= needed else spread[y, x]
                     spread[y, x] = unmasked(kept)
                     result[y, x] = min(out[z, y, x], kept)
             envelope_rows(spread, result, nx, wx, cap2, work)

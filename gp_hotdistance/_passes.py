@@ -13,16 +13,18 @@ import numba
 import numpy as np
 
 _INF = np.inf
+_INF32 = np.float32(np.inf)  # selects between float32 values stay float32
 
 
 # ---------------------------------------------------------------------------
 # Stores. A loop that writes back ``min(x[i], y)`` (or ``y if c else x[i]``)
 # to ``x[i]`` is compiled by LLVM into a conditional store: a masked SIMD
 # store, which with AVX-512 is as fast as a plain one, but with AVX2 is
-# ``vmaskmovps``, microcoded on AMD's CPUs: the near search took 4x as long
-# per lane (0.50 against 0.12 ns) when compiled for AVX2
-# (``NUMBA_CPU_NAME=haswell``, AVX-512 turned off) on this project's AMD
-# EPYC, and the whole target 2-3x. Storing ``value + 0.0`` instead, a sum
+# ``vmaskmovps``, microcoded on AMD's CPUs. Compiled for AVX2
+# (``benchmarks/bench_target.py --avx2``) on this project's AMD EPYC, the
+# near search's inner loop alone took 4x as long per lane (0.50 against
+# 0.12 ns, in a microbenchmark of that loop), and the whole target 1.2-2.2x
+# as long, as with plain stores. Storing ``value + 0.0`` instead, a sum
 # LLVM may not fold away (it would turn -0.0 into +0.0), makes the store
 # unconditional. It is exact for every value stored here (squared
 # distances, face positions and inf are never -0.0).
@@ -321,17 +323,17 @@ def envelope_columns(src, dst, spacing2, cap2, work):
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _cap_line(values, cap2):
-    """Set the values of a 1-D array above ``cap2`` to ``inf``."""
-    for c in range(values.shape[0]):
-        values[c] = unmasked(_INF if values[c] > cap2 else values[c])
+    """Set the values of a 1-D float32 array above ``cap2`` to ``inf``."""
+    if cap2 < _INF:
+        for c in range(values.shape[0]):
+            values[c] = unmasked(_INF32 if values[c] > cap2 else values[c])
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _cap(values, cap2):
-    """Set the values of a 2-D plane above ``cap2`` to ``inf``."""
-    if cap2 < _INF:
-        for i in range(values.shape[0]):
-            _cap_line(values[i], cap2)
+    """Set the values of a 2-D float32 plane above ``cap2`` to ``inf``."""
+    for i in range(values.shape[0]):
+        _cap_line(values[i], cap2)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -481,13 +483,13 @@ def sweep_columns(labels, outside, has_outside, spacing2, cap2, out, faces):
         marks[c] = -1.0 if edge else -_NO_FACE
     for i in range(n):
         if i > 0:
-            _mark_faces(marks, labels[i], labels[i - 1], np.float64(2 * i - 1))
-        _distance_after_face(out[i], marks, np.float64(2 * i))
+            _mark_faces(marks, labels[i], labels[i - 1], 2.0 * i - 1.0)
+        _distance_after_face(out[i], marks, 2.0 * i)
     # the nearest face after each row, and the nearer of the two
     for c in range(m):
         edge = has_outside and labels[n - 1, c] != outside
-        marks[c] = np.float64(2 * n - 1) if edge else 2 * n + _NO_FACE
+        marks[c] = 2.0 * n - 1.0 if edge else 2.0 * n + _NO_FACE
     for i in range(n - 1, -1, -1):
         if i < n - 1:
-            _mark_faces(marks, labels[i], labels[i + 1], np.float64(2 * i + 1))
-        _squared_distance(out[i], marks, np.float64(2 * i), spacing2, cap2)
+            _mark_faces(marks, labels[i], labels[i + 1], 2.0 * i + 1.0)
+        _squared_distance(out[i], marks, 2.0 * i, spacing2, cap2)
