@@ -20,7 +20,8 @@ _INF32 = np.float32(np.inf)  # selects between float32 values stay float32
 # Stores. A loop that writes back ``min(x[i], y)`` (or ``y if c else x[i]``)
 # to ``x[i]`` is compiled by LLVM into a conditional store: a masked SIMD
 # store, which with AVX-512 is as fast as a plain one, but with AVX2 is
-# ``vmaskmovps``, microcoded on AMD's CPUs. Compiled for AVX2
+# ``vmaskmovps``, several times slower on this project's AMD CPU (others
+# were not measured). Compiled for AVX2
 # (``benchmarks/bench_target.py --avx2``) on this project's AMD EPYC, the
 # near search's inner loop alone took 4x as long per lane (0.50 against
 # 0.12 ns, in a microbenchmark of that loop), and the whole target 1.2-2.2x
