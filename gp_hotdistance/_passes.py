@@ -19,15 +19,14 @@ _INF32 = np.float32(np.inf)  # selects between float32 values stay float32
 # ---------------------------------------------------------------------------
 # Stores. A loop that writes back ``min(x[i], y)`` (or ``y if c else x[i]``)
 # to ``x[i]`` is compiled by LLVM into a conditional store: a masked SIMD
-# store, which with AVX-512 is as fast as a plain one, but with AVX2 is
-# ``vmaskmovps``, several times slower on this project's AMD CPU (others
-# were not measured). Compiled for AVX2
-# (``benchmarks/bench_target.py --avx2``) on this project's AMD EPYC, the
-# near search's inner loop alone took 4x as long per lane (0.50 against
-# 0.12 ns, in a microbenchmark of that loop), and the whole target 1.2-2.2x
-# as long, as with plain stores. Storing ``value + 0.0`` instead, a sum
-# LLVM may not fold away (it would turn -0.0 into +0.0), makes the store
-# unconditional. It is exact for every value stored here (squared
+# store. With AVX-512 that is as fast as a plain store; with AVX2 it is
+# ``vmaskmovps``, which on this project's AMD EPYC (compiled with
+# ``benchmarks/bench_target.py --avx2``; no other CPU was measured) made the
+# near search's inner loop take 0.50 ns per lane against 0.12 ns with a
+# plain store, and the whole target (with the sweep's former int64 face
+# positions, below) 1.2-2.2x as long. Storing ``value + 0.0`` instead, a
+# sum LLVM may not fold away (it would turn -0.0 into +0.0), makes the
+# store unconditional. It is exact for every value stored here (squared
 # distances, face positions and inf are never -0.0).
 # ---------------------------------------------------------------------------
 
