@@ -39,7 +39,7 @@ from gp_hotdistance import (  # noqa: E402
     BalanceHotDistance,
     HotDistancePredictor,
 )
-from machine import describe, rerun_for_avx2  # noqa: E402  (benchmarks/machine.py)
+from machine import describe, parse_args  # noqa: E402  (benchmarks/machine.py)
 
 VOXEL_SIZE = Coordinate(8, 8, 8)
 SCALE = 50.0
@@ -149,11 +149,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--quick", action="store_true", help="small volume and requests")
-    parser.add_argument("--avx2", action="store_true",
-                        help="numba compiles for AVX2 without AVX-512 (benchmarks/machine.py)")
-    args = parser.parse_args()
-    if args.avx2:
-        rerun_for_avx2()
+    args = parse_args(parser)
     # forked PreCache workers hang on dask's threaded scheduler
     dask.config.set(scheduler="synchronous")
 

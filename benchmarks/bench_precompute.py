@@ -43,7 +43,7 @@ from funlib.persistence import prepare_ds
 
 from gp_hotdistance import HotDistancePredictor, precompute
 from gp_hotdistance.precompute import precompute_target
-from machine import describe, rerun_for_avx2  # benchmarks/machine.py
+from machine import describe, parse_args  # benchmarks/machine.py
 
 CLASSES = ["a", "b", "c"]
 VOXEL_SIZE = (8, 8, 8)
@@ -177,11 +177,7 @@ def run(container, size, block, workers, predictor):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run")
-    parser.add_argument("--avx2", action="store_true",
-                        help="numba compiles for AVX2 without AVX-512 (benchmarks/machine.py)")
-    args = parser.parse_args()
-    if args.avx2:
-        rerun_for_avx2()
+    args = parse_args(parser)
     sizes, block = ((96, 64), 32) if args.quick else ((256, 192), 64)
 
     predictor = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=True)

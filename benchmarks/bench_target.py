@@ -42,7 +42,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 sys.path.insert(0, os.path.join(HERE, ".."))  # the package of this checkout
 
 import numba  # noqa: E402
-from machine import describe, rerun_for_avx2  # noqa: E402  (benchmarks/machine.py)
+from machine import describe, parse_args  # noqa: E402  (benchmarks/machine.py)
 from oracles import doubled_grid_face_distance, reference_hot_distance_target  # noqa: E402
 
 from gp_hotdistance import core  # noqa: E402
@@ -213,12 +213,8 @@ def main():
     parser.add_argument("--no-reference", action="store_true", help="skip the doubled grid")
     parser.add_argument("--quick", action="store_true",
                         help="small smoke sizes: (3, 32^3) sets, (40, 24^3) classes")
-    parser.add_argument("--avx2", action="store_true",
-                        help="numba compiles for AVX2 without AVX-512 (benchmarks/machine.py)")
     parser.add_argument("--measure-memory", nargs=2, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.avx2:
-        rerun_for_avx2()
+    args = parse_args(parser)
     if args.measure_memory:
         measure_memory_child(*args.measure_memory)
         return 0

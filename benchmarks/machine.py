@@ -95,6 +95,17 @@ def rerun_for_avx2():
               {**os.environ, **AVX2_TARGET})
 
 
+def parse_args(parser):
+    """``parser.parse_args()`` with the ``--avx2`` option added; with it, the
+    script runs again first (:func:`rerun_for_avx2`)."""
+    parser.add_argument("--avx2", action="store_true",
+                        help="numba compiles for AVX2 without AVX-512 (benchmarks/machine.py)")
+    args = parser.parse_args()
+    if args.avx2:
+        rerun_for_avx2()
+    return args
+
+
 def describe():
     """One line: CPU model, cores, numba's target, Python, numpy and numba
     versions (and edt's where it is installed)."""

@@ -99,14 +99,10 @@ def main():
     parser.add_argument("sets", nargs="*", metavar="SET")
     parser.add_argument("--against", metavar="PATH", help="another checkout to compare with")
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--avx2", action="store_true",
-                        help="numba compiles for AVX2 without AVX-512 (benchmarks/machine.py)")
-    args = parser.parse_args()
     sys.path.insert(0, HERE)
-    from machine import describe, rerun_for_avx2
+    from machine import describe, parse_args
 
-    if args.avx2:
-        rerun_for_avx2()
+    args = parse_args(parser)
     if args.runs < 1:
         parser.error(f"--runs must be at least 1, got {args.runs}")
     if args.against and not os.path.isfile(
