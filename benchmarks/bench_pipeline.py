@@ -47,11 +47,11 @@ FIRST_CALL = """
 import time
 start = time.perf_counter()
 import numpy as np
-from gp_hotdistance import core
+import gp_hotdistance as hd
 gt = np.zeros((1, 8, 8, 8), np.uint8)
 gt[0, 2:5] = 1
-core.hot_distance_target(gt, (1.0, 1.0, 1.0), 2.0)
-core.hot_distance_weights(gt, core.hot_distance_target(gt, (1.0, 1.0, 1.0), 2.0),
+hd.hot_distance_target(gt, (1.0, 1.0, 1.0), 2.0)
+hd.hot_distance_weights(gt, hd.hot_distance_target(gt, (1.0, 1.0, 1.0), 2.0),
                           np.ones((8, 8, 8), np.uint8), (1.0, 1.0, 1.0), 2.0,
                           mask_distances=True)
 print(time.perf_counter() - start)

@@ -45,7 +45,7 @@ import numba  # noqa: E402
 from machine import describe, parse_args  # noqa: E402  (benchmarks/machine.py)
 from oracles import doubled_grid_face_distance, reference_hot_distance_target  # noqa: E402
 
-from gp_hotdistance import core  # noqa: E402
+import gp_hotdistance as hd  # noqa: E402
 
 SCALE = 50.0
 VOXEL_SIZES = {"8x8x8": (8.0, 8.0, 8.0), "40x4x4": (40.0, 4.0, 4.0)}
@@ -131,14 +131,14 @@ def run_method(method, gt, voxel_size):
     if name == "edt":
         return edt_target(gt, voxel_size, threads)
     numba.set_num_threads(threads)
-    return core.hot_distance_target(gt, voxel_size, SCALE)
+    return hd.hot_distance_target(gt, voxel_size, SCALE)
 
 
 def warm_up():
     g = np.zeros((2, 8, 8, 8), dtype=np.uint8)
     g[0, 2:5, 2:5, 2:5] = 1
     g[1, :4] = 1
-    core.hot_distance_target(g, (1.0, 1.0, 1.0), SCALE)
+    hd.hot_distance_target(g, (1.0, 1.0, 1.0), SCALE)
     edt_target(g, (1.0, 1.0, 1.0), 1)
 
 
@@ -161,7 +161,7 @@ def measure_memory_child(inputs_path, voxel_key):
     gt = np.load(inputs_path)["gt"]
     baseline = maxrss_mb()
     numba.set_num_threads(2)
-    target = core.hot_distance_target(gt, VOXEL_SIZES[voxel_key], SCALE)
+    target = hd.hot_distance_target(gt, VOXEL_SIZES[voxel_key], SCALE)
     peak = maxrss_mb() - baseline
     print(f"{peak - target.nbytes / 2**20:.3f}")
 
@@ -203,7 +203,7 @@ def exactness(gt, voxel_size):
     """Whether channel 0's signed distance is the doubled grid's, bit for bit."""
     expected = doubled_grid_face_distance(gt[0], voxel_size)
     expected = np.where(gt[0] != 0, expected, -expected)
-    return bool(np.array_equal(core.signed_face_distance(gt[0], voxel_size), expected))
+    return bool(np.array_equal(hd.signed_face_distance(gt[0], voxel_size), expected))
 
 
 def main():

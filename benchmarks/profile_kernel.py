@@ -3,7 +3,7 @@
 Usage:
     python benchmarks/profile_kernel.py [--against PATH] [--runs N] [--avx2] [SET ...]
 
-Times each step of ``gp_hotdistance._kernels._face_distance_kernel`` alone
+Times each step of ``gp_hotdistance._kernels.face._face_distance_kernel`` alone
 (in plane, across planes, final) at 1 numba thread on channel 0 of the label
 sets of ``bench_target.py``. A set is written ``KIND:VOXEL``: ``dense``,
 ``sparse`` or ``blobs``, at ``8x8x8`` or ``40x4x4`` (nm); the default is all
@@ -48,7 +48,10 @@ def load_kernels(checkout, name):
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
-    return importlib.import_module(name + "._kernels")
+    try:
+        return importlib.import_module(name + "._kernels.face")
+    except ModuleNotFoundError:  # a checkout from before the kernels became a package
+        return importlib.import_module(name + "._kernels")
 
 
 def step_inputs(kernels, labels, voxel_size, scale):
@@ -105,10 +108,11 @@ def main():
     args = parse_args(parser)
     if args.runs < 1:
         parser.error(f"--runs must be at least 1, got {args.runs}")
-    if args.against and not os.path.isfile(
-        os.path.join(args.against, "gp_hotdistance", "_kernels.py")
+    if args.against and not any(
+        os.path.isfile(os.path.join(args.against, "gp_hotdistance", *path))
+        for path in (("_kernels", "face.py"), ("_kernels.py",))
     ):
-        parser.error(f"--against must be a checkout of this project, {args.against!r} has no gp_hotdistance/_kernels.py")
+        parser.error(f"--against must be a checkout of this project, {args.against!r} has no gp_hotdistance/_kernels")
     if args.against:
         # two packages with the same file names: keep their compiled kernels
         # apart, and out of the checkouts' own caches
@@ -129,7 +133,7 @@ def main():
             )
 
     numba.set_num_threads(1)
-    from gp_hotdistance import _kernels  # this checkout's (bench_target puts it first)
+    from gp_hotdistance._kernels import face as _kernels  # this checkout's (bench_target puts it first)
 
     versions = {"this": _kernels}
     if args.against:

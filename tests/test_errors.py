@@ -18,7 +18,8 @@ from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
 from gunpowder import ArrayKey, ArraySpec
 
-from gp_hotdistance import AddHotDistance, BalanceHotDistance, HotDistancePredictor, core
+import gp_hotdistance as hd
+from gp_hotdistance import AddHotDistance, BalanceHotDistance, HotDistancePredictor
 from gp_hotdistance.precompute import precompute_target
 
 TABLE = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
@@ -151,21 +152,21 @@ CASES = {
     "gt-value-minus-1": (lambda: two_classes().process(with_value(-1, np.int8), (2, 2), "tanh"), "gt channel 0"),
     "gt-value-half": (lambda: two_classes().process(with_value(0.5, np.float32), (2, 2), "tanh"), "gt channel 0"),
     "gt-value-256-uint16": (
-        lambda: core.hot_distance_target(with_value(256, np.uint16), (2, 2), 10.0), "gt channel 0",
+        lambda: hd.hot_distance_target(with_value(256, np.uint16), (2, 2), 10.0), "gt channel 0",
     ),
-    "gt-complex": (lambda: core.hot_distance_target(with_value(1j, np.complex64), (2, 2), 10.0), "gt channel 0"),
+    "gt-complex": (lambda: hd.hot_distance_target(with_value(1j, np.complex64), (2, 2), 10.0), "gt channel 0"),
     "gt-not-an-array": (lambda: two_classes().create_target(gt_data()), "gt"),
-    "gt-string": (lambda: core.hot_distance_target("gt.zarr", (1,), 10.0), "gt"),
-    "gt-0d": (lambda: core.hot_distance_target(np.array(1), (), 10.0), "gt"),
+    "gt-string": (lambda: hd.hot_distance_target("gt.zarr", (1,), 10.0), "gt"),
+    "gt-0d": (lambda: hd.hot_distance_target(np.array(1), (), 10.0), "gt"),
     "labels-0d": (lambda: P(["mito"], 10.0, False).process(np.array(1), (1,), "tanh"), "labels"),
     "gt-4-spatial-axes": (
-        lambda: core.hot_distance_target(np.zeros((1, 2, 2, 2, 2)), (1, 1, 1, 1), 10.0), "gt",
+        lambda: hd.hot_distance_target(np.zeros((1, 2, 2, 2, 2)), (1, 1, 1, 1), 10.0), "gt",
     ),
     "gt-array-4-spatial-axes": (
         lambda: P(["mito"], 10.0, False).create_target(array(np.zeros((1, 2, 2, 2, 2), np.uint8), (1, 1, 1, 1))),
         "gt",
     ),
-    "gt-empty": (lambda: core.hot_distance_target(np.zeros((1, 0, 3)), (1, 1), 10.0), "gt"),
+    "gt-empty": (lambda: hd.hot_distance_target(np.zeros((1, 0, 3)), (1, 1), 10.0), "gt"),
     "labels-empty": (lambda: P(["mito"], 10.0, False).process(np.zeros((0, 3)), (1, 1), "tanh"), "labels"),
     # -- the mask --------------------------------------------------------------
     "mask-shape": (
@@ -237,22 +238,22 @@ CASES = {
     "counts-string": (lambda: weight_with_counts("counts"), "moving_class_counts"),
     # -- voxel size ------------------------------------------------------------
     "voxel_size-too-long": (lambda: two_classes().process(gt_data(), (1, 1, 1), "tanh"), "voxel_size"),
-    "voxel_size-too-short-core": (lambda: core.hot_distance_target(gt_data(), (1,), 10.0), "voxel_size"),
+    "voxel_size-too-short-core": (lambda: hd.hot_distance_target(gt_data(), (1,), 10.0), "voxel_size"),
     "voxel_size-4-entries": (lambda: two_classes().process(gt_data(), (1, 1, 1, 1), "tanh"), "voxel_size"),
     "voxel_size-zero": (lambda: two_classes().process(gt_data(), (0, 1), "tanh"), "voxel_size"),
     "voxel_size-negative": (lambda: two_classes().process(gt_data(), (-4, 4), "tanh"), "voxel_size"),
-    "voxel_size-nan": (lambda: core.hot_distance_target(gt_data(), (math.nan, 1), 10.0), "voxel_size"),
+    "voxel_size-nan": (lambda: hd.hot_distance_target(gt_data(), (math.nan, 1), 10.0), "voxel_size"),
     "voxel_size-strings": (lambda: two_classes().process(gt_data(), ("4", "4"), "tanh"), "voxel_size"),
     "voxel_size-number": (lambda: two_classes().process(gt_data(), 4, "tanh"), "voxel_size"),
     "voxel_size-none": (lambda: two_classes().process(gt_data(), None, "tanh"), "voxel_size"),
     "padding-voxel_size-zero": (lambda: two_classes().padding(Coordinate(0, 4)), "voxel_size"),
-    "padding_voxels-context-string": (lambda: core.padding_voxels("38", (4, 4)), "context"),
-    "padding_voxels-context-negative": (lambda: core.padding_voxels(-1.0, (4, 4)), "context"),
+    "padding_voxels-context-string": (lambda: hd.padding_voxels("38", (4, 4)), "context"),
+    "padding_voxels-context-negative": (lambda: hd.padding_voxels(-1.0, (4, 4)), "context"),
     "unknown_distance-max_distance-string": (
-        lambda: core.unknown_distance(np.ones((4, 4)), (2, 2), max_distance="10"), "max_distance",
+        lambda: hd.unknown_distance(np.ones((4, 4)), (2, 2), max_distance="10"), "max_distance",
     ),
     "unknown_distance-max_distance-negative": (
-        lambda: core.unknown_distance(np.ones((4, 4)), (2, 2), max_distance=-1.0), "max_distance",
+        lambda: hd.unknown_distance(np.ones((4, 4)), (2, 2), max_distance=-1.0), "max_distance",
     ),
     # -- create_model ----------------------------------------------------------
     "architecture-not-a-module": (lambda: two_classes().create_model(not_a_module()), "architecture"),

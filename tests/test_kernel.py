@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from gp_hotdistance import _kernels, _passes, core
+import gp_hotdistance as hd
+from gp_hotdistance._kernels import face as _kernels
+from gp_hotdistance._kernels import passes as _passes
 from oracles import doubled_grid_face_distance
 
 
@@ -200,7 +202,7 @@ def blobs(shape, density, seed):
 def test_face_distance_equals_doubled_grid_on_medium_volumes(density, voxel_size):
     labels = blobs((40, 36, 44), density, seed=int(density * 100))
     expected = doubled_grid_face_distance(labels, voxel_size)
-    np.testing.assert_allclose(core.face_distance(labels, voxel_size), expected, rtol=1e-6)
+    np.testing.assert_allclose(hd.face_distance(labels, voxel_size), expected, rtol=1e-6)
 
 
 @pytest.mark.parametrize("box", [None, "inside", "at the edge"])
@@ -212,9 +214,9 @@ def test_unknown_distance_capped_equals_exact_within_the_cap(box):
         mask[10:18, 12:20, 5:30] = 0
     elif box == "at the edge":
         mask[:4, 30:, :] = 0
-    exact = core.unknown_distance(mask, voxel_size)
+    exact = hd.unknown_distance(mask, voxel_size)
     for cap in (10.0, 25.0, 1000.0):
-        capped = core.unknown_distance(mask, voxel_size, max_distance=cap)
+        capped = hd.unknown_distance(mask, voxel_size, max_distance=cap)
         within = exact <= cap
         np.testing.assert_array_equal(capped[within], exact[within])
         assert np.all(capped[~within] > cap)

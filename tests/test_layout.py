@@ -36,3 +36,15 @@ def test_public_classes_and_functions_name_a_public_module():
         if module is not None and any(part.startswith("_") for part in module.split(".")):
             private.append(f"{name}: {module}")
     assert private == []
+
+
+def test_the_former_core_module_warns_that_it_is_deprecated():
+    import importlib
+    import sys
+
+    import pytest
+
+    sys.modules.pop("gp_hotdistance.core", None)
+    with pytest.warns(DeprecationWarning, match="gp_hotdistance.core is deprecated"):
+        core = importlib.import_module("gp_hotdistance.core")
+    assert core.hot_distance_target is gp_hotdistance.hot_distance_target

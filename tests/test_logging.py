@@ -9,7 +9,8 @@ import logging
 import numpy as np
 import pytest
 
-from gp_hotdistance import HotDistancePredictor, core
+import gp_hotdistance as hd
+from gp_hotdistance import HotDistancePredictor
 
 
 def test_calls_write_nothing_to_stdout_or_the_root_logger(capsys, caplog):
@@ -22,8 +23,8 @@ def test_calls_write_nothing_to_stdout_or_the_root_logger(capsys, caplog):
     predictor.process_weight(gt, target, mask, (40, 4, 4))
     predictor.create_distance_mask(target[2:], mask, (40, 4, 4))
     predictor.padding((40, 4, 4))
-    core.unknown_distance(mask, (40, 4, 4))
-    core.face_distance(gt[0], (40, 4, 4), outside=0)
+    hd.unknown_distance(mask, (40, 4, 4))
+    hd.face_distance(gt[0], (40, 4, 4), outside=0)
     try:
         import torch
     except ImportError:  # the torch extra is optional; the rest still runs

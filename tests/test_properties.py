@@ -23,7 +23,8 @@ from gunpowder import ArraySpec
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
-from gp_hotdistance import HotDistancePredictor, core
+import gp_hotdistance as hd
+from gp_hotdistance import HotDistancePredictor
 from oracles import brute_force_face_distance
 
 LABEL_DTYPES = [np.bool_, np.uint8, np.int32, np.uint64, np.float32]
@@ -217,8 +218,8 @@ def compute(api, case, mask_distances, draw):
     scale_factor, counts = case["scale_factor"], case["counts"]
     classes = gt.shape[0]
     if api == "core":
-        target = core.hot_distance_target(gt, voxel_size, scale_factor)
-        weights, new_counts = core.hot_distance_weights(
+        target = hd.hot_distance_target(gt, voxel_size, scale_factor)
+        weights, new_counts = hd.hot_distance_weights(
             gt, target, mask, voxel_size, scale_factor, counts=counts,
             mask_distances=mask_distances,
         )
@@ -358,7 +359,7 @@ def test_distance_mask_matches_oracle(data):
         [f"class{c}" for c in range(classes)], scale_factor, mask_distances=True
     )
     for result in (
-        core.distance_mask(target[classes:], case["mask"], voxel_size, scale_factor),
+        hd.distance_mask(target[classes:], case["mask"], voxel_size, scale_factor),
         predictor.create_distance_mask(target[classes:], case["mask"], voxel_size),
     ):
         assert result.dtype == np.uint8 and result.shape == gt.shape
@@ -374,7 +375,7 @@ def test_unknown_distance_matches_oracle(data):
     voxel_size = data.draw(voxel_sizes(len(shape), integer=False))
     mask = binary_array(data.draw, shape, data.draw(st.sampled_from(MASK_DTYPES)), "mask")
     before = mask.copy()
-    got = core.unknown_distance(mask, voxel_size)
+    got = hd.unknown_distance(mask, voxel_size)
     np.testing.assert_array_equal(mask, before)
     expected = brute_force_unknown_distance(mask, voxel_size)
     assert got.dtype == np.float32 and got.shape == mask.shape
@@ -399,8 +400,8 @@ def _deterministic_case():
 
 
 def _run(gt, mask, counts, voxel_size, scale_factor):
-    target = core.hot_distance_target(gt, voxel_size, scale_factor)
-    weights, new_counts = core.hot_distance_weights(
+    target = hd.hot_distance_target(gt, voxel_size, scale_factor)
+    weights, new_counts = hd.hot_distance_weights(
         gt, target, mask, voxel_size, scale_factor, counts=counts, mask_distances=True
     )
     return target, weights, new_counts

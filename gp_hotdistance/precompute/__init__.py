@@ -57,7 +57,7 @@ import zarr
 from funlib.geometry import Coordinate, Roi
 from tqdm.auto import tqdm
 
-from ._precompute_checks import (
+from ._checks import (
     DEFAULT_BLOCK_SIZE,
     InvalidDataError,
     as_block_size,
@@ -71,9 +71,9 @@ from ._precompute_checks import (
     run_settings,
     zarr_format,
 )
-from ._precompute_output import claim_outputs, create_outputs, prepare_log_dir
-from ._precompute_worker import _BlockWriter, _DoneCheck, _read_failure
-from .predictor import HotDistancePredictor
+from ._output import claim_outputs, create_outputs, prepare_log_dir
+from ._worker import _BlockWriter, _DoneCheck, _read_failure
+from ..predictor import HotDistancePredictor
 
 logger = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ nearest face midpoint is
     ``D^2(i) = min over k of (P_{a != k} S_k)(i)``,
 
 where ``S_k`` holds, per voxel, the squared 1-D distance along axis ``k`` to
-the nearest label change on that line (:func:`~gp_hotdistance._passes.sweep_columns`), and ``P_a`` is
+the nearest label change on that line (:func:`~gp_hotdistance._kernels.passes.sweep_columns`), and ``P_a`` is
 the lower envelope of parabolas along axis ``a``: ``(P_a f)(i) = min_j f(j) +
 w_a^2 (i_a - j_a)^2`` (Felzenszwalb and Huttenlocher, "Distance Transforms of
-Sampled Functions", Theory of Computing 8, 2012; :func:`~gp_hotdistance._passes._envelope_line`).
+Sampled Functions", Theory of Computing 8, 2012; :func:`~gp_hotdistance._kernels.passes._envelope_line`).
 The ``P_a`` commute and are min-plus linear, which lets the three terms of a
 3-D array share passes::
 
@@ -39,12 +39,12 @@ S_x``, and the last ``P_x`` from the distance to the x- and y-faces, so that
 a voxel near any face settles after a few samples; ``P_y S_z`` is only needed
 below the largest distance of its row already known, and is dropped above it.
 A pass searches outward from every sample of a row at once, on SIMD lanes,
-until the offset alone reaches the row's bound (:func:`~gp_hotdistance._passes._near_search_columns`,
-:func:`~gp_hotdistance._passes._near_search_row`), and leaves to the envelope, whose cost does not
+until the offset alone reaches the row's bound (:func:`~gp_hotdistance._kernels.passes._near_search_columns`,
+:func:`~gp_hotdistance._kernels.passes._near_search_row`), and leaves to the envelope, whose cost does not
 grow with the distance, the lines where most samples are farther than the
 search's reach: 32 samples along columns and 16 along rows where many samples
-are infinite (lines without a face), 48 where few are (:func:`~gp_hotdistance._passes.envelope_columns`,
-:func:`~gp_hotdistance._passes.envelope_rows`; the comment above them says
+are infinite (lines without a face), 48 where few are (:func:`~gp_hotdistance._kernels.passes.envelope_columns`,
+:func:`~gp_hotdistance._kernels.passes.envelope_rows`; the comment above them says
 why). Columns
 are the SIMD axis, so the only transposes are those of the x-sweep (its
 label plane, and its result back). Each thread allocates its work space once per pass (a few planes),
@@ -83,7 +83,7 @@ import threading
 import numba
 import numpy as np
 
-from ._passes import envelope_columns, envelope_rows, sweep_columns, unmasked
+from .passes import envelope_columns, envelope_rows, sweep_columns, unmasked
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"

@@ -1,7 +1,7 @@
 """Checks and dataset helpers for :mod:`gp_hotdistance.precompute`: dataset
 names, clashes between outputs and inputs, the inputs' metadata and a sample
 of their values, and the settings a resumed run must share. (What exists at
-the output names is dealt with in :mod:`gp_hotdistance._precompute_output`.)
+the output names is dealt with in :mod:`gp_hotdistance.precompute._output`.)
 Private: see :func:`gp_hotdistance.precompute.precompute_target`.
 """
 

@@ -15,8 +15,8 @@ import numpy as np
 import zarr
 from funlib.persistence import prepare_ds
 
-from ._arrays import CHANNEL_AXIS
-from ._precompute_checks import is_array
+from .._arrays import CHANNEL_AXIS
+from ._checks import is_array
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import zarr
 from funlib.geometry import Coordinate
 from funlib.persistence import open_ds
 
-from ._precompute_checks import InvalidDataError
+from ._checks import InvalidDataError
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,55 @@
+"""The compiled backend of the face distance and the weights (private).
+
+Everything the public layer (:mod:`gp_hotdistance.distance`,
+:mod:`gp_hotdistance.weights`) needs from a backend is re-exported here; the
+numba implementation is in :mod:`.face` (the 3-D kernel and the per-voxel
+loops of the weights) and :mod:`.passes` (sweeps and lower envelopes).
+
+The backend contract
+--------------------
+Nothing here checks its arguments: the public functions validate once and call
+these on native-endian, C-contiguous arrays. A second backend (a GPU one, say)
+implements the same names with the same meaning and is tested against the
+brute-force oracles in ``tests/oracles.py``:
+
+- ``face_distance_3d(labels, voxel_size, out, scratch, outside=None,
+  sign_mode=UNSIGNED, inverse_scale=0.0, max_distance=inf)``: the Euclidean
+  distance from each voxel centre to the nearest face midpoint between two
+  voxels of different label, written into float32 ``out``; signed
+  (``SIGNED``: negative where the label is 0) or zeroed outside
+  (``ZERO_OUTSIDE``) by ``sign_mode``, and mapped through ``tanh(d *
+  inverse_scale)`` if ``inverse_scale > 0``. Distances above ``max_distance``
+  may be ``inf``. Results must not depend on the number of threads.
+- ``unknown_box(known)``: the bounding box of the False voxels of a 3-D
+  boolean array.
+- ``distrust(distances, unknown, inverse_scale, epsilon, threshold, reach,
+  known)``: the distance mask's rule, clearing ``known`` in place (flat).
+- ``count_classes(foreground, known)`` and ``fill_weights(foreground, known,
+  background_weight, foreground_weight, out)``: the class-balancing weights'
+  per-voxel loops (flat).
+- ``to_3d(array)``: a 1-3-D array viewed as 3-D.
+"""
+
+from .face import (
+    SIGNED,
+    UNSIGNED,
+    ZERO_OUTSIDE,
+    count_classes,
+    distrust,
+    face_distance_3d,
+    fill_weights,
+    to_3d,
+    unknown_box,
+)
+
+__all__ = [
+    "SIGNED",
+    "UNSIGNED",
+    "ZERO_OUTSIDE",
+    "count_classes",
+    "distrust",
+    "face_distance_3d",
+    "fill_weights",
+    "to_3d",
+    "unknown_box",
+]
