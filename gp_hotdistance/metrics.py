@@ -10,8 +10,8 @@
 Distances are between voxel centres (world units: index times voxel size),
 computed exactly with :func:`scipy.ndimage.distance_transform_edt`. The
 Hausdorff distance and its 95th percentile are measured between the surfaces
-of the two segmentations, as MONAI's ``compute_hausdorff_distance`` and
-medpy's ``hd95`` measure them (see :func:`binary_scores`).
+of the two segmentations, as MONAI's ``compute_hausdorff_distance`` measures
+them (see :func:`binary_scores`).
 """
 
 from __future__ import annotations
@@ -102,7 +102,9 @@ def binary_scores(
 
     ``hausdorff`` and ``hausdorff_95`` are the field's surface distances
     (MONAI's ``compute_hausdorff_distance`` with ``percentile`` ``None`` and
-    95, medpy's ``hd`` and ``hd95``), so ``hausdorff_95 <= hausdorff``.
+    95; medpy's ``hd`` is ``hausdorff`` too, while medpy's ``hd95`` takes one
+    percentile of both directions' distances pooled, which can be smaller),
+    so ``hausdorff_95 <= hausdorff``.
     Before, ``hausdorff_95`` was the 95th percentile of the voxel distances of
     ``P`` and ``G`` pooled, the overlap's zeros included, which shrank
     towards 0 as objects grew; and ``hausdorff`` was the Hausdorff distance of
