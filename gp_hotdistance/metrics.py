@@ -8,14 +8,21 @@
 - :func:`instance_f1`: F1 of instance segmentations matched by IoU.
 
 Distances are between voxel centres (world units: index times voxel size),
-computed exactly with :func:`scipy.ndimage.distance_transform_edt`.
+computed exactly with :func:`scipy.ndimage.distance_transform_edt`. The
+Hausdorff distance and its 95th percentile are measured between the surfaces
+of the two segmentations, as MONAI's ``compute_hausdorff_distance`` measures
+them (see :func:`binary_scores`).
 """
+
+from __future__ import annotations
 
 import logging
 import math
 import numbers
+from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
@@ -44,14 +51,29 @@ SCORES = (
 )
 
 
-def binary_scores(prediction, gt, voxel_size, mask=None, tolerance=None):
+def binary_scores(
+    prediction: ArrayLike,
+    gt: ArrayLike,
+    voxel_size: Sequence[float],
+    mask: ArrayLike | None = None,
+    tolerance: float | None = None,
+) -> dict[str, float | int] | list[dict[str, float | int]]:
     """Overlap and distance scores of a binary prediction against the gt.
 
     ``P`` is the set of predicted foreground voxels and ``G`` the gt's, both
     restricted to the known voxels (``mask`` 1); distances are Euclidean in
     world units between voxel centres, ``d(v, S)`` being the distance from
     voxel ``v`` to the nearest voxel centre of ``S`` (``+inf`` when ``S`` is
-    empty). With ``TP = |P & G|``:
+    empty).
+
+    The *surface* ``dS`` of a set of voxels ``S`` is the voxels of ``S`` with
+    at least one face neighbour (6-connectivity in 3-D, 4 in 2-D) outside
+    ``S``; a voxel beyond the array's edge or with mask 0 counts as outside,
+    so an object cut by the edge of the array or of the mask has a surface
+    there. This is MONAI's ``get_mask_edges`` and medpy's border (``S`` minus
+    its erosion, :func:`scipy.ndimage.binary_erosion` with ``border_value=0``)
+    and reproduces MONAI's published Hausdorff values, whose spheres are cut
+    by the array's edge. With ``TP = |P & G|``:
 
     ==================================  ==========================================  ==========================
     key                                 value                                       when undefined
@@ -60,10 +82,13 @@ def binary_scores(prediction, gt, voxel_size, mask=None, tolerance=None):
     ``jaccard``                         ``TP / |P | G|``                            ``nan`` if P and G empty
     ``precision``                       ``TP / |P|``                                ``nan`` if P empty
     ``recall``                          ``TP / |G|``                                ``nan`` if G empty
-    ``hausdorff``                       max of ``d(p, G)`` over ``P`` and           ``nan`` if both empty;
-                                        ``d(g, P)`` over ``G`` (pooled)             ``inf`` if one is
-    ``hausdorff_95``                    95th percentile of the same pooled          as ``hausdorff``
-                                        distances (numpy's linear interpolation)
+    ``hausdorff``                       the larger of max ``d(s, dG)`` over         ``nan`` if both empty;
+                                        ``s`` in ``dP`` and max ``d(s, dP)`` over   ``inf`` if one is
+                                        ``s`` in ``dG``
+    ``hausdorff_95``                    the larger of the 95th percentile of        as ``hausdorff``
+                                        ``d(s, dG)`` over ``dP`` and that of
+                                        ``d(s, dP)`` over ``dG`` (each with
+                                        numpy's linear interpolation)
     ``mean_false_positive_distance``    mean ``d(p, G)`` over ``P - G``             ``nan`` if ``P - G`` empty;
                                                                                     ``inf`` if G empty
     ``mean_false_negative_distance``    mean ``d(g, P)`` over ``G - P``             ``nan`` if ``G - P`` empty;
@@ -74,6 +99,22 @@ def binary_scores(prediction, gt, voxel_size, mask=None, tolerance=None):
     ``false_positives``                 ``|P - G|`` (``int``)
     ``false_negatives``                 ``|G - P|`` (``int``)
     ==================================  ==========================================  ==========================
+
+    ``hausdorff`` and ``hausdorff_95`` are the field's surface distances
+    (MONAI's ``compute_hausdorff_distance`` with ``percentile`` ``None`` and
+    95; medpy's ``hd`` is ``hausdorff`` too, while medpy's ``hd95`` takes one
+    percentile of both directions' distances pooled, which can be smaller),
+    so ``hausdorff_95 <= hausdorff``.
+    Before, ``hausdorff_95`` was the 95th percentile of the voxel distances of
+    ``P`` and ``G`` pooled, the overlap's zeros included, which shrank
+    towards 0 as objects grew; and ``hausdorff`` was the Hausdorff distance of
+    all voxels (SimpleITK's ``HausdorffDistanceImageFilter``). That one equals
+    the surface one unless part of one surface lies inside the other set
+    (a cavity in a prediction that fills the gt's cavity, a small object
+    inside a big one), where the surface one is larger. The mean distances
+    and the tolerance scores are over voxels, not surfaces (CREMI's false
+    distances; ``d(v, S)`` is 0 for ``v`` in ``S``): they average the errors
+    only, not all of ``P`` with the true positives at 0.
 
     The two tolerance scores are present only when ``tolerance`` is given.
     Undefined scores are ``nan`` without a warning; every score but the
@@ -123,6 +164,14 @@ def binary_scores(prediction, gt, voxel_size, mask=None, tolerance=None):
     >>> s = binary_scores(pred, gt, voxel_size=(4, 4, 2))
     >>> s["dice"], s["hausdorff"], s["mean_false_positive_distance"]
     (0.6666666666666666, 2.0, 2.0)
+
+    A ball shifted by one voxel: its surface is one voxel off everywhere
+    (a percentile of all voxels' distances would be 0 here)
+
+    >>> z, y, x = np.ogrid[:24, :24, :24]
+    >>> ball = (z - 12) ** 2 + (y - 12) ** 2 + (x - 12) ** 2 <= 8 ** 2
+    >>> binary_scores(np.roll(ball, 1, axis=0), ball, (1, 1, 1))["hausdorff_95"]
+    1.0
     """
     voxel_size = _checks.as_spatial_voxel_size(voxel_size)
     dims = len(voxel_size)
@@ -158,32 +207,47 @@ def binary_scores(prediction, gt, voxel_size, mask=None, tolerance=None):
     return scores[0] if single else scores
 
 
-def _nearest_distance(source, target, voxel_size):
-    """Distance from each voxel of ``source`` to the nearest voxel of
-    ``target`` (float64, ``inf`` if ``target`` is empty)."""
-    count = int(np.count_nonzero(source))
-    if not target.any():
-        return np.full(count, np.inf)
-    if count == 0:
-        return np.zeros(0)
-    # the distance of each non-target voxel to the nearest target voxel
-    distance = ndimage.distance_transform_edt(~target, sampling=voxel_size)
-    return distance[source]
+def _surface(voxels):
+    """The voxels of ``voxels`` with a face neighbour outside it, the array's
+    edge counting as outside (MONAI's and medpy's edges: the set minus its
+    erosion by the face-connected structure, ``border_value=0``)."""
+    return voxels & ~ndimage.binary_erosion(voxels, border_value=0)
+
+
+def _distance_to(surface, voxel_size):
+    """Distance from each voxel centre to the nearest voxel centre of
+    ``surface`` (``None`` if it is empty)."""
+    if not surface.any():
+        return None
+    return ndimage.distance_transform_edt(~surface, sampling=voxel_size)
 
 
 def _ratio(numerator, denominator):
     return numerator / denominator if denominator else math.nan
 
 
+def _hausdorff(to_gt_surface, to_prediction_surface, quantile):
+    """The larger of the two directions' ``quantile`` of the surface
+    distances (``max`` for ``None``)."""
+    if quantile is None:
+        return float(max(to_gt_surface.max(), to_prediction_surface.max()))
+    return float(
+        max(
+            np.percentile(to_gt_surface, quantile),
+            np.percentile(to_prediction_surface, quantile),
+        )
+    )
+
+
 def _channel_scores(p, g, voxel_size, tolerance):
-    both = p & g
-    tp = int(np.count_nonzero(both))
+    tp = int(np.count_nonzero(p & g))
     n_p, n_g = int(np.count_nonzero(p)), int(np.count_nonzero(g))
-    to_gt = _nearest_distance(p, g, voxel_size)  # over P, in P's voxel order
-    to_prediction = _nearest_distance(g, p, voxel_size)  # over G
-    false_positive = ~g[p]  # P - G, as a mask over to_gt
-    false_negative = ~p[g]
-    pooled = np.concatenate([to_gt, to_prediction])
+    surface_p, surface_g = _surface(p), _surface(g)
+    # The nearest voxel of G to a voxel outside G is a surface voxel of G (a
+    # step towards the outside voxel would otherwise stay in G and be nearer),
+    # so one transform per side serves the surface and the voxel distances.
+    to_g = _distance_to(surface_g, voxel_size)
+    to_p = _distance_to(surface_p, voxel_size)
 
     scores = {
         "dice": _ratio(2 * tp, n_p + n_g),
@@ -191,24 +255,29 @@ def _channel_scores(p, g, voxel_size, tolerance):
         "precision": _ratio(tp, n_p),
         "recall": _ratio(tp, n_g),
     }
-    if pooled.size == 0:
-        scores["hausdorff"] = scores["hausdorff_95"] = math.nan
-    elif np.isinf(pooled).any():  # one of the two is empty: all are inf
-        scores["hausdorff"] = scores["hausdorff_95"] = math.inf
+    false_positive, false_negative = p & ~g, g & ~p
+    if to_g is None or to_p is None:  # one side or both empty
+        undefined = math.nan if to_g is None and to_p is None else math.inf
+        scores["hausdorff"] = scores["hausdorff_95"] = undefined
+        fp_distances = np.full(int(np.count_nonzero(false_positive)), math.inf)
+        fn_distances = np.full(int(np.count_nonzero(false_negative)), math.inf)
     else:
-        scores["hausdorff"] = float(pooled.max())
-        scores["hausdorff_95"] = float(np.percentile(pooled, 95))
-    for key, distances, chosen in (
-        ("mean_false_positive_distance", to_gt, false_positive),
-        ("mean_false_negative_distance", to_prediction, false_negative),
+        from_p, from_g = to_g[surface_p], to_p[surface_g]
+        scores["hausdorff"] = _hausdorff(from_p, from_g, None)
+        scores["hausdorff_95"] = _hausdorff(from_p, from_g, 95)
+        fp_distances, fn_distances = to_g[false_positive], to_p[false_negative]
+    for key, distances in (
+        ("mean_false_positive_distance", fp_distances),
+        ("mean_false_negative_distance", fn_distances),
     ):
-        scores[key] = float(distances[chosen].mean()) if chosen.any() else math.nan
+        scores[key] = float(distances.mean()) if distances.size else math.nan
     if tolerance is not None:
+        # true positives are at distance 0; the errors count if near enough
         scores["precision_with_tolerance"] = _ratio(
-            int(np.count_nonzero(to_gt <= tolerance)), n_p
+            tp + int(np.count_nonzero(fp_distances <= tolerance)), n_p
         )
         scores["recall_with_tolerance"] = _ratio(
-            int(np.count_nonzero(to_prediction <= tolerance)), n_g
+            tp + int(np.count_nonzero(fn_distances <= tolerance)), n_g
         )
     scores["true_positives"] = tp
     scores["false_positives"] = n_p - tp
@@ -216,7 +285,13 @@ def _channel_scores(p, g, voxel_size, tolerance):
     return scores
 
 
-def instance_f1(prediction_instances, gt_instances, iou_threshold=0.5, *, mask=None):
+def instance_f1(
+    prediction_instances: ArrayLike,
+    gt_instances: ArrayLike,
+    iou_threshold: float = 0.5,
+    *,
+    mask: ArrayLike | None = None,
+) -> float:
     """F1 score of predicted instances matched to gt instances by IoU.
 
     A predicted instance and a gt instance can match when their IoU
