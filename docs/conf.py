@@ -10,6 +10,8 @@ the gunpowder ``Args:`` sections of the nodes and the predictor and the
 numpydoc sections of the numpy layer.
 """
 
+import importlib.util
+
 import gp_hotdistance
 
 project = "gp_hotdistance"
@@ -38,11 +40,15 @@ myst_heading_anchors = 3
 # Sphinx cannot link (numpy.typing, funlib, gunpowder) is not an error
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-autodoc_default_options = {"members": True, "show-inheritance": False}
+autodoc_default_options = {"members": True}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = True
 napoleon_use_rtype = False
 nitpicky = False
+# HotDistanceLoss is a torch.nn.Module made on first use; without torch (the
+# docs need not install it) autodoc documents it against a mocked torch
+if importlib.util.find_spec("torch") is None:
+    autodoc_mock_imports = ["torch"]
 
 html_theme = "alabaster"
 html_title = f"gp_hotdistance {release}"
