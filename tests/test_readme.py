@@ -22,8 +22,14 @@ def test_the_readme_pipeline_runs_as_pasted(tmp_path):
     # by the interpreter under test (the installed package, as a user has it)
     script = tmp_path / "pipeline.py"
     script.write_text(code_blocks("python")[0])
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=600, check=False)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     # the shapes its last line's comment promises: 2 classes -> 4 channels of 32^3
     assert done.stdout.strip().splitlines()[-1] == "(4, 32, 32, 32) (4, 32, 32, 32)"
@@ -32,8 +38,14 @@ def test_the_readme_pipeline_runs_as_pasted(tmp_path):
 def test_the_readme_loss_lines_run(tmp_path):
     pytest.importorskip("torch", reason="the loss needs the torch extra")
     loss = code_blocks("python")[1]
-    done = subprocess.run([sys.executable, "-c", loss + "\nprint(type(loss).__name__)"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", loss + "\nprint(type(loss).__name__)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "HotDistanceLoss"
 
@@ -55,7 +67,11 @@ def test_the_readme_is_short_and_names_no_commit():
 
 def test_user_docs_name_no_commit():
     # the developer notes (docs/dev/) may name commits; the user's pages do not
-    pages = [p for p in (ROOT / "docs").rglob("*.md") if "dev" not in p.relative_to(ROOT / "docs").parts]
+    pages = [
+        p for p in (ROOT / "docs").rglob("*.md") if "dev" not in p.relative_to(ROOT / "docs").parts
+    ]
     assert pages, "no documentation pages found"
-    found = {str(p.relative_to(ROOT)): re.findall(r"`[0-9a-f]{7,40}`", p.read_text()) for p in pages}
+    found = {
+        str(p.relative_to(ROOT)): re.findall(r"`[0-9a-f]{7,40}`", p.read_text()) for p in pages
+    }
     assert {page: hashes for page, hashes in found.items() if hashes} == {}
