@@ -65,8 +65,13 @@ def test_the_readme_is_short_and_names_no_commit():
     assert re.findall(r"`[0-9a-f]{7,40}`", text) == []
 
 
-def test_user_docs_name_no_commit():
-    # the developer notes (docs/dev/) may name commits; the user's pages do not
+#: CPU models: a user's page says what was measured, not on which machine of ours
+CPU_MODELS = re.compile(r"EPYC|Xeon|Ryzen|Threadripper|Core i[3579]|family \d+ model")
+
+
+def test_user_docs_name_no_commit_and_no_cpu_model():
+    # the developer notes (docs/dev/) may name commits and machines; the
+    # user's pages (and the README) do not
     pages = [
         p for p in (ROOT / "docs").rglob("*.md") if "dev" not in p.relative_to(ROOT / "docs").parts
     ]
@@ -75,3 +80,5 @@ def test_user_docs_name_no_commit():
         str(p.relative_to(ROOT)): re.findall(r"`[0-9a-f]{7,40}`", p.read_text()) for p in pages
     }
     assert {page: hashes for page, hashes in found.items() if hashes} == {}
+    models = {str(p.relative_to(ROOT)): CPU_MODELS.findall(p.read_text()) for p in [*pages, README]}
+    assert {page: names for page, names in models.items() if names} == {}
