@@ -1,26 +1,29 @@
 """Hot-distance targets and weights for gunpowder training pipelines.
 
-Where things are:
+For each class of a binary ground truth the target is the one-hot channel and
+``tanh(d / scale_factor)``, ``d`` the signed distance in world units from each
+voxel centre to the nearest face midpoint between two voxels of different
+label. Where things are:
 
 - :mod:`gp_hotdistance.distance`: the exact signed face distance and the
   target, on numpy arrays (with a glossary of the terms used throughout);
 - :mod:`gp_hotdistance.weights`: class-balancing weights and the distance mask;
-- :class:`HotDistancePredictor` (:mod:`gp_hotdistance.predictor`): the spec's
-  API over those functions, on funlib.persistence arrays;
+- :class:`HotDistancePredictor` (:mod:`gp_hotdistance.predictor`): dacapo's
+  predictor API over those functions, on funlib.persistence arrays;
 - :class:`AddHotDistance` and :class:`BalanceHotDistance`
   (:mod:`gp_hotdistance.nodes`): the gunpowder nodes;
-- :mod:`gp_hotdistance.precompute`: the target of a whole zarr volume, block
-  by block on daisy (also ``gp-hotdistance precompute``);
 - :class:`HotDistanceLoss` (:mod:`gp_hotdistance.loss`): the training loss,
   a ``torch.nn.Module`` made on first use (torch is an extra);
 - :mod:`gp_hotdistance.postprocess`: binary and instance segmentations from
-  a prediction; :mod:`gp_hotdistance.metrics`: scores against a gt.
+  a prediction; :mod:`gp_hotdistance.metrics`: scores against a gt;
+- :mod:`gp_hotdistance.precompute`: the target of a whole zarr volume, block
+  by block on daisy (also ``gp-hotdistance precompute``; the blockwise extra),
+  not imported by ``import gp_hotdistance``.
 
-The compiled kernels (numba) are in the private :mod:`gp_hotdistance._kernels`,
-the argument checks shared by every layer in :mod:`gp_hotdistance._checks`.
-Importing the package selects numba's ``workqueue`` threading layer unless
-``NUMBA_THREADING_LAYER`` is set (see the README's "Threads, processes and
-dask").
+The compiled kernels (numba) are in the private package
+``gp_hotdistance._kernels``, the argument checks shared by every layer in
+``gp_hotdistance._checks``. Importing the package changes no global setting
+of numba or any other library.
 """
 
 from . import distance, loss, metrics, postprocess, weights
@@ -38,11 +41,12 @@ from .postprocess import instance_segmentation, threshold_segmentation
 from .predictor import HotDistanceArrayType, HotDistancePredictor
 from .weights import balance_weights, distance_mask, hot_distance_weights, trust_reach
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 #: The public API: the nodes, the predictor, and the numpy-level functions of
 #: :mod:`~gp_hotdistance.distance` and :mod:`~gp_hotdistance.weights` (a test
-#: checks that it holds their ``__all__`` and that the README names each).
+#: checks that it holds their ``__all__`` and that the API reference,
+#: docs/api.rst, names each).
 __all__ = [
     "AddHotDistance",
     "BalanceHotDistance",
