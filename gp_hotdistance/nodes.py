@@ -183,8 +183,10 @@ class AddHotDistance(_HotDistanceFilter):
     learning these values, pad the mask with 0 too (``gp.Pad(mask,
     context)``; 0 is ``gp.Pad``'s default value) and use a predictor with
     ``mask_distances``: :class:`BalanceHotDistance` then gives these
-    distance voxels weight 0. Without ``mask_distances`` they are trained
-    on.
+    distance voxels weight 0 (every voxel next to the edge whose target the
+    padding decided, for every voxel size and scale factor; see
+    docs/mask_and_edge.md for the voxels farther in). Without
+    ``mask_distances`` they are trained on.
 
     The gt's ROI must start on its voxel grid (an offset that is a multiple
     of the voxel size); the pipeline refuses to build otherwise. A gt that
@@ -253,14 +255,22 @@ class BalanceHotDistance(_HotDistanceFilter):
     :func:`~gp_hotdistance.weights.balance_weights`); weights are 0 where the
     mask is 0. With the predictor's ``mask_distances``, the distance channels'
     weights are also 0 where the unknown region (mask 0) is nearer than the
-    measured boundary. The mask is then requested grown by the distance past
-    which every distance is trusted (:func:`~gp_hotdistance.weights.trust_reach`,
-    ``scale_factor * artanh(threshold)``, less than the target's context), so
-    the edge of a crop does not count as unknown. Beyond the data only the
-    mask tells what is unknown: pad the mask with 0 (``gp.Pad``'s default) to
-    have the padding count as unknown, so that the distances next to the
-    data's edge, which the padded gt makes wrong (see
-    :class:`AddHotDistance`), get weight 0.
+    measured boundary, or where the boundary is no nearer than the unknown
+    region within the trust reach (see
+    :func:`~gp_hotdistance.weights.distance_mask`). The mask is then requested
+    grown by the distance past which every distance is trusted
+    (:func:`~gp_hotdistance.weights.trust_reach`: ``scale_factor *
+    artanh(threshold)``, or half the largest voxel size where that is more;
+    the predictor's :meth:`~gp_hotdistance.HotDistancePredictor.padding`
+    covers it, so the mask is never requested beyond the gt), so the edge of
+    a crop does not count as unknown. Beyond the data only the mask tells
+    what is unknown: pad the mask with 0 (``gp.Pad``'s default) to have the
+    padding count as unknown. Then every voxel next to the data's edge (one
+    that shares a face with the padding) whose target the padded gt decided
+    (see :class:`AddHotDistance`) gets distance weight 0, whatever the voxel
+    size and scale factor; farther in, a made-up target above the
+    predictor's ``threshold`` is trusted once the padding is past the
+    threshold too, as in the reference implementation (docs/mask_and_edge.md).
 
     The counts cover the requested ROI of each batch (not the context) and
     accumulate for the life of the node. They live in memory shared with
@@ -390,7 +400,8 @@ class BalanceHotDistance(_HotDistanceFilter):
         # reach only: the mask is needed that far around the requested ROI
         voxel_size = self.spec[self.gt].voxel_size
         self.trust_reach = trust_reach(
-            self.predictor.scale_factor, self.predictor.threshold
+            self.predictor.scale_factor, self.predictor.threshold,
+            voxel_size=tuple(voxel_size),
         )
         self.mask_padding = Coordinate(
             padding_voxels(self.trust_reach, tuple(voxel_size))
