@@ -19,6 +19,7 @@ import warnings
 import numpy as np
 from gunpowder import Array, ArraySpec, Batch, BatchFilter, BatchRequest, Coordinate
 from gunpowder.nodes.batch_filter import BatchFilterError
+from gunpowder.nodes.batch_provider import BatchRequestError
 
 from . import _checks
 from ._shared_counts import SharedCounts
@@ -29,6 +30,10 @@ from .weights import trust_reach
 logger = logging.getLogger(__name__)
 
 __all__ = ["AddHotDistance", "BalanceHotDistance"]
+
+# what gunpowder says when a request is larger than the data: RandomLocation
+# finds no place for it, or a node's provided ROI does not contain it
+_TOO_LARGE = ("Can not satisfy request", "outside of my ROI")
 
 
 class _HotDistanceFilter(BatchFilter):
@@ -84,6 +89,54 @@ class _HotDistanceFilter(BatchFilter):
                     f"scale_factor to need less context",
                 )
         return spec
+
+    def check_request_consistency(self, request):
+        # a request for the output beyond the provided ROI: say that the
+        # context shrinks that ROI
+        try:
+            super().check_request_consistency(request)
+        except AssertionError as error:
+            outputs = (self.target, getattr(self, "weights", None))  # shrunk ROIs
+            if not (_TOO_LARGE[1] in str(error) and any(
+                f"{key}'s ROI" in str(error) for key in outputs if key is not None
+            )):
+                raise
+            raise BatchFilterError(self, f"{error}; {self._too_large_hint()}") from error
+
+    def provide(self, request):
+        # an upstream node that cannot serve the grown requests (RandomLocation
+        # sees no bounds downstream of it, so setup could not tell)
+        try:
+            return super().provide(request)
+        except BatchRequestError as error:
+            text = str(error)
+            ours = [f"{key}'s ROI" for key in (self.gt, self.mask) if key is not None]
+            if _TOO_LARGE[0] not in text and not (
+                _TOO_LARGE[1] in text and any(name in text for name in ours)
+            ):
+                raise
+            raise BatchFilterError(
+                self,
+                f"upstream could not serve the requests this node made (the error "
+                f"above); {self._too_large_hint()}",
+            ) from error
+
+    def _too_large_hint(self):
+        """Why a request may be larger than the data, and the remedy."""
+        voxel_size = self.spec[self.gt].voxel_size
+        grown = f"gt {self.gt} by {self.padding}"
+        mask_padding = getattr(self, "mask_padding", None)
+        if self.mask is not None and mask_padding is not None and self.predictor.mask_distances:
+            grown += f" and mask {self.mask} by {mask_padding}"
+        return (
+            f"the target's context (the predictor's padding for voxel size "
+            f"{voxel_size}) grows the requests for {grown} on each side of the "
+            f"requested ROI, so the data must reach that far; where it does not, "
+            f"pad them with gp.Pad upstream (before RandomLocation), e.g. "
+            f"gp.Pad({self.gt}, {self.padding}), or request a smaller ROI, or raise "
+            f"the predictor's tolerance or lower its scale_factor to need less "
+            f"context"
+        )
 
     def _check_on_grid(self, kind, key):
         """Refuse an input whose ROI does not start on its voxel grid: gunpowder
