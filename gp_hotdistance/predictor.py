@@ -48,7 +48,8 @@ class HotDistancePredictor:
         mask_distances (``bool``):
 
             Whether to zero the distance weights where an unknown region (mask
-            0) or the edge of the data is nearer than the measured boundary.
+            0) or the edge of the data is not clearly farther than the
+            measured boundary (see :func:`~gp_hotdistance.distance_mask`).
 
         kernel_size (``int``, optional):
 
