@@ -307,9 +307,9 @@ class BalanceHotDistance(_HotDistanceFilter):
     background with counts that move across batches (see
     :func:`~gp_hotdistance.weights.balance_weights`); weights are 0 where the
     mask is 0. With the predictor's ``mask_distances``, the distance channels'
-    weights are also 0 where the unknown region (mask 0) is nearer than the
-    measured boundary, or where the boundary is no nearer than the unknown
-    region within the trust reach (see
+    weights are also 0 where the unknown region (mask 0) is not clearly
+    farther than the measured boundary, or, within the trust reach, not
+    farther at all (see
     :func:`~gp_hotdistance.weights.distance_mask`). The mask is then requested
     grown by the distance past which every distance is trusted
     (:func:`~gp_hotdistance.weights.trust_reach`: ``scale_factor *
@@ -321,9 +321,10 @@ class BalanceHotDistance(_HotDistanceFilter):
     padding count as unknown. Then every voxel next to the data's edge (one
     that shares a face with the padding) whose target the padded gt decided
     (see :class:`AddHotDistance`) gets distance weight 0, whatever the voxel
-    size and scale factor; farther in, a made-up target above the
-    predictor's ``threshold`` is trusted once the padding is past the
-    threshold too, as in the reference implementation (docs/mask_and_edge.md).
+    size and scale factor; farther in, a made-up target is trusted once the
+    padding lies beyond the trust reach (the target is then above the
+    predictor's ``threshold`` in magnitude, which the reference
+    implementation counts as saturated enough; docs/mask_and_edge.md).
 
     The counts cover the requested ROI of each batch (not the context) and
     accumulate for the life of the node. They live in memory shared with
