@@ -7,9 +7,9 @@ trains a 3-D U-Net on it with HotDistanceLoss, printing the loss. Set
 is the full version (your own data, checkpoints, figures, options).
 
 Edges of the data: ``gp.Pad`` fills gt and mask with 0 beyond the data, and
-zero gt there would make false faces; with the mask padded with 0 and
-``mask_distances=True``, the distances near the edge get weight 0, so nothing
-wrong is learned.
+zero gt there makes false faces; with the mask padded with 0 and
+``mask_distances=True``, the distances next to the edge that the padding
+decided get weight 0 (docs/mask_and_edge.md says exactly which voxels).
 """
 
 import math

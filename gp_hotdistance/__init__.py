@@ -76,8 +76,8 @@ __all__ = [
 
 
 def __getattr__(name):
-    # HotDistanceLoss needs torch, which is imported on first use only (see
-    # gp_hotdistance.loss)
+    # HotDistanceLoss needs torch, which gp_hotdistance.loss imports on first
+    # use only, so that the package imports where torch is not installed
     if name == "HotDistanceLoss":
         return loss.HotDistanceLoss
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,10 +1,13 @@
 """The training loss of a hot-distance target: :class:`HotDistanceLoss`.
 
 Torch is not a requirement of the package (it comes with the ``torch``
-extra), so this module imports it only when :class:`HotDistanceLoss` is first
-looked up: ``gp_hotdistance.HotDistanceLoss`` is then a real
-``torch.nn.Module`` subclass. Without torch the name still imports, and
-creating a loss raises an ``ImportError`` that names the extra.
+extra), so this module does not import it when the package is imported: the
+class is made when :class:`HotDistanceLoss` is first looked up, and
+``gp_hotdistance.HotDistanceLoss`` is then a real ``torch.nn.Module``
+subclass. What this buys is that the package imports where torch is not
+installed: the name still imports, and creating a loss raises an
+``ImportError`` that names the extra. (Where torch is installed, importing
+the package imports it anyway: gunpowder imports ``gunpowder.torch``.)
 
 The value of the loss, for ``prediction``, ``target`` and ``weights`` of shape
 ``(batch, 2 * classes, *spatial)`` (one-hot channels first, then distance
@@ -15,7 +18,9 @@ channels, as :class:`~gp_hotdistance.HotDistancePredictor` lays them out)::
 where ``BCEWithLogits(x, t) = -t * log(sigmoid(x)) - (1 - t) * log(1 - sigmoid(x))``
 and each mean runs over every element of its half (batch, channels, voxels).
 The one-hot half of the prediction is logits; the distance half is compared as
-it is with the target's ``tanh`` distances.
+it is with the target's ``tanh`` distances. A term whose weight is 0 is 0, in
+the value and in the gradient, whatever the prediction and the target hold
+there (NaN and infinities included).
 """
 
 import logging
@@ -40,6 +45,12 @@ _DOC = """Loss of a hot-distance prediction against its target and weights.
     :meth:`HotDistancePredictor.to_target_range`) and the distance half is
     compared as it is with the target's ``tanh`` distances (a linear output
     works best: a final ``tanh`` can saturate and stop learning a class).
+
+    A term whose weight is 0 contributes exactly 0 to the value and to the
+    gradient, whatever the prediction and the target hold there: a NaN or an
+    infinite logit or distance in an unknown region (a last layer that
+    overflows in float16, say) does not poison the loss. A NaN or an
+    infinity where the weight is not 0 still makes the loss NaN or infinite.
 
     The reference implementation computes the distance term as
     ``MSE(p * w, t * w) = mean(w**2 * (p - t)**2)``, which squares the
@@ -147,6 +158,14 @@ def _make_class(torch):
 
         def forward(self, prediction, target, weights):
             classes = _check_inputs(torch, prediction, target, weights)
+            # Terms of weight 0 get 0 for prediction and target before any
+            # arithmetic: w * f(NaN) is NaN and its gradient too, also where
+            # the result is later dropped by torch.where; torch.where on the
+            # inputs passes no gradient to the unselected values.
+            used = weights != 0
+            zero = prediction.new_zeros(())
+            prediction = torch.where(used, prediction, zero)
+            target = torch.where(used, target, zero.to(target.dtype))
             hot = functional.binary_cross_entropy_with_logits(
                 prediction[:, :classes],
                 target[:, :classes],
@@ -187,8 +206,8 @@ def _loss_class():
 
 
 def __getattr__(name):
-    # the class is made on first look-up, so that importing the package does
-    # not import torch
+    # the class is made on first look-up, so that the package imports where
+    # torch is not installed
     if name == "HotDistanceLoss":
         return _loss_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

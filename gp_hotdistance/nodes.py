@@ -19,6 +19,7 @@ import warnings
 import numpy as np
 from gunpowder import Array, ArraySpec, Batch, BatchFilter, BatchRequest, Coordinate
 from gunpowder.nodes.batch_filter import BatchFilterError
+from gunpowder.nodes.batch_provider import BatchRequestError
 
 from . import _checks
 from ._shared_counts import SharedCounts
@@ -29,6 +30,10 @@ from .weights import trust_reach
 logger = logging.getLogger(__name__)
 
 __all__ = ["AddHotDistance", "BalanceHotDistance"]
+
+# what gunpowder says when a request is larger than the data: RandomLocation
+# finds no place for it, or a node's provided ROI does not contain it
+_TOO_LARGE = ("Can not satisfy request", "outside of my ROI")
 
 
 class _HotDistanceFilter(BatchFilter):
@@ -84,6 +89,54 @@ class _HotDistanceFilter(BatchFilter):
                     f"scale_factor to need less context",
                 )
         return spec
+
+    def check_request_consistency(self, request):
+        # a request for the output beyond the provided ROI: say that the
+        # context shrinks that ROI
+        try:
+            super().check_request_consistency(request)
+        except AssertionError as error:
+            outputs = (self.target, getattr(self, "weights", None))  # shrunk ROIs
+            if not (_TOO_LARGE[1] in str(error) and any(
+                f"{key}'s ROI" in str(error) for key in outputs if key is not None
+            )):
+                raise
+            raise BatchFilterError(self, f"{error}; {self._too_large_hint()}") from error
+
+    def provide(self, request):
+        # an upstream node that cannot serve the grown requests (RandomLocation
+        # sees no bounds downstream of it, so setup could not tell)
+        try:
+            return super().provide(request)
+        except BatchRequestError as error:
+            text = str(error)
+            ours = [f"{key}'s ROI" for key in (self.gt, self.mask) if key is not None]
+            if _TOO_LARGE[0] not in text and not (
+                _TOO_LARGE[1] in text and any(name in text for name in ours)
+            ):
+                raise
+            raise BatchFilterError(
+                self,
+                f"upstream could not serve the requests this node made (the error "
+                f"above); {self._too_large_hint()}",
+            ) from error
+
+    def _too_large_hint(self):
+        """Why a request may be larger than the data, and the remedy."""
+        voxel_size = self.spec[self.gt].voxel_size
+        grown = f"gt {self.gt} by {self.padding}"
+        mask_padding = getattr(self, "mask_padding", None)
+        if self.mask is not None and mask_padding is not None and self.predictor.mask_distances:
+            grown += f" and mask {self.mask} by {mask_padding}"
+        return (
+            f"the target's context (the predictor's padding for voxel size "
+            f"{voxel_size}) grows the requests for {grown} on each side of the "
+            f"requested ROI, so the data must reach that far; where it does not, "
+            f"pad them with gp.Pad upstream (before RandomLocation), e.g. "
+            f"gp.Pad({self.gt}, {self.padding}), or request a smaller ROI, or raise "
+            f"the predictor's tolerance or lower its scale_factor to need less "
+            f"context"
+        )
 
     def _check_on_grid(self, kind, key):
         """Refuse an input whose ROI does not start on its voxel grid: gunpowder
@@ -183,8 +236,10 @@ class AddHotDistance(_HotDistanceFilter):
     learning these values, pad the mask with 0 too (``gp.Pad(mask,
     context)``; 0 is ``gp.Pad``'s default value) and use a predictor with
     ``mask_distances``: :class:`BalanceHotDistance` then gives these
-    distance voxels weight 0. Without ``mask_distances`` they are trained
-    on.
+    distance voxels weight 0 (every voxel next to the edge whose target the
+    padding decided, for every voxel size and scale factor; see
+    docs/mask_and_edge.md for the voxels farther in). Without
+    ``mask_distances`` they are trained on.
 
     The gt's ROI must start on its voxel grid (an offset that is a multiple
     of the voxel size); the pipeline refuses to build otherwise. A gt that
@@ -252,15 +307,24 @@ class BalanceHotDistance(_HotDistanceFilter):
     background with counts that move across batches (see
     :func:`~gp_hotdistance.weights.balance_weights`); weights are 0 where the
     mask is 0. With the predictor's ``mask_distances``, the distance channels'
-    weights are also 0 where the unknown region (mask 0) is nearer than the
-    measured boundary. The mask is then requested grown by the distance past
-    which every distance is trusted (:func:`~gp_hotdistance.weights.trust_reach`,
-    ``scale_factor * artanh(threshold)``, less than the target's context), so
-    the edge of a crop does not count as unknown. Beyond the data only the
-    mask tells what is unknown: pad the mask with 0 (``gp.Pad``'s default) to
-    have the padding count as unknown, so that the distances next to the
-    data's edge, which the padded gt makes wrong (see
-    :class:`AddHotDistance`), get weight 0.
+    weights are also 0 where the unknown region (mask 0) is not clearly
+    farther than the measured boundary, or, within the trust reach, not
+    farther at all (see
+    :func:`~gp_hotdistance.weights.distance_mask`). The mask is then requested
+    grown by the distance past which every distance is trusted
+    (:func:`~gp_hotdistance.weights.trust_reach`: ``scale_factor *
+    artanh(threshold)``, or half the largest voxel size where that is more;
+    the predictor's :meth:`~gp_hotdistance.HotDistancePredictor.padding`
+    covers it, so the mask is never requested beyond the gt), so the edge of
+    a crop does not count as unknown. Beyond the data only the mask tells
+    what is unknown: pad the mask with 0 (``gp.Pad``'s default) to have the
+    padding count as unknown. Then every voxel next to the data's edge (one
+    that shares a face with the padding) whose target the padded gt decided
+    (see :class:`AddHotDistance`) gets distance weight 0, whatever the voxel
+    size and scale factor; farther in, a made-up target is trusted once the
+    padding lies beyond the trust reach (the target is then above the
+    predictor's ``threshold`` in magnitude, which the reference
+    implementation counts as saturated enough; docs/mask_and_edge.md).
 
     The counts cover the requested ROI of each batch (not the context) and
     accumulate for the life of the node. They live in memory shared with
@@ -390,7 +454,8 @@ class BalanceHotDistance(_HotDistanceFilter):
         # reach only: the mask is needed that far around the requested ROI
         voxel_size = self.spec[self.gt].voxel_size
         self.trust_reach = trust_reach(
-            self.predictor.scale_factor, self.predictor.threshold
+            self.predictor.scale_factor, self.predictor.threshold,
+            voxel_size=tuple(voxel_size),
         )
         self.mask_padding = Coordinate(
             padding_voxels(self.trust_reach, tuple(voxel_size))

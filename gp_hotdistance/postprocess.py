@@ -226,14 +226,32 @@ def _seeds(depth, components, count, voxel_size, min_distance, min_prominence):
         lookup[1:][keep] = np.arange(1, int(keep.sum()) + 1)
         regions = lookup[regions]
         n = int(keep.sum())
-    # a component without a seed (lower than min_prominence) gets one
+    # a component without a seed (lower than min_prominence) gets one at its
+    # maximum, all in one pass whatever their number
     seeded = np.zeros(count + 1, bool)
     seeded[np.unique(components[regions > 0])] = True
-    for label in np.flatnonzero(~seeded[1:]) + 1:
-        position = ndimage.maximum_position(depth, components, label)
-        n += 1
-        regions[position] = n
+    seeded[0] = True
+    if not seeded.all():
+        positions = _first_maximum_positions(depth, components, ~seeded)
+        np.put(regions, positions, np.arange(n + 1, n + 1 + len(positions)))
     return regions
+
+
+def _first_maximum_positions(values, labels, selected):
+    """Flat index of the first (C order) maximum of ``values`` within each
+    label ``l`` with ``selected[l]``, in increasing label order; one pass over
+    the array whatever the number of labels (``ndimage.maximum_position``
+    with a scalar label makes one pass per label)."""
+    flat_labels = labels.reshape(-1)
+    voxels = np.flatnonzero(selected[flat_labels])
+    owners = flat_labels[voxels]
+    heights = values.reshape(-1)[voxels]
+    highest = np.full(len(selected), -np.inf)
+    np.maximum.at(highest, owners, heights)
+    top = heights == highest[owners]
+    first = np.full(len(selected), values.size, dtype=np.int64)
+    np.minimum.at(first, owners[top], voxels[top])
+    return first[np.flatnonzero(selected)]
 
 
 def _thin(points, heights, min_distance):

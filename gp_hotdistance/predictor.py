@@ -9,7 +9,7 @@ from funlib.geometry import Coordinate
 from . import _arrays, _checks, _prediction
 from ._prediction import HotDistanceArrayType
 from .distance import context_distance, hot_distance_target, padding_voxels, signed_face_distance
-from .weights import distance_mask, hot_distance_weights
+from .weights import distance_mask, hot_distance_weights, trust_reach
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ class HotDistancePredictor:
         mask_distances (``bool``):
 
             Whether to zero the distance weights where an unknown region (mask
-            0) or the edge of the data is nearer than the measured boundary.
+            0) or the edge of the data is not clearly farther than the
+            measured boundary (see :func:`~gp_hotdistance.distance_mask`).
 
         kernel_size (``int``, optional):
 
@@ -383,10 +384,19 @@ class HotDistancePredictor:
         Returns:
 
             ``Coordinate``: a multiple of the voxel size, at least the
-            context distance plus half a voxel along every axis.
+            context distance plus half a voxel along every axis; with
+            ``mask_distances``, at least the trust reach
+            (:func:`~gp_hotdistance.weights.trust_reach`) plus half a voxel
+            too, so that :class:`~gp_hotdistance.BalanceHotDistance` never
+            requests the mask beyond the gt.
         """
-        voxels = padding_voxels(self.max_distance, _checks.as_spatial_voxel_size(gt_voxel_size))
-        return Coordinate(voxels) * Coordinate(gt_voxel_size)
+        voxel_size = _checks.as_spatial_voxel_size(gt_voxel_size)
+        reach = self.max_distance
+        if self.mask_distances:
+            reach = max(reach, trust_reach(
+                self.dt_scale_factor, self.threshold, voxel_size=voxel_size
+            ))
+        return Coordinate(padding_voxels(reach, voxel_size)) * Coordinate(gt_voxel_size)
 
     def gt_region_for_roi(self, target_spec):
         """The gt spec needed to compute the target over ``target_spec``.

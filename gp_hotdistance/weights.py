@@ -28,17 +28,23 @@ __all__ = [
 ]
 
 
-def trust_reach(scale_factor, threshold=0.8):
+def trust_reach(scale_factor, threshold=0.8, *, voxel_size=None):
     """Distance to the unknown region past which every target distance is
     trusted.
 
-    The distance mask distrusts a voxel where ``min(|t| + epsilon,
-    threshold) >= tanh(u / scale_factor)``, with ``u`` the distance to the
-    unknown region; the left side is at most ``threshold``, so past ``u =
-    scale_factor * artanh(threshold)`` every voxel is trusted. The unknown
-    region's distance is only needed up to here (see the ``max_distance`` of
-    :func:`unknown_distance`). A margin of 1e-6 keeps float rounding at that
-    point on the safe side.
+    The distance mask (:func:`distance_mask`) distrusts a voxel where
+    ``min(|t| + epsilon, threshold) >= tanh(u / scale_factor)``, with ``u``
+    the distance to the unknown region; the left side is at most
+    ``threshold``, so past ``u = scale_factor * artanh(threshold)`` that
+    test trusts every voxel. The mask also distrusts a voxel whose target is
+    no nearer than the unknown region, ``|t| >= tanh(u / scale_factor)``,
+    within the trust reach, which is at least half the largest voxel size so
+    that every voxel sharing a face with the unknown region is covered: the
+    trust reach is the larger of ``scale_factor * artanh(threshold)`` and
+    half the largest voxel size. The unknown region's distance is only
+    needed up to here (see the ``max_distance`` of
+    :func:`~gp_hotdistance.distance.unknown_distance`). A margin of 1e-6
+    keeps float rounding at that point on the safe side.
 
     Parameters
     ----------
@@ -46,6 +52,9 @@ def trust_reach(scale_factor, threshold=0.8):
         The target's scale factor.
     threshold : float, optional
         The distance mask's threshold, in (0, 1).
+    voxel_size : sequence of float, optional
+        Voxel size in world units; without it, the reach of the threshold
+        alone.
 
     Returns
     -------
@@ -58,15 +67,21 @@ def trust_reach(scale_factor, threshold=0.8):
         A value that is not a number.
     ValueError
         A ``scale_factor`` that is not positive and finite, a ``threshold``
-        outside (0, 1).
+        outside (0, 1), a voxel size entry that is not positive and finite.
 
     Examples
     --------
     >>> round(trust_reach(50.0), 3)
     54.931
+    >>> round(trust_reach(16.0, voxel_size=(40, 4, 4)), 3)   # 20: half a section
+    20.0
     """
     scale_factor, threshold = _checks.check_scale_threshold(scale_factor, threshold)
-    return scale_factor * math.atanh(threshold) * (1 + _TRUST_MARGIN)
+    reach = scale_factor * math.atanh(threshold)
+    if voxel_size is not None:
+        voxel_size = _checks.as_spatial_voxel_size(voxel_size)
+        reach = max(reach, max(voxel_size) / 2)
+    return reach * (1 + _TRUST_MARGIN)
 
 
 def distance_mask(
@@ -81,6 +96,21 @@ def distance_mask(
     boundary in the unknown region is not clearly farther than the measured
     one. This is the reference implementation's test, with ``u`` measured to
     faces like the target rather than to voxel centres.
+
+    It is also distrusted where ``|t| >= tanh(u / scale_factor)`` (compared
+    in float32, the target's precision) and ``u`` is within the trust reach
+    (:func:`trust_reach`, at least half the largest voxel size): the measured
+    boundary is no nearer than the unknown region, so what the unknown
+    region holds (the zeros of a padding, say) decided the target. The reference's test alone misses this where ``threshold <
+    tanh(u / scale_factor)``: for a voxel that shares a face with the unknown
+    region, ``u`` is half a voxel across that face, more than
+    ``scale_factor * artanh(threshold)`` for thick sections (voxel (40, 4,
+    4) and a scale factor of 16). So a voxel that shares a face with the
+    unknown region is trusted only where its measured boundary is nearer
+    than that region, for every voxel size and scale factor. Farther from
+    the unknown region, a target above ``threshold`` is trusted once the
+    unknown region is past ``threshold`` too, as in the reference (see
+    :func:`trust_reach`).
 
     Parameters
     ----------
@@ -128,14 +158,14 @@ def distance_mask(
     scale_factor, threshold = _checks.check_scale_threshold(scale_factor, threshold)
     epsilon = _checks.check_nonnegative(epsilon, "epsilon")
     masks = _checks.mask_channels(mask, distances.shape, "mask")
-    reach = trust_reach(scale_factor, threshold)
+    reach = trust_reach(scale_factor, threshold, voxel_size=voxel_size)
     unknown = _UnknownDistances(masks, distances.shape, voxel_size, reach)
     result = np.empty(distances.shape, dtype=np.uint8)
     for c in range(distances.shape[0]):
         trusted = np.ones(result[c].size, dtype=bool)
-        _kernels.distrust(
+        _distrust(
             distances[c].reshape(-1), unknown.channel(c).reshape(-1),
-            1.0 / scale_factor, epsilon, threshold, reach, trusted,
+            scale_factor, epsilon, threshold, reach, trusted,
         )
         result[c] = trusted.reshape(result.shape[1:])
     return result
@@ -252,7 +282,9 @@ def hot_distance_weights(
     unknown : ndarray, optional
         With ``mask_distances``: the distance from each voxel to the unknown
         region, ``(C, ...)`` or ``(...)``, as
-        :func:`~gp_hotdistance.distance.unknown_distance` gives it. Pass it
+        :func:`~gp_hotdistance.distance.unknown_distance` gives it, exact
+        up to ``trust_reach(scale_factor, threshold, voxel_size=voxel_size)``
+        at least (``inf`` beyond is fine). Pass it
         when ``gt`` is a crop of a larger known region (a crop with context),
         so that the crop's edge does not count as unknown. By default it is
         computed from ``mask``, with everything outside the array unknown.
@@ -294,7 +326,7 @@ def hot_distance_weights(
     if mask_distances:
         epsilon = _checks.check_nonnegative(epsilon, "epsilon")
         threshold = _checks.check_fraction(threshold, "threshold")
-        reach = trust_reach(scale_factor, threshold)
+        reach = trust_reach(scale_factor, threshold, voxel_size=voxel_size)
         if unknown is None:
             unknown = _UnknownDistances(masks, gt.shape, voxel_size, reach)
         else:
@@ -308,9 +340,9 @@ def hot_distance_weights(
         _balance_channel(foreground, known, counts[c], clipmin, clipmax, flat_weights[c])
         if mask_distances:
             known = known.copy()
-            _kernels.distrust(
+            _distrust(
                 target[classes + c].reshape(-1), unknown.channel(c).reshape(-1),
-                1.0 / scale_factor, epsilon, threshold, reach, known,
+                scale_factor, epsilon, threshold, reach, known,
             )
         _balance_channel(
             foreground, known, counts[classes + c], clipmin, clipmax,
@@ -322,6 +354,20 @@ def hot_distance_weights(
 # ---------------------------------------------------------------------------
 # private helpers
 # ---------------------------------------------------------------------------
+
+
+def _distrust(distances, unknown, scale_factor, epsilon, threshold, reach, known):
+    """Clear ``known`` (flat) where :func:`distance_mask`'s rule distrusts a
+    target distance; ``unknown`` is ``inf`` past ``reach``."""
+    inverse_scale = 1.0 / scale_factor
+    _kernels.distrust(distances, unknown, inverse_scale, epsilon, threshold, reach, known)
+    # the target is no nearer than the unknown region: what that region
+    # holds decided it (the kernel's test misses this past the threshold)
+    near = np.flatnonzero(known & (unknown <= reach))
+    if near.size:
+        measured = np.abs(distances[near]).astype(np.float32)
+        bound = np.tanh(unknown[near].astype(np.float64) * inverse_scale).astype(np.float32)
+        known[near[measured >= bound]] = False
 
 
 def _check_target(target, gt_shape):

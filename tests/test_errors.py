@@ -2,7 +2,8 @@
 
 Each row of the table in ``docs/errors.md`` is one case here, by its id: the
 call must raise exactly the documented exception type (``ValueError`` or
-``TypeError``, never an ``AssertionError``, ``IndexError`` or a numpy
+``TypeError``, or gunpowder's ``PipelineRequestError`` for a request made
+through a pipeline; never an ``AssertionError``, ``IndexError`` or a numpy
 broadcasting error), and the message must contain the documented excerpt,
 which names the argument and what was expected. The table and the cases are
 checked against each other, so neither can drift.
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
-from gunpowder import ArrayKey, ArraySpec
+from gunpowder import ArrayKey, ArraySpec, BatchRequest, PipelineRequestError
 
 import gp_hotdistance as hd
 from gp_hotdistance import AddHotDistance, BalanceHotDistance, HotDistancePredictor
@@ -297,6 +298,9 @@ CASES = {
         lambda: balance_node().load_state_dict({"moving_class_counts": -np.ones((4, 2), np.int64)}),
         "state['moving_class_counts']",
     ),
+    # a request larger than the data names the context and gp.Pad
+    "request-larger-than-data-random-location": (lambda: request_larger_than_data(True), "GT"),
+    "request-larger-than-data-bounded": (lambda: request_larger_than_data(False), "GT"),
     # precompute_target: the names are checked before the container is opened
     "precompute-gt-not-str": (lambda: precompute_target("x.zarr", 1, "t", P(["mito"], 1.0, False)), "gt"),
     "precompute-out-not-str": (lambda: precompute_target("x.zarr", "gt", None, P(["mito"], 1.0, False)), "out"),
@@ -305,6 +309,22 @@ CASES = {
         lambda: precompute_target("x.zarr", "labels/gt", "labels", P(["mito"], 1.0, False)), "out"
     ),
 }
+
+
+def request_larger_than_data(random_location):
+    """docs/errors.md, "Requests larger than the data": the data's ROI of
+    TARGET from a (2, 100, 100) gt, with RandomLocation or without."""
+    import gunpowder as gp
+
+    gt = array(np.zeros((2, 100, 100), np.uint8), (2, 2))
+    pipeline = gp.ArraySource(GT, gt, interpolatable=False)
+    if random_location:
+        pipeline += gp.RandomLocation()
+    pipeline += AddHotDistance(two_classes(), GT, TARGET)
+    request = BatchRequest()
+    request[TARGET] = ArraySpec(roi=Roi((0, 0), (200, 200)))
+    with gp.build(pipeline):
+        pipeline.request_batch(request)
 
 
 def read_table():
@@ -335,7 +355,10 @@ def test_table_and_cases_agree():
 def test_bad_input(case_id):
     call, argument = CASES[case_id]
     exception_name, excerpt = ROWS[case_id]
-    exception = {"ValueError": ValueError, "TypeError": TypeError}[exception_name]
+    exception = {
+        "ValueError": ValueError, "TypeError": TypeError,
+        "PipelineRequestError": PipelineRequestError,
+    }[exception_name]
     with pytest.raises(Exception) as raised:
         call()
     # exactly the documented type: a numpy broadcasting error is a ValueError

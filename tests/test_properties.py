@@ -186,15 +186,26 @@ def hand_balanced(foreground, known, prior, clipmin, clipmax):
 def oracle_trusted(expected_target, known, voxel_size, scale_factor, epsilon, threshold):
     """The distance mask's rule on oracle values: trusted where ``min(|t| +
     epsilon, threshold) < tanh(u / scale_factor)``, with ``u`` the distance to
-    the unknown region; also ``margin``, how far each voxel is from the tie."""
+    the unknown region, and, within the larger of ``scale_factor *
+    artanh(threshold)`` and half the largest voxel, where ``|t| < tanh(u /
+    scale_factor)`` (the target not decided by the unknown region); also
+    ``margin``, how far each voxel is from a tie."""
+    within = max(scale_factor * np.arctanh(threshold), max(voxel_size) / 2)
     trusted = np.empty(known.shape, bool)
     margin = np.empty(known.shape)
     for c in range(known.shape[0]):
         unknown = brute_force_unknown_distance(known[c], voxel_size)
         measured = np.minimum(np.abs(expected_target[c]) + epsilon, threshold)
         reach = np.tanh(unknown / scale_factor)
-        trusted[c] = known[c] & (measured < reach)
-        margin[c] = np.where(known[c], np.abs(reach - measured), np.inf)
+        near = unknown <= within
+        decided = near & (np.abs(expected_target[c]) >= reach)
+        trusted[c] = known[c] & (measured < reach) & ~decided
+        ties = np.minimum(
+            np.abs(reach - measured),
+            np.where(near, np.abs(reach - np.abs(expected_target[c])), np.inf),
+        )
+        ties = np.minimum(ties, np.abs(unknown - within) / scale_factor)
+        margin[c] = np.where(known[c], ties, np.inf)
     return trusted, margin
 
 
