@@ -1,6 +1,7 @@
 """funlib.persistence arrays and gunpowder array specs in and out of the
 predictor (private)."""
 
+import dask.array as da
 import numpy as np
 from funlib.geometry import Coordinate
 from funlib.persistence import Array
@@ -22,15 +23,22 @@ def array_data(array, name):
             f"{name} must have 1 to 3 spatial axes (z-y-x), got {spatial_dims} "
             f"(voxel size {array.voxel_size})"
         )
-    return np.asarray(array[array.roi])
+    data = array.data  # the whole ROI, lazy operations applied
+    if isinstance(data, np.ndarray):
+        return data
+    # one synchronous compute: dask's threaded scheduler would cost a round
+    # trip through its thread pool for what is, for in-memory data, one slice
+    return np.asarray(data.compute(scheduler="synchronous"))
 
 
 def like(data, template):
     """``data`` (channels first) as an ``Array`` with ``template``'s offset,
     voxel size, units and spatial axis names."""
     spatial = template.voxel_size.dims
+    # named at random (name=False): dask would otherwise hash all the data to
+    # name the array
     return Array(
-        data,
+        da.from_array(data, chunks=data.shape, name=False),
         offset=template.roi.offset,
         voxel_size=template.voxel_size,
         axis_names=[CHANNEL_AXIS] + list(template.axis_names[-spatial:]),

@@ -148,9 +148,9 @@ CASES = {
         lambda: two_classes().create_target(array(with_value(np.nan, np.float32), (2, 2))),
         "gt channel 0",
     ),
-    "gt-value-2": (lambda: two_classes().process(with_value(2, np.int32), (2, 2), "tanh"), "gt channel 0"),
-    "gt-value-minus-1": (lambda: two_classes().process(with_value(-1, np.int8), (2, 2), "tanh"), "gt channel 0"),
-    "gt-value-half": (lambda: two_classes().process(with_value(0.5, np.float32), (2, 2), "tanh"), "gt channel 0"),
+    "gt-value-2": (lambda: two_classes().process(with_value(2, np.int32), (2, 2), "tanh"), "labels channel 0"),
+    "gt-value-minus-1": (lambda: two_classes().process(with_value(-1, np.int8), (2, 2), "tanh"), "labels channel 0"),
+    "gt-value-half": (lambda: two_classes().process(with_value(0.5, np.float32), (2, 2), "tanh"), "labels channel 0"),
     "gt-value-256-uint16": (
         lambda: hd.hot_distance_target(with_value(256, np.uint16), (2, 2), 10.0), "gt channel 0",
     ),
