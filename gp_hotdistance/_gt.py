@@ -76,10 +76,19 @@ def label_groups(groups, channels, unannotated=None, instances=None):
                 f"of each class in {list(channels)})"
             )
         return None
+    if isinstance(groups, (list, tuple)) and all(
+        isinstance(pair, (list, tuple)) and len(pair) == 2 for pair in groups
+    ):
+        # dacapo's form: [("mito", [3, 4, 5]), ...]
+        names = [pair[0] for pair in groups]
+        if len(set(names)) != len(names):
+            raise ValueError(f"groups names a class twice: {names!r}")
+        groups = dict(groups)
     if not hasattr(groups, "items"):
         raise TypeError(
             f"groups must be a mapping from class name to label ids, such as "
-            f"{{'mito': [3, 4, 5]}}, got {type(groups).__name__}"
+            f"{{'mito': [3, 4, 5]}} (or a list of such pairs), got "
+            f"{type(groups).__name__}"
         )
     unknown = [name for name in groups if name not in channels]
     if unknown:

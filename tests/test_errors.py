@@ -304,7 +304,47 @@ CASES = {
     "precompute-out-contains-gt": (
         lambda: precompute_target("x.zarr", "labels/gt", "labels", P(["mito"], 1.0, False)), "out"
     ),
+    # -- label images with class groups ----------------------------------------
+    "groups-unknown-class": (
+        lambda: P(["mito", "er"], 1.0, False, groups={"mito": [1], "er": [2], "golgi": [3]}),
+        "groups",
+    ),
+    "groups-missing-class": (lambda: P(["mito", "er"], 1.0, False, groups={"mito": [1]}), "groups"),
+    "groups-empty": (lambda: P(["mito", "er"], 1.0, False, groups={"mito": [], "er": [2]}), "groups"),
+    "groups-non-integer-ids": (
+        lambda: P(["mito", "er"], 1.0, False, groups={"mito": [1.5], "er": [2]}), "groups",
+    ),
+    "groups-ids-string": (
+        lambda: P(["mito", "er"], 1.0, False, groups={"mito": "3,4", "er": [2]}), "groups",
+    ),
+    "groups-not-a-mapping": (lambda: P(["mito", "er"], 1.0, False, groups=[1, 2]), "groups"),
+    "unannotated-without-groups": (
+        lambda: P(["mito", "er"], 1.0, False, unannotated=[0]), "unannotated",
+    ),
+    "instances-unknown-class": (
+        lambda: P(["mito", "er"], 1.0, False, groups={"mito": [1], "er": [2]},
+                  instances=["golgi"]),
+        "instances",
+    ),
+    "instances-id-0": (
+        lambda: P(["mito", "er"], 1.0, False, groups={"mito": [0, 1], "er": [2]},
+                  instances=["mito"]),
+        "instances",
+    ),
+    "groups-labels-with-channel-axis": (
+        lambda: grouped().create_target(array(np.zeros((2, 4, 5), np.uint8), (2, 2))), "gt",
+    ),
+    "groups-float-labels": (
+        lambda: grouped().process(np.zeros((4, 5), np.float32), (2, 2), "tanh"), "labels",
+    ),
+    "groups-bool-labels": (
+        lambda: grouped().compute_target(np.zeros((4, 5), bool), (2, 2)), "gt",
+    ),
 }
+
+
+def grouped():
+    return P(["mito", "er"], 10.0, False, groups={"mito": [1, 2], "er": [3]})
 
 
 def read_table():
