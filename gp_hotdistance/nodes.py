@@ -15,9 +15,10 @@ the results to the requested ROI with gunpowder's ``Array.crop``.
 import contextlib
 import logging
 import warnings
+from typing import Optional
 
 import numpy as np
-from gunpowder import Array, ArraySpec, Batch, BatchFilter, BatchRequest, Coordinate
+from gunpowder import Array, ArrayKey, ArraySpec, Batch, BatchFilter, BatchRequest, Coordinate
 from gunpowder.nodes.batch_filter import BatchFilterError
 
 from . import _checks, _gt
@@ -186,7 +187,8 @@ class AddHotDistance(_HotDistanceFilter):
         gt (:class:`ArrayKey`):
 
             The binary gt, ``(classes, [z,] y, x)``, or without a channel axis
-            for a single class.
+            for a single class; with the predictor's ``groups``, an integer
+            label image ``([z,] y, x)``.
 
         target (:class:`ArrayKey`):
 
@@ -199,17 +201,48 @@ class AddHotDistance(_HotDistanceFilter):
             only checked when the pipeline is built (provided upstream, same
             voxel size as the gt, on the voxel grid), so that both nodes can
             be made from the same keys.
+
+    Examples:
+
+        >>> import gunpowder as gp
+        >>> import numpy as np
+        >>> from funlib.persistence import Array
+        >>> from gp_hotdistance import HotDistancePredictor
+        >>> predictor = HotDistancePredictor(["cell"], scale_factor=8.0, mask_distances=False)
+        >>> gt_key, target_key = gp.ArrayKey("GT"), gp.ArrayKey("TARGET")
+        >>> gt = Array(np.ones((32, 32), np.uint8), offset=(0, 0), voxel_size=(4, 4))
+        >>> pipeline = (
+        ...     gp.ArraySource(gt_key, gt, interpolatable=False)
+        ...     + gp.Pad(gt_key, None)
+        ...     + AddHotDistance(predictor, gt_key, target_key)
+        ... )
+        >>> request = gp.BatchRequest()
+        >>> request[target_key] = gp.ArraySpec(roi=gp.Roi((0, 0), (8, 128)))
+        >>> with gp.build(pipeline):
+        ...     batch = pipeline.request_batch(request)
+        >>> target = batch[target_key].data
+        >>> target.shape, target.dtype
+        ((2, 2, 32), dtype('float32'))
+        >>> # gp.Pad's zeros make the data's edge a face, half a voxel away
+        >>> round(float(target[1, 0, 0]), 4) == round(float(np.tanh(2 / 8)), 4)
+        True
     """
 
-    def __init__(self, predictor, gt, target, mask=None):
+    def __init__(
+        self,
+        predictor: HotDistancePredictor,
+        gt: ArrayKey,
+        target: ArrayKey,
+        mask: Optional[ArrayKey] = None,
+    ) -> None:
         super().__init__(predictor, gt, mask)
         self.target = target
 
-    def setup(self):
+    def setup(self) -> None:
         self.provides(self.target, self._check_upstream([self.target]))
         self.enable_autoskip()
 
-    def prepare(self, request):
+    def prepare(self, request: BatchRequest) -> BatchRequest:
         roi = self._output_roi(request, self.target)
         target_spec = ArraySpec(roi=roi, voxel_size=self.spec[self.gt].voxel_size)
         gt_roi = self.predictor.gt_region_for_roi(target_spec).roi
@@ -217,7 +250,7 @@ class AddHotDistance(_HotDistanceFilter):
         deps[self.gt] = self._input_request(request, self.gt, gt_roi)
         return deps
 
-    def process(self, batch, request):
+    def process(self, batch: Batch, request: BatchRequest) -> Batch:
         gt = batch[self.gt]
         voxel_size = _checks.as_spatial_voxel_size(gt.spec.voxel_size)
         target = self.predictor._target(
@@ -240,7 +273,8 @@ class BalanceHotDistance(_HotDistanceFilter):
     weights are also 0 where the unknown region (mask 0) is nearer than the
     measured boundary. The mask is then requested grown by the distance past
     which every distance is trusted (:func:`~gp_hotdistance.weights.trust_reach`,
-    ``scale_factor * artanh(threshold)``, less than the target's context), so
+    ``scale_factor * artanh(threshold)``, which the target's context covers up
+    to a relative margin of 1e-6), so
     the edge of a crop does not count as unknown. Beyond the data only the
     mask tells what is unknown: pad the mask with 0 (``gp.Pad``'s default) to
     have the padding count as unknown, so that the distances next to the
@@ -271,7 +305,9 @@ class BalanceHotDistance(_HotDistanceFilter):
         gt (:class:`ArrayKey`):
 
             The binary gt, ``(classes, [z,] y, x)``, or without a channel axis
-            for a single class.
+            for a single class; with the predictor's ``groups``, an integer
+            label image ``([z,] y, x)`` (its ``unannotated`` ids get weight 0,
+            and count as unknown for ``mask_distances``).
 
         target (:class:`ArrayKey`):
 
@@ -286,9 +322,44 @@ class BalanceHotDistance(_HotDistanceFilter):
 
             Binary mask of the gt (1 known, 0 unknown), one channel per class
             or none (for all classes). All known if not given.
+
+    Examples:
+
+        >>> import gunpowder as gp
+        >>> import numpy as np
+        >>> from funlib.persistence import Array
+        >>> from gp_hotdistance import AddHotDistance, HotDistancePredictor
+        >>> predictor = HotDistancePredictor(["cell"], scale_factor=8.0, mask_distances=False)
+        >>> keys = [gp.ArrayKey(name) for name in ("GT", "TARGET", "WEIGHTS")]
+        >>> gt_key, target_key, weights_key = keys
+        >>> labels = np.zeros((32, 32), np.uint8)
+        >>> labels[:, :8] = 1
+        >>> gt = Array(labels, offset=(0, 0), voxel_size=(4, 4))
+        >>> balance = BalanceHotDistance(predictor, gt_key, target_key, weights_key)
+        >>> pipeline = (
+        ...     gp.ArraySource(gt_key, gt, interpolatable=False)
+        ...     + gp.Pad(gt_key, None)
+        ...     + AddHotDistance(predictor, gt_key, target_key)
+        ...     + balance
+        ... )
+        >>> request = gp.BatchRequest()
+        >>> request[weights_key] = gp.ArraySpec(roi=gp.Roi((0, 0), (128, 128)))
+        >>> with gp.build(pipeline):
+        ...     batch = pipeline.request_batch(request)
+        >>> batch[weights_key].data.shape
+        (2, 32, 32)
+        >>> balance.moving_class_counts.tolist()  # background, foreground per channel
+        [[768, 256], [768, 256]]
     """
 
-    def __init__(self, predictor, gt, target, weights, mask=None):
+    def __init__(
+        self,
+        predictor: HotDistancePredictor,
+        gt: ArrayKey,
+        target: ArrayKey,
+        weights: ArrayKey,
+        mask: Optional[ArrayKey] = None,
+    ) -> None:
         super().__init__(predictor, gt, mask)
         self.target = target
         self.weights = weights
@@ -296,12 +367,12 @@ class BalanceHotDistance(_HotDistanceFilter):
         self._warned_unshared = False
 
     @property
-    def moving_class_counts(self):
+    def moving_class_counts(self) -> np.ndarray:
         """A copy of the counts: ``int64``, ``(2 * classes, 2)``, background
         and foreground voxels seen per target channel."""
         return self._counts.snapshot()
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         """The class names and the moving class counts, to save with a
         checkpoint.
 
@@ -317,7 +388,7 @@ class BalanceHotDistance(_HotDistanceFilter):
             "moving_class_counts": self._counts.snapshot().tolist(),
         }
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict) -> None:
         """Continue from the counts of :meth:`state_dict`.
 
         Args:
@@ -360,7 +431,7 @@ class BalanceHotDistance(_HotDistanceFilter):
         )
         self._counts.assign(counts)
 
-    def setup(self):
+    def setup(self) -> None:
         spec = self._check_upstream([self.target, self.weights])
         if self.target not in self.spec:
             raise BatchFilterError(
@@ -409,7 +480,7 @@ class BalanceHotDistance(_HotDistanceFilter):
             stacklevel=2,
         )
 
-    def prepare(self, request):
+    def prepare(self, request: BatchRequest) -> BatchRequest:
         roi = self._output_roi(request, self.weights)
         deps = BatchRequest()
         deps[self.gt] = self._input_request(request, self.gt, roi)
@@ -424,7 +495,7 @@ class BalanceHotDistance(_HotDistanceFilter):
             deps[self.gt] = self._input_request(request, self.gt, grown)
         return deps
 
-    def process(self, batch, request):
+    def process(self, batch: Batch, request: BatchRequest) -> Batch:
         roi = request[self.weights].roi
         voxel_size = _checks.as_spatial_voxel_size(self.spec[self.gt].voxel_size)
         mask = None if self.mask is None else batch[self.mask].crop(roi, copy=False)

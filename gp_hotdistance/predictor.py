@@ -2,15 +2,20 @@
 :mod:`gp_hotdistance.distance` and :mod:`gp_hotdistance.weights`."""
 
 import logging
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, Tuple
 
 import numpy as np
 from funlib.geometry import Coordinate
+from funlib.persistence import Array
 
 from . import _arrays, _checks, _gt, _prediction
 from ._prediction import HotDistanceArrayType
 from .distance import _target, context_distance, padding_voxels
 from .weights import _weights, distance_mask
+
+if TYPE_CHECKING:  # for the annotations only: neither is needed at run time
+    import gunpowder
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -200,7 +205,7 @@ class HotDistancePredictor:
 
     # -- model ---------------------------------------------------------------
 
-    def create_model(self, architecture):
+    def create_model(self, architecture: "torch.nn.Module") -> "torch.nn.Module":
         """The architecture followed by a convolution to ``embedding_dims``
         channels.
 
@@ -288,7 +293,13 @@ class HotDistancePredictor:
             inverse_scale = 1.0 / self._normalization(normalize, scale_factor, "scale_factor")
         return self._numpy_target(gt, voxel_size, inverse_scale, name)
 
-    def process(self, labels, voxel_size, normalize=None, normalize_args=None):
+    def process(
+        self,
+        labels: np.ndarray,
+        voxel_size,
+        normalize: Optional[str] = None,
+        normalize_args: Optional[float] = None,
+    ) -> np.ndarray:
         """The spec's name of :meth:`compute_target`, with the spec's
         defaults: ``process(labels, voxel_size, normalize, normalize_args)``
         is ``compute_target(labels, voxel_size, normalize=normalize,
@@ -305,7 +316,7 @@ class HotDistancePredictor:
             inverse_scale = 1.0 / self._normalization(normalize, normalize_args)
         return self._numpy_target(labels, voxel_size, inverse_scale, "labels")
 
-    def create_target(self, gt):
+    def create_target(self, gt: Array) -> Array:
         """The target of a gt ``Array``, as an ``Array`` with the same offset
         and voxel size.
 
@@ -335,7 +346,13 @@ class HotDistancePredictor:
 
     # -- weights ---------------------------------------------------------------
 
-    def create_weight(self, gt, target, mask, moving_class_counts=None):
+    def create_weight(
+        self,
+        gt: Array,
+        target: Array,
+        mask: Optional[Array],
+        moving_class_counts: Optional[np.ndarray] = None,
+    ) -> Tuple[Array, np.ndarray]:
         """Class-balanced weights for ``target``, and the updated counts.
 
         Args:
@@ -384,7 +401,7 @@ class HotDistancePredictor:
         voxel_size,
         moving_class_counts: Optional[np.ndarray] = None,
         unknown: Optional[np.ndarray] = None,
-    ) -> tuple:
+    ) -> Tuple[np.ndarray, np.ndarray]:
         """The numpy-level :meth:`create_weight`: ``(weights, counts)``.
 
         ``unknown`` is passed on to
@@ -399,8 +416,13 @@ class HotDistancePredictor:
         return self._weights(class_gt, target, voxel_size, moving_class_counts, unknown)
 
     def create_distance_mask(
-        self, distances, mask, voxel_size, normalize=None, normalize_args=None
-    ):
+        self,
+        distances: np.ndarray,
+        mask: Optional[np.ndarray],
+        voxel_size,
+        normalize: Optional[str] = None,
+        normalize_args: Optional[float] = None,
+    ) -> np.ndarray:
         """Where the target distances can be trusted (1) or not (0).
 
         Args:
@@ -458,7 +480,7 @@ class HotDistancePredictor:
 
     # -- context ---------------------------------------------------------------
 
-    def padding(self, gt_voxel_size):
+    def padding(self, gt_voxel_size) -> Coordinate:
         """Context needed on each side of a target ROI, in world units.
 
         Args:
@@ -475,7 +497,7 @@ class HotDistancePredictor:
         voxels = padding_voxels(self.max_distance, _checks.as_spatial_voxel_size(gt_voxel_size))
         return Coordinate(voxels) * Coordinate(gt_voxel_size)
 
-    def gt_region_for_roi(self, target_spec):
+    def gt_region_for_roi(self, target_spec: "gunpowder.ArraySpec") -> "gunpowder.ArraySpec":
         """The gt spec needed to compute the target over ``target_spec``.
 
         Args:
@@ -503,7 +525,7 @@ class HotDistancePredictor:
             gt_spec.roi = roi.grow(padding, padding)
         return gt_spec
 
-    def to_target_range(self, prediction, *, channel_axis=0):
+    def to_target_range(self, prediction, *, channel_axis: int = 0):
         """The raw output of a network trained with
         :class:`~gp_hotdistance.HotDistanceLoss`, in the target's ranges.
 
