@@ -298,3 +298,28 @@ def test_precompute_label_image_equals_its_binary_channels(tmp_path, capsys):
     ])
     assert status == 2
     assert "label image without a channel axis" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------ funlib arrays
+
+
+@pytest.mark.parametrize("chunks", [(4, 5, 6), (10, 24, 20), (3, 24, 7)])
+def test_arrays_of_several_chunks_and_sub_rois_are_read_whole(chunks):
+    """The predictor reads a funlib Array's dask graph in this thread; the
+    result must equal numpy's slicing, whatever the chunks and ROI."""
+    import dask.array as da
+
+    labels = label_image((10, 24, 20), seed=8)
+    voxel_size = (40, 8, 8)
+    whole = Array(da.from_array(labels, chunks=chunks), offset=(0, 0, 0), voxel_size=voxel_size,
+                  axis_names=["z", "y", "x"], types=["space"] * 3)
+    roi = Roi((40, 16, 24), (280, 160, 120))
+    part = Array(da.from_array(labels, chunks=chunks), offset=(0, 0, 0), voxel_size=voxel_size,
+                 axis_names=["z", "y", "x"], types=["space"] * 3)
+    part.lazy_op(roi)
+    grouped, binary = predictors()
+    for array, data in [(whole, labels), (part, labels[1:8, 2:22, 3:18])]:
+        target = grouped.create_target(array)
+        assert target.roi == array.roi
+        expected = binary.compute_target(by_hand(data), voxel_size)
+        np.testing.assert_array_equal(target[target.roi], expected)
