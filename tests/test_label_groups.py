@@ -311,12 +311,13 @@ def test_arrays_of_several_chunks_and_sub_rois_are_read_whole(chunks):
 
     labels = label_image((10, 24, 20), seed=8)
     voxel_size = (40, 8, 8)
-    whole = Array(da.from_array(labels, chunks=chunks), offset=(0, 0, 0), voxel_size=voxel_size,
-                  axis_names=["z", "y", "x"], types=["space"] * 3)
-    roi = Roi((40, 16, 24), (280, 160, 120))
-    part = Array(da.from_array(labels, chunks=chunks), offset=(0, 0, 0), voxel_size=voxel_size,
-                 axis_names=["z", "y", "x"], types=["space"] * 3)
-    part.lazy_op(roi)
+    names = {"axis_names": ["z", "y", "x"], "types": ["space"] * 3}
+    whole = Array(da.from_array(labels, chunks=chunks), offset=(0, 0, 0),
+                  voxel_size=voxel_size, **names)
+    # a sliced dask array: its graph takes parts of several chunks
+    part = Array(da.from_array(labels, chunks=chunks)[1:8, 2:22, 3:18], offset=(40, 16, 24),
+                 voxel_size=voxel_size, **names)
+    assert part.roi == Roi((40, 16, 24), (280, 160, 120))
     grouped, binary = predictors()
     for array, data in [(whole, labels), (part, labels[1:8, 2:22, 3:18])]:
         target = grouped.create_target(array)
