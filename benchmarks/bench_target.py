@@ -267,7 +267,98 @@ def main():
             user, system, faults = usage[m]
             parts.append(f"{m} {user * 1e3:.0f} / {system * 1e3:.0f} ms, {faults:.0f} faults")
         print(f"- {case}: " + "; ".join(parts))
+    predictor_path(args.runs, 32 if args.quick else 128)
     return 1 if failures else 0
+
+
+def predictor_path(runs, side=128):
+    """The call a dacapo user makes beside the numpy function, on three blob
+    channels of falling density (about 8.7%, 3.4%, 1.2%) at 8 nm, 1 thread:
+    ``HotDistancePredictor.create_target`` on a funlib ``Array`` (dask-backed
+    in funlib.persistence 0.6 and 0.7) against ``hot_distance_target``, and
+    ``create_weight`` against ``hot_distance_weights``; medians of ``runs``,
+    the two alternating. Prints one row each with the overhead in %."""
+    import dask.array as da
+    from funlib.persistence import Array
+
+    rng = np.random.default_rng(0)
+    shape = (side,) * 3
+    gt = np.stack([smoothed_noise_labels((1,) + shape, rng, 3.0, share)[0]
+                   for share in (0.087, 0.034, 0.012)])
+    mask = np.ones(shape, np.uint8)
+    voxel_size = (8.0, 8.0, 8.0)
+    predictor = hd.HotDistancePredictor(["a", "b", "c"], SCALE, mask_distances=True)
+
+    def funlib_array(data):
+        # named here, so that building it does not hash the data (not timed)
+        return Array(da.from_array(data, chunks=data.shape, name=False), offset=(0, 0, 0),
+                     voxel_size=(8, 8, 8), axis_names=["c^"] * (data.ndim - 3) + ["z", "y", "x"],
+                     types=["channel"] * (data.ndim - 3) + ["space"] * 3)
+
+    gt_array, mask_array = funlib_array(gt), funlib_array(mask)
+    target = hd.hot_distance_target(gt, voxel_size, SCALE)
+    target_array = funlib_array(target)
+    pairs = {
+        "target": (
+            lambda: hd.hot_distance_target(gt, voxel_size, SCALE),
+            lambda: predictor.create_target(gt_array),
+        ),
+        "weights": (
+            lambda: hd.hot_distance_weights(gt, target, mask, voxel_size, SCALE,
+                                            mask_distances=True),
+            lambda: predictor.create_weight(gt_array, target_array, mask_array),
+        ),
+    }
+    pairs["nodes"] = nodes_pair(gt, voxel_size)
+    numba.set_num_threads(1)
+    print(f"\npredictor path: 3 blob channels {side}^3 at 8 nm (fg "
+          f"{', '.join(f'{m:.1%}' for m in gt.mean(axis=(1, 2, 3)))}), scale_factor "
+          f"{SCALE:g}, 1 thread, medians of {runs}\n")
+    print("| call | numpy s | predictor s | overhead |")
+    print("|---|---:|---:|---:|")
+    for name, (numpy_call, predictor_call) in pairs.items():
+        numpy_call(), predictor_call()  # compiled and warm
+        times = {0: [], 1: []}
+        for _ in range(runs):
+            for which, call in enumerate((numpy_call, predictor_call)):
+                start = time.perf_counter()
+                call()
+                times[which].append(time.perf_counter() - start)
+        numpy_s, predictor_s = (float(np.median(times[w])) for w in (0, 1))
+        print(f"| {name} | {numpy_s:.3f} | {predictor_s:.3f} "
+              f"| {100 * (predictor_s / numpy_s - 1):+.1f}% |")
+
+
+def nodes_pair(gt, voxel_size):
+    """``AddHotDistance`` + ``BalanceHotDistance`` (no mask, no
+    ``mask_distances``) in a gunpowder pipeline asked for the largest ROI the
+    gt allows, against the numpy functions on the same data: the target of
+    the whole gt, the weights of its crop."""
+    import gunpowder as gp
+    from funlib.persistence import Array
+
+    predictor = hd.HotDistancePredictor(["a", "b", "c"], SCALE, mask_distances=False)
+    keys = [gp.ArrayKey(name) for name in ("BENCH_GT", "BENCH_TARGET", "BENCH_WEIGHTS")]
+    gt_key, target_key, weights_key = keys
+    source = Array(gt, offset=(0, 0, 0), voxel_size=(8, 8, 8),
+                   axis_names=["c^", "z", "y", "x"], types=["channel"] + ["space"] * 3)
+    pipeline = (gp.ArraySource(gt_key, source, interpolatable=False)
+                + hd.AddHotDistance(predictor, gt_key, target_key)
+                + hd.BalanceHotDistance(predictor, gt_key, target_key, weights_key))
+    padding = predictor.padding(gp.Coordinate(8, 8, 8))
+    roi = source.roi.grow(-padding, -padding)
+    request = gp.BatchRequest()
+    request[target_key] = gp.ArraySpec(roi=roi)
+    request[weights_key] = gp.ArraySpec(roi=roi)
+    inner = (slice(None),) + tuple(slice(p // 8, s - p // 8)
+                                   for p, s in zip(padding, gt.shape[1:]))
+    pipeline.setup()  # torn down at exit, as gp.build would
+
+    def numpy_call():
+        target = hd.hot_distance_target(gt, voxel_size, SCALE)[inner]
+        return hd.hot_distance_weights(gt[inner], target, None, voxel_size, SCALE)
+
+    return numpy_call, lambda: pipeline.request_batch(request)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,16 @@ from scipy.spatial.transform import Rotation
 
 CLASSES = ("mito", "er", "vesicle")
 
+# The same classes as one label image of part ids, as annotation tools and
+# CellMap's crops store them: a mitochondrion is its membrane and its lumen,
+# and the box that nobody annotated has an id of its own.
+PART_IDS = {"mito_membrane": 1, "mito_lumen": 2, "er": 3, "vesicle": 4}
+UNANNOTATED_ID = 255
+#: Class name -> the part ids that make it up (``HotDistancePredictor(groups=...)``)
+GROUPS = {"mito": [1, 2], "er": [3], "vesicle": [4]}
+# thickness of the mitochondrial membrane, world units
+MEMBRANE = 16.0
+
 # intensity of each class and of the cytoplasm, in [0, 1]
 INTENSITIES = {"mito": 0.25, "er": 0.40, "vesicle": 0.90}
 BACKGROUND = 0.62
@@ -118,7 +128,9 @@ def make_volume(shape=(64, 128, 128), voxel_size=(8, 8, 8), seed=0):
     Returns:
 
         ``dict`` with ``raw`` (``uint8``, z-y-x), ``gt`` and ``mask``
-        (``uint8``, one channel per class), ``classes`` (the class names).
+        (``uint8``, one channel per class), ``classes`` (the class names),
+        and ``labels``: the same classes as one ``uint64`` label image of
+        part ids (:data:`PART_IDS`, grouped into classes by :data:`GROUPS`).
     """
     rng = np.random.default_rng(seed)
     voxel_size = np.asarray(voxel_size, dtype=np.float64)
@@ -159,13 +171,30 @@ def make_volume(shape=(64, 128, 128), voxel_size=(8, 8, 8), seed=0):
     mask[CLASSES.index("er"), : z // 6] = 0
     gt = np.stack([labels[name] for name in CLASSES]).astype(np.uint8)
     gt[mask == 0] = 0  # unannotated: nobody drew the organelles there
-    return {"raw": raw, "gt": gt, "mask": mask, "classes": list(CLASSES)}
+    return {"raw": raw, "gt": gt, "mask": mask, "classes": list(CLASSES),
+            "labels": _part_labels(labels, mask, voxel_size)}
+
+
+def _part_labels(labels, mask, voxel_size):
+    """The classes as one ``uint64`` label image of :data:`PART_IDS`, the box
+    unknown for every class as :data:`UNANNOTATED_ID`. (The slab where only
+    ``er`` is unknown has no place in one label image: there it holds what was
+    drawn, as a per-class mask would not say.)"""
+    depth = ndimage.distance_transform_edt(labels["mito"], sampling=voxel_size)
+    parts = np.zeros(labels["mito"].shape, dtype=np.uint64)
+    parts[labels["mito"]] = PART_IDS["mito_lumen"]
+    parts[labels["mito"] & (depth <= MEMBRANE)] = PART_IDS["mito_membrane"]
+    parts[labels["er"]] = PART_IDS["er"]
+    parts[labels["vesicle"]] = PART_IDS["vesicle"]
+    parts[(mask == 0).all(axis=0)] = UNANNOTATED_ID
+    return parts
 
 
 def write_volume(container, shape=(64, 128, 128), voxel_size=(8, 8, 8), seed=0,
                  offset_voxels=(4, 8, 8)):
     """Write :func:`make_volume`'s arrays into the zarr ``container`` as
-    ``raw``, ``gt`` and ``mask`` with funlib.persistence; returns the dict.
+    ``raw``, ``gt``, ``mask`` and ``labels`` with funlib.persistence; returns
+    the dict.
 
     The data start at ``offset_voxels`` (a non-zero world offset, as a crop
     of a larger volume would have).
@@ -187,4 +216,7 @@ def write_volume(container, shape=(64, 128, 128), voxel_size=(8, 8, 8), seed=0,
             chunk_shape=(1,) + chunks, **spatial,
         )
         array[array.roi] = data[name]
+    labels = prepare_ds(f"{container}/labels", data["labels"].shape, axis_names=["z", "y", "x"],
+                        types=["space"] * 3, dtype=np.uint64, chunk_shape=chunks, **spatial)
+    labels[labels.roi] = data["labels"]
     return data

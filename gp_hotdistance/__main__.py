@@ -29,6 +29,50 @@ def _classes(text):
     return names
 
 
+def _groups(text):
+    """``--groups``: JSON (``{"mito": [3, 4], "cell": "nonzero"}``) or
+    ``name=id,id;name=id`` (``name=nonzero`` for every non-zero id)."""
+    import json
+
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            groups = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise argparse.ArgumentTypeError(f"groups: bad JSON ({error}): {text!r}") from None
+        if not isinstance(groups, dict):
+            raise argparse.ArgumentTypeError(f"groups: expected a JSON object, got {text!r}")
+        return groups
+    groups = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        name, sep, ids = part.partition("=")
+        name, ids = name.strip(), ids.strip()
+        if not sep or not name:
+            raise argparse.ArgumentTypeError(
+                f"expected groups as name=id,id;name=id (e.g. mito=3,4,5;er=16), "
+                f"got {text!r}"
+            )
+        if ids == "nonzero":
+            groups[name] = ids
+            continue
+        try:
+            groups[name] = [int(i) for i in ids.split(",") if i.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"groups: the ids of {name!r} must be integers, got {ids!r}"
+            ) from None
+    return groups
+
+
+def _ids(text):
+    try:
+        return [int(i) for i in text.split(",") if i.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected integer label ids separated by commas, got {text!r}"
+        ) from None
+
+
 def _block_size(text):
     try:
         sizes = tuple(int(part) for part in text.split(","))
@@ -98,13 +142,25 @@ def build_parser():
     precompute.add_argument("--zarr", required=True, metavar="PATH",
                             help="the zarr container")
     precompute.add_argument("--gt", required=True, metavar="DS",
-                            help="binary gt dataset, (classes, z, y, x)")
+                            help="binary gt dataset, (classes, z, y, x), or an "
+                                 "integer label image (z, y, x) with --groups")
     precompute.add_argument("--mask", metavar="DS",
                             help="binary mask dataset (1 known), for --mask-distances")
     precompute.add_argument("--out", required=True, metavar="DS",
                             help="target dataset to write (float32, 2 * classes channels)")
     precompute.add_argument("--classes", required=True, type=_classes, metavar="A,B,...",
                             help="class names, one per gt channel")
+    precompute.add_argument("--groups", type=_groups, default=None,
+                            metavar="NAME=ID,ID;...",
+                            help="the gt is an integer label image: the label ids of "
+                                 "each class, as name=id,id;name=id (name=nonzero "
+                                 "for every non-zero id) or as JSON")
+    precompute.add_argument("--unannotated", type=_ids, default=None, metavar="ID,ID",
+                            help="with --groups: label ids that mean not annotated "
+                                 "(mask 0 for every class)")
+    precompute.add_argument("--instances", type=_classes, default=None, metavar="A,B",
+                            help="with --groups: classes whose distances are measured "
+                                 "between instances (different ids)")
     precompute.add_argument("--scale-factor", required=True, type=_positive_float,
                             metavar="S", help="world distance where the target is tanh(1)")
     precompute.add_argument("--mask-distances", action="store_true",
@@ -132,7 +188,8 @@ def _precompute(args):
     from .predictor import HotDistancePredictor
 
     predictor = HotDistancePredictor(
-        args.classes, scale_factor=args.scale_factor, mask_distances=args.mask_distances
+        args.classes, scale_factor=args.scale_factor, mask_distances=args.mask_distances,
+        groups=args.groups, unannotated=args.unannotated, instances=args.instances,
     )
     result = precompute_target(
         args.zarr,

@@ -1,7 +1,11 @@
 """funlib.persistence arrays and gunpowder array specs in and out of the
 predictor (private)."""
 
+import uuid
+
+import dask.array as da
 import numpy as np
+from dask.local import get_sync
 from funlib.geometry import Coordinate
 from funlib.persistence import Array
 
@@ -22,7 +26,33 @@ def array_data(array, name):
             f"{name} must have 1 to 3 spatial axes (z-y-x), got {spatial_dims} "
             f"(voxel size {array.voxel_size})"
         )
-    return np.asarray(array[array.roi])
+    data = array.data  # the whole ROI, lazy operations applied
+    if isinstance(data, np.ndarray):
+        return data
+    return _dask_to_numpy(data)
+
+
+def _dask_to_numpy(data):
+    """A dask array's data, computed in this thread.
+
+    ``compute()`` would go through dask's threaded scheduler (a round trip
+    through its thread pool for what is, for in-memory data, one slice) and
+    copy a single chunk; the package only reads its inputs, so the chunks
+    are taken as the synchronous scheduler returns them.
+    """
+    chunks = get_sync(data.__dask_graph__(), data.__dask_keys__())
+    # nested like the chunk grid (lists or tuples), one level per axis
+    while isinstance(chunks, (list, tuple)) and len(chunks) == 1:
+        chunks = chunks[0]
+    if isinstance(chunks, (list, tuple)):
+        chunks = np.block(_as_lists(chunks))
+    return np.asarray(chunks)
+
+
+def _as_lists(nested):
+    if isinstance(nested, (list, tuple)):
+        return [_as_lists(item) for item in nested]
+    return nested
 
 
 def like(data, template):
@@ -30,13 +60,23 @@ def like(data, template):
     voxel size, units and spatial axis names."""
     spatial = template.voxel_size.dims
     return Array(
-        data,
+        _numpy_to_dask(data),
         offset=template.roi.offset,
         voxel_size=template.voxel_size,
         axis_names=[CHANNEL_AXIS] + list(template.axis_names[-spatial:]),
         units=template.units,
         types=["channel"] + ["space"] * spatial,
     )
+
+
+def _numpy_to_dask(data):
+    """``data`` as a one-chunk dask array, without copying or hashing it
+    (``dask.array.from_array`` does both: a copy, and a hash of all the data
+    to name the array, unless it is given a name)."""
+    name = f"gp_hotdistance-{uuid.uuid4().hex}"
+    key = (name,) + (0,) * data.ndim
+    return da.Array({key: data}, name, chunks=tuple((n,) for n in data.shape),
+                    dtype=data.dtype)
 
 
 def check_aligned(gt, **others):

@@ -236,24 +236,6 @@ def as_spatial_voxel_size(voxel_size, name="voxel_size"):
     return as_voxel_size(voxel_size, len(voxel_size), name)
 
 
-def with_class_axis(array, channels, name, spatial_dims):
-    """``array`` as ``(len(channels), ...)``: one channel per class name in
-    ``channels``; with one class the channel axis may be missing."""
-    array = as_array(array, name)
-    classes = len(channels)
-    if array.size == 0:
-        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
-    if classes == 1 and array.ndim == spatial_dims:
-        array = array[np.newaxis]
-    if array.ndim != spatial_dims + 1 or array.shape[0] != classes:
-        raise ValueError(
-            f"{name} must have shape ({classes}, <{spatial_dims} spatial "
-            f"axes>) (one channel per class in {list(channels)}, one spatial "
-            f"axis per voxel_size entry), got shape {array.shape}"
-        )
-    return array
-
-
 def check_positive_int(value, name):
     """``value`` as a positive ``int``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

@@ -312,13 +312,29 @@ def hot_distance_target(gt, voxel_size, scale_factor):
     spatial_dims = _checks.check_spatial_rank(gt, "gt", channel_axis=True)
     voxel_size = _checks.as_voxel_size(voxel_size, spatial_dims)
     inverse_scale = 1.0 / _checks.check_positive(scale_factor, "scale_factor")
-    classes = gt.shape[0]
-    for c in range(classes):
+    for c in range(gt.shape[0]):
         _checks.check_binary(gt[c], f"gt channel {c}")
+    return _target(gt, voxel_size, inverse_scale)
+
+
+def _target(gt, voxel_size, inverse_scale, instance_labels=None):
+    """:func:`hot_distance_target` of checked binary channels ``(C, ...)``;
+    raw signed distances where ``inverse_scale`` is 0. ``instance_labels(c)``,
+    if given, returns class ``c``'s instance ids (0 outside the class) or
+    ``None``: with ids, the distance is measured to the faces between
+    different ids, so touching instances are apart."""
+    classes = gt.shape[0]
     target = np.empty((2 * classes,) + gt.shape[1:], dtype=np.float32)
     for c in range(classes):
+        ids = None if instance_labels is None else instance_labels(c)
         # the one-hot slot is free work space until it is filled last
-        _signed_channel(gt[c], voxel_size, inverse_scale, target[classes + c], target[c])
+        if ids is None:
+            _signed_channel(gt[c], voxel_size, inverse_scale, target[classes + c], target[c])
+        else:
+            _kernels.face_distance_3d(
+                ids, voxel_size, target[classes + c], target[c],
+                sign_mode=_kernels.SIGNED, inverse_scale=inverse_scale,
+            )
         target[c] = gt[c]
     return target
 

@@ -15,15 +15,16 @@ the results to the requested ROI with gunpowder's ``Array.crop``.
 import contextlib
 import logging
 import warnings
+from typing import Optional
 
 import numpy as np
-from gunpowder import Array, ArraySpec, Batch, BatchFilter, BatchRequest, Coordinate
+from gunpowder import Array, ArrayKey, ArraySpec, Batch, BatchFilter, BatchRequest, Coordinate
 from gunpowder.nodes.batch_filter import BatchFilterError
 from gunpowder.nodes.batch_provider import BatchRequestError
 
-from . import _checks
+from . import _checks, _gt
 from ._shared_counts import SharedCounts
-from .distance import padding_voxels, unknown_distance
+from .distance import _unknown_channel, padding_voxels
 from .predictor import HotDistancePredictor
 from .weights import trust_reach
 
@@ -173,26 +174,12 @@ class _HotDistanceFilter(BatchFilter):
             roi = roi.union(request[key].roi)
         return ArraySpec(roi=roi)
 
-    def _classes_first(self, array, kind, key, per_class_only):
-        """The data of ``array`` as ``(classes, ...)``, and whether it is one
-        channel for all classes (then a broadcast view of it).
-
-        One channel per class is always accepted; no channel axis is accepted
-        for one class, or for all classes where ``per_class_only`` is false.
-        """
-        data = np.asarray(array.data)
-        spatial_dims = self.spec[self.gt].voxel_size.dims
-        classes = self.predictor.classes
-        if data.ndim == spatial_dims + 1 and data.shape[0] == classes:
-            return data, classes == 1
-        if data.ndim == spatial_dims and (classes == 1 or not per_class_only):
-            return np.broadcast_to(data, (classes,) + data.shape), True
-        expected = f"({classes}, <{spatial_dims} spatial axes>)"
-        if classes == 1 or not per_class_only:
-            expected += f" or (<{spatial_dims} spatial axes>)"
-        raise ValueError(
-            f"{kind} {key} must have shape {expected}, one channel per class in "
-            f"{self.predictor.channels}; got shape {data.shape}"
+    def _class_gt(self, gt, mask=None):
+        """The data of the gt (and mask) ``Array`` through the package's one
+        entry (:func:`gp_hotdistance._gt.class_gt`), named by their keys."""
+        return self.predictor._class_gt(
+            gt.data, None if mask is None else mask.data,
+            self.spec[self.gt].voxel_size.dims, f"gt {self.gt}", f"mask {self.mask}",
         )
 
     @staticmethod
@@ -255,7 +242,8 @@ class AddHotDistance(_HotDistanceFilter):
         gt (:class:`ArrayKey`):
 
             The binary gt, ``(classes, [z,] y, x)``, or without a channel axis
-            for a single class.
+            for a single class; with the predictor's ``groups``, an integer
+            label image ``([z,] y, x)``.
 
         target (:class:`ArrayKey`):
 
@@ -268,17 +256,48 @@ class AddHotDistance(_HotDistanceFilter):
             only checked when the pipeline is built (provided upstream, same
             voxel size as the gt, on the voxel grid), so that both nodes can
             be made from the same keys.
+
+    Examples:
+
+        >>> import gunpowder as gp
+        >>> import numpy as np
+        >>> from funlib.persistence import Array
+        >>> from gp_hotdistance import HotDistancePredictor
+        >>> predictor = HotDistancePredictor(["cell"], scale_factor=8.0, mask_distances=False)
+        >>> gt_key, target_key = gp.ArrayKey("GT"), gp.ArrayKey("TARGET")
+        >>> gt = Array(np.ones((32, 32), np.uint8), offset=(0, 0), voxel_size=(4, 4))
+        >>> pipeline = (
+        ...     gp.ArraySource(gt_key, gt, interpolatable=False)
+        ...     + gp.Pad(gt_key, None)
+        ...     + AddHotDistance(predictor, gt_key, target_key)
+        ... )
+        >>> request = gp.BatchRequest()
+        >>> request[target_key] = gp.ArraySpec(roi=gp.Roi((0, 0), (8, 128)))
+        >>> with gp.build(pipeline):
+        ...     batch = pipeline.request_batch(request)
+        >>> target = batch[target_key].data
+        >>> target.shape, target.dtype
+        ((2, 2, 32), dtype('float32'))
+        >>> # gp.Pad's zeros make the data's edge a face, half a voxel away
+        >>> round(float(target[1, 0, 0]), 4) == round(float(np.tanh(2 / 8)), 4)
+        True
     """
 
-    def __init__(self, predictor, gt, target, mask=None):
+    def __init__(
+        self,
+        predictor: HotDistancePredictor,
+        gt: ArrayKey,
+        target: ArrayKey,
+        mask: Optional[ArrayKey] = None,
+    ) -> None:
         super().__init__(predictor, gt, mask)
         self.target = target
 
-    def setup(self):
+    def setup(self) -> None:
         self.provides(self.target, self._check_upstream([self.target]))
         self.enable_autoskip()
 
-    def prepare(self, request):
+    def prepare(self, request: BatchRequest) -> BatchRequest:
         roi = self._output_roi(request, self.target)
         target_spec = ArraySpec(roi=roi, voxel_size=self.spec[self.gt].voxel_size)
         gt_roi = self.predictor.gt_region_for_roi(target_spec).roi
@@ -286,13 +305,12 @@ class AddHotDistance(_HotDistanceFilter):
         deps[self.gt] = self._input_request(request, self.gt, gt_roi)
         return deps
 
-    def process(self, batch, request):
+    def process(self, batch: Batch, request: BatchRequest) -> Batch:
         gt = batch[self.gt]
-        labels, _ = self._classes_first(gt, "gt", self.gt, per_class_only=True)
-        with self._naming(gt=self.gt, labels=self.gt):
-            target = self.predictor.process(
-                labels, gt.spec.voxel_size, self.predictor.norm, self.predictor.scale_factor
-            )
+        voxel_size = _checks.as_spatial_voxel_size(gt.spec.voxel_size)
+        target = self.predictor._target(
+            self._class_gt(gt), voxel_size, 1.0 / self.predictor.scale_factor
+        )
         spec = self.spec[self.target].copy()
         spec.roi = gt.spec.roi
         outputs = Batch()
@@ -350,7 +368,9 @@ class BalanceHotDistance(_HotDistanceFilter):
         gt (:class:`ArrayKey`):
 
             The binary gt, ``(classes, [z,] y, x)``, or without a channel axis
-            for a single class.
+            for a single class; with the predictor's ``groups``, an integer
+            label image ``([z,] y, x)`` (its ``unannotated`` ids get weight 0,
+            and count as unknown for ``mask_distances``).
 
         target (:class:`ArrayKey`):
 
@@ -365,9 +385,44 @@ class BalanceHotDistance(_HotDistanceFilter):
 
             Binary mask of the gt (1 known, 0 unknown), one channel per class
             or none (for all classes). All known if not given.
+
+    Examples:
+
+        >>> import gunpowder as gp
+        >>> import numpy as np
+        >>> from funlib.persistence import Array
+        >>> from gp_hotdistance import AddHotDistance, HotDistancePredictor
+        >>> predictor = HotDistancePredictor(["cell"], scale_factor=8.0, mask_distances=False)
+        >>> keys = [gp.ArrayKey(name) for name in ("GT", "TARGET", "WEIGHTS")]
+        >>> gt_key, target_key, weights_key = keys
+        >>> labels = np.zeros((32, 32), np.uint8)
+        >>> labels[:, :8] = 1
+        >>> gt = Array(labels, offset=(0, 0), voxel_size=(4, 4))
+        >>> balance = BalanceHotDistance(predictor, gt_key, target_key, weights_key)
+        >>> pipeline = (
+        ...     gp.ArraySource(gt_key, gt, interpolatable=False)
+        ...     + gp.Pad(gt_key, None)
+        ...     + AddHotDistance(predictor, gt_key, target_key)
+        ...     + balance
+        ... )
+        >>> request = gp.BatchRequest()
+        >>> request[weights_key] = gp.ArraySpec(roi=gp.Roi((0, 0), (128, 128)))
+        >>> with gp.build(pipeline):
+        ...     batch = pipeline.request_batch(request)
+        >>> batch[weights_key].data.shape
+        (2, 32, 32)
+        >>> balance.moving_class_counts.tolist()  # background, foreground per channel
+        [[768, 256], [768, 256]]
     """
 
-    def __init__(self, predictor, gt, target, weights, mask=None):
+    def __init__(
+        self,
+        predictor: HotDistancePredictor,
+        gt: ArrayKey,
+        target: ArrayKey,
+        weights: ArrayKey,
+        mask: Optional[ArrayKey] = None,
+    ) -> None:
         super().__init__(predictor, gt, mask)
         self.target = target
         self.weights = weights
@@ -375,12 +430,12 @@ class BalanceHotDistance(_HotDistanceFilter):
         self._warned_unshared = False
 
     @property
-    def moving_class_counts(self):
+    def moving_class_counts(self) -> np.ndarray:
         """A copy of the counts: ``int64``, ``(2 * classes, 2)``, background
         and foreground voxels seen per target channel."""
         return self._counts.snapshot()
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         """The class names and the moving class counts, to save with a
         checkpoint.
 
@@ -396,7 +451,7 @@ class BalanceHotDistance(_HotDistanceFilter):
             "moving_class_counts": self._counts.snapshot().tolist(),
         }
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict) -> None:
         """Continue from the counts of :meth:`state_dict`.
 
         Args:
@@ -439,7 +494,7 @@ class BalanceHotDistance(_HotDistanceFilter):
         )
         self._counts.assign(counts)
 
-    def setup(self):
+    def setup(self) -> None:
         spec = self._check_upstream([self.target, self.weights])
         if self.target not in self.spec:
             raise BatchFilterError(
@@ -489,37 +544,34 @@ class BalanceHotDistance(_HotDistanceFilter):
             stacklevel=2,
         )
 
-    def prepare(self, request):
+    def prepare(self, request: BatchRequest) -> BatchRequest:
         roi = self._output_roi(request, self.weights)
         deps = BatchRequest()
         deps[self.gt] = self._input_request(request, self.gt, roi)
         deps[self.target] = self._input_request(request, self.target, roi)
+        grown = roi
+        if self.predictor.mask_distances:
+            grown = roi.grow(self.mask_padding, self.mask_padding)
         if self.mask is not None:
-            mask_roi = roi
-            if self.predictor.mask_distances:
-                mask_roi = roi.grow(self.mask_padding, self.mask_padding)
-            deps[self.mask] = self._input_request(request, self.mask, mask_roi)
+            deps[self.mask] = self._input_request(request, self.mask, grown)
+        if self._unannotated():
+            # the unannotated ids are unknown too, as far as the mask is needed
+            deps[self.gt] = self._input_request(request, self.gt, grown)
         return deps
 
-    def process(self, batch, request):
+    def process(self, batch: Batch, request: BatchRequest) -> Batch:
         roi = request[self.weights].roi
-        voxel_size = self.spec[self.gt].voxel_size
-        gt, _ = self._classes_first(
-            batch[self.gt].crop(roi, copy=False), "gt", self.gt, per_class_only=True
-        )
+        voxel_size = _checks.as_spatial_voxel_size(self.spec[self.gt].voxel_size)
+        mask = None if self.mask is None else batch[self.mask].crop(roi, copy=False)
+        class_gt = self._class_gt(batch[self.gt].crop(roi, copy=False), mask)
         target = batch[self.target].crop(roi, copy=False).data
-        mask = unknown = None
-        if self.mask is not None:
-            mask, _ = self._classes_first(
-                batch[self.mask].crop(roi, copy=False), "mask", self.mask,
-                per_class_only=False,
-            )
-        with self._naming(gt=self.gt, labels=self.gt, mask=self.mask, target=self.target):
+        unknown = None
+        with self._naming(target=self.target):
             if self.predictor.mask_distances:
-                unknown = self._unknown_distance(batch, roi)
+                unknown = self._unknown_distance(batch, roi, voxel_size)
             counts_before = self._counts.snapshot()
-            weights, counts = self.predictor.process_weight(
-                gt, target, mask, voxel_size, counts_before, unknown
+            weights, counts = self.predictor._weights(
+                class_gt, target, voxel_size, counts_before, unknown
             )
         # what this batch saw; other workers may have counted meanwhile
         self._counts.add(counts - counts_before)
@@ -530,22 +582,41 @@ class BalanceHotDistance(_HotDistanceFilter):
         outputs[self.weights] = Array(weights, spec)
         return outputs
 
-    def _unknown_distance(self, batch, roi):
+    def _unknown_distance(self, batch, roi, voxel_size):
         """Distance to the unknown region over ``roi``, ``(classes, ...)``,
-        measured by :func:`~gp_hotdistance.distance.unknown_distance` in the mask
-        over the ROI grown by ``mask_padding`` (``inf``: nothing unknown
-        within the trust reach)."""
-        voxel_size = self.spec[self.gt].voxel_size
+        measured in the mask (and the gt's unannotated ids) over the ROI grown
+        by ``mask_padding`` (``inf``: nothing unknown within the trust
+        reach)."""
         classes = self.predictor.classes
-        if self.mask is None:
-            shape = (classes,) + tuple(roi.shape / voxel_size)
+        unannotated = self._unannotated()
+        if self.mask is None and not unannotated:
+            shape = (classes,) + tuple(roi.shape / self.spec[self.gt].voxel_size)
             return np.full(shape, np.inf, dtype=np.float32)
-        mask = batch[self.mask]
-        masks, shared = self._classes_first(mask, "mask", self.mask, per_class_only=False)
-        distances = [
-            unknown_distance(m, tuple(voxel_size), max_distance=self.trust_reach)
-            for m in (masks[:1] if shared else masks)
-        ]
-        distances = np.broadcast_to(distances, (classes,) + distances[0].shape)
-        spec = ArraySpec(roi=mask.spec.roi, voxel_size=voxel_size)
+        grown = roi.grow(self.mask_padding, self.mask_padding)
+        spatial_dims = len(voxel_size)
+        annotated = None
+        if unannotated:
+            labels = _gt.label_image(
+                batch[self.gt].crop(grown, copy=False).data, f"gt {self.gt}",
+                spatial_dims, self.predictor.channels,
+            )
+            annotated = ~_gt.members(labels, unannotated)
+            shape = (classes,) + labels.shape
+        mask = None
+        if self.mask is not None:
+            mask = _checks.as_array(
+                batch[self.mask].crop(grown, copy=False).data, f"mask {self.mask}"
+            )
+            shape = (classes,) + mask.shape[-spatial_dims:]
+        masks = _gt.class_mask(mask, shape, f"mask {self.mask}", annotated)
+        shared = classes == 1 or _checks.is_shared(masks)
+        distances = np.empty((1 if shared else classes,) + shape[1:], dtype=np.float32)
+        for c in range(distances.shape[0]):
+            _unknown_channel(masks[c], voxel_size, distances[c], self.trust_reach)
+        distances = np.broadcast_to(distances, shape)
+        spec = ArraySpec(roi=grown, voxel_size=self.spec[self.gt].voxel_size)
         return Array(distances, spec).crop(roi, copy=False).data
+
+    def _unannotated(self):
+        groups = self.predictor.groups
+        return () if groups is None else groups.unannotated

@@ -2,14 +2,20 @@
 :mod:`gp_hotdistance.distance` and :mod:`gp_hotdistance.weights`."""
 
 import logging
+from typing import TYPE_CHECKING, Optional, Tuple
 
 import numpy as np
 from funlib.geometry import Coordinate
+from funlib.persistence import Array
 
-from . import _arrays, _checks, _prediction
+from . import _arrays, _checks, _gt, _prediction
 from ._prediction import HotDistanceArrayType
-from .distance import context_distance, hot_distance_target, padding_voxels, signed_face_distance
-from .weights import distance_mask, hot_distance_weights, trust_reach
+from .distance import _target, context_distance, padding_voxels
+from .weights import _weights, distance_mask, trust_reach
+
+if TYPE_CHECKING:  # for the annotations only: neither is needed at run time
+    import gunpowder
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -25,11 +31,18 @@ class HotDistancePredictor:
     class, negative outside. (The terms are defined in
     :mod:`gp_hotdistance.distance`.)
 
-    Attributes named by the spec: ``dt_scale_factor`` (the scale factor, also
-    :attr:`scale_factor`), ``max_distance`` (the context distance, see
-    :func:`~gp_hotdistance.distance.context_distance`: the only meaning of
-    that name in this package), ``norm`` (``"tanh"``), ``epsilon`` and
-    ``threshold``.
+    The gt is either binary, one channel per class (the channel axis may be
+    missing for one class), or, with ``groups``, one integer label image whose
+    ids make up the classes (see ``docs/label_groups.md``).
+
+    Attributes named by the spec: ``dt_scale_factor`` (an alias of
+    :attr:`scale_factor`), ``max_distance`` (the context distance of the
+    target, see :func:`~gp_hotdistance.distance.context_distance`; not the
+    ``max_distance`` argument of
+    :func:`~gp_hotdistance.distance.unknown_distance`, which is a cap on the
+    distances it reports), ``norm`` (``"tanh"``), ``epsilon`` and
+    ``threshold``. The spec's :meth:`process` is an alias of
+    :meth:`compute_target`.
 
     Where the reference implementation this API comes from is wrong, this one
     does the right thing; the README's table "How it differs from the
@@ -72,6 +85,49 @@ class HotDistancePredictor:
         clipmin, clipmax (``float``, optional):
 
             Bounds on the class fractions when balancing. Default 0.05, 0.95.
+
+        groups (``dict``, optional):
+
+            Keyword only. The gt is then one integer label image (no channel
+            axis, any integer dtype, either byte order): ``{class name: [label
+            ids]}``, one entry per class in ``channels`` (which gives the
+            order); groups may overlap; ids in no group are background. The
+            string ``"nonzero"`` in place of a list makes a class of every
+            non-zero id (an instance label volume of one class).
+
+        unannotated (``list`` of ``int``, optional):
+
+            Keyword only, with ``groups``: label ids that mean "not
+            annotated". The mask is 0 there for every class (on top of the
+            mask given, if any).
+
+        instances (``list`` of ``str``, optional):
+
+            Keyword only, with ``groups``: classes whose distances are
+            measured to the nearest face between different ids (different
+            instances of the class, or the class and anything else), so that
+            touching instances are apart in the target.
+
+    Examples:
+
+        >>> import numpy as np
+        >>> from funlib.persistence import Array
+        >>> predictor = HotDistancePredictor(["cell"], scale_factor=4.0, mask_distances=False)
+        >>> gt = Array(np.array([[0, 0, 1, 1]], np.uint8), offset=(0, 0), voxel_size=(2, 2))
+        >>> predictor.create_target(gt)[gt.roi].round(2)
+        array([[[ 0.  ,  0.  ,  1.  ,  1.  ]],
+        <BLANKLINE>
+               [[-0.64, -0.24,  0.24,  0.64]]], dtype=float32)
+
+        A label image whose ids 3 and 4 make up "mito", id 9 "er":
+
+        >>> predictor = HotDistancePredictor(
+        ...     ["mito", "er"], 4.0, False, groups={"mito": [3, 4], "er": [9]})
+        >>> labels = np.array([[0, 3, 4, 9]], np.uint64)
+        >>> predictor.compute_target(labels, (2, 2))[:2]
+        array([[[0., 1., 1., 0.]],
+        <BLANKLINE>
+               [[0., 0., 0., 1.]]], dtype=float32)
     """
 
     norm = "tanh"
@@ -87,6 +143,10 @@ class HotDistancePredictor:
         threshold=0.8,
         clipmin=0.05,
         clipmax=0.95,
+        *,
+        groups=None,
+        unannotated=None,
+        instances=None,
     ):
         channels = _checks.class_names(channels)
         if not isinstance(mask_distances, (bool, np.bool_)):
@@ -94,34 +154,35 @@ class HotDistancePredictor:
         kernel_size = _checks.check_positive_int(kernel_size, "kernel_size")
 
         self.channels = channels
-        self.dt_scale_factor = _checks.check_positive(scale_factor, "scale_factor")
+        self.scale_factor = _checks.check_positive(scale_factor, "scale_factor")
         self.mask_distances = bool(mask_distances)
         self.kernel_size = kernel_size
         self.tolerance = _checks.check_fraction(tolerance, "tolerance")
         self.epsilon = _checks.check_nonnegative(epsilon, "epsilon")
         self.threshold = _checks.check_fraction(threshold, "threshold")
         self.clipmin, self.clipmax = _checks.check_clip(clipmin, clipmax)
+        self.groups = _gt.label_groups(groups, channels, unannotated, instances)
         self.max_distance = context_distance(
-            self.dt_scale_factor, self.tolerance, self.threshold
+            self.scale_factor, self.tolerance, self.threshold
         )
 
     @property
-    def scale_factor(self):
-        """The scale factor of the distance transform (world units)."""
-        return self.dt_scale_factor
+    def dt_scale_factor(self) -> float:
+        """The spec's name of :attr:`scale_factor`."""
+        return self.scale_factor
 
     @property
-    def classes(self):
+    def classes(self) -> int:
         """The number of classes."""
         return len(self.channels)
 
     @property
-    def embedding_dims(self):
+    def embedding_dims(self) -> int:
         """The number of output channels: one-hot plus distance per class."""
         return 2 * self.classes
 
     @property
-    def output_array_type(self):
+    def output_array_type(self) -> HotDistanceArrayType:
         """A :class:`HotDistanceArrayType` with ``embedding_dims`` named,
         interpolatable channels."""
         names = [f"{name}_hot" for name in self.channels]
@@ -129,15 +190,23 @@ class HotDistancePredictor:
         return HotDistanceArrayType(tuple(names))
 
     def __repr__(self):
+        groups = ""
+        if self.groups is not None:
+            settings = self.groups.settings(self.channels)
+            groups = f", groups={settings['groups']!r}"
+            if settings["unannotated"]:
+                groups += f", unannotated={settings['unannotated']!r}"
+            if settings["instances"]:
+                groups += f", instances={settings['instances']!r}"
         return (
             f"HotDistancePredictor(channels={self.channels!r}, "
-            f"scale_factor={self.dt_scale_factor!r}, "
-            f"mask_distances={self.mask_distances!r})"
+            f"scale_factor={self.scale_factor!r}, "
+            f"mask_distances={self.mask_distances!r}{groups})"
         )
 
     # -- model ---------------------------------------------------------------
 
-    def create_model(self, architecture):
+    def create_model(self, architecture: "torch.nn.Module") -> "torch.nn.Module":
         """The architecture followed by a convolution to ``embedding_dims``
         channels.
 
@@ -167,15 +236,24 @@ class HotDistancePredictor:
 
     # -- target ----------------------------------------------------------------
 
-    def process(self, labels, voxel_size, normalize=None, normalize_args=None):
-        """The target of a binary ground truth as a numpy array.
+    def compute_target(
+        self,
+        gt: np.ndarray,
+        voxel_size,
+        *,
+        normalize: Optional[str] = "tanh",
+        scale_factor: Optional[float] = None,
+        name: str = "gt",
+    ) -> np.ndarray:
+        """The target of a ground truth as a numpy array.
 
         Args:
 
-            labels (``ndarray``):
+            gt (``ndarray``):
 
-                Binary gt, ``(classes, [z,] [y,] x)``; without a channel axis
-                when there is one class.
+                Binary gt, ``(classes, [z,] [y,] x)`` (without a channel axis
+                when there is one class); with the predictor's ``groups``, an
+                integer label image ``([z,] [y,] x)``.
 
             voxel_size (``Coordinate`` or sequence):
 
@@ -183,15 +261,17 @@ class HotDistancePredictor:
 
             normalize (``str``, optional):
 
-                ``None`` for raw signed distances (world units, ``+-inf``
-                where a channel has no face), or ``"tanh"``. (The nodes and
-                :meth:`create_target` pass ``"tanh"``; see also
-                :meth:`create_distance_mask`, where ``None`` means ``"tanh"``.)
+                ``"tanh"`` (the default), or ``None`` for raw signed distances
+                (world units, ``+-inf`` where a channel has no face).
 
-            normalize_args (``float``, optional):
+            scale_factor (``float``, optional):
 
-                The scale of ``"tanh"``; the predictor's ``scale_factor`` by
-                default.
+                The scale of ``"tanh"``; the predictor's :attr:`scale_factor`
+                by default.
+
+            name (``str``, optional):
+
+                The name of ``gt`` in error messages.
 
         Returns:
 
@@ -200,22 +280,44 @@ class HotDistancePredictor:
 
         Raises:
 
-            ValueError: ``labels`` of another shape than ``(classes, ...)``
-            with one spatial axis per ``voxel_size`` entry, values other than
-            0 and 1, or a ``normalize`` other than ``None`` and ``"tanh"``.
-        """
-        voxel_size = _checks.as_spatial_voxel_size(voxel_size)
-        labels = self._with_channel_axis(labels, "labels", len(voxel_size))
-        if normalize is None:
-            target = np.empty((2 * self.classes,) + labels.shape[1:], dtype=np.float32)
-            for c in range(self.classes):
-                target[self.classes + c] = signed_face_distance(labels[c], voxel_size)
-                target[c] = labels[c]
-            return target
-        scale = self._normalization(normalize, normalize_args)
-        return hot_distance_target(labels, voxel_size, scale)
+            ValueError: ``gt`` of another shape than ``(classes, ...)`` (or a
+            label image's) with one spatial axis per ``voxel_size`` entry,
+            binary channels with values other than 0 and 1, a bad voxel size
+            or a ``normalize`` other than ``None`` and ``"tanh"``.
 
-    def create_target(self, gt):
+            TypeError: ``gt`` that is not an array of numbers (or, with
+            ``groups``, not of integers), a voxel size that is not a sequence
+            of numbers.
+        """
+        inverse_scale = 0.0
+        if normalize is not None:
+            inverse_scale = 1.0 / self._normalization(normalize, scale_factor, "scale_factor")
+        return self._numpy_target(gt, voxel_size, inverse_scale, name)
+
+    def process(
+        self,
+        labels: np.ndarray,
+        voxel_size,
+        normalize: Optional[str] = None,
+        normalize_args: Optional[float] = None,
+    ) -> np.ndarray:
+        """The spec's name of :meth:`compute_target`, with the spec's
+        defaults: ``process(labels, voxel_size, normalize, normalize_args)``
+        is ``compute_target(labels, voxel_size, normalize=normalize,
+        scale_factor=normalize_args, name="labels")``; ``normalize=None``
+        (the default here) gives raw signed distances.
+
+        Raises:
+
+            ValueError, TypeError: as :meth:`compute_target` (its ``gt`` named
+            ``labels``).
+        """
+        inverse_scale = 0.0
+        if normalize is not None:
+            inverse_scale = 1.0 / self._normalization(normalize, normalize_args)
+        return self._numpy_target(labels, voxel_size, inverse_scale, "labels")
+
+    def create_target(self, gt: Array) -> Array:
         """The target of a gt ``Array``, as an ``Array`` with the same offset
         and voxel size.
 
@@ -223,7 +325,8 @@ class HotDistancePredictor:
 
             gt (``funlib.persistence.Array``):
 
-                Binary gt with one channel per class (or none, for one class).
+                Binary gt with one channel per class (or none, for one class),
+                or, with ``groups``, an integer label image.
 
         Returns:
 
@@ -237,21 +340,27 @@ class HotDistancePredictor:
             values other than 0 and 1.
         """
         data = _arrays.array_data(gt, "gt")
-        # checked here so that a wrong gt is reported as "gt", not "labels"
-        data = self._with_channel_axis(data, "gt", gt.voxel_size.dims)
-        target = self.process(data, gt.voxel_size, self.norm, self.dt_scale_factor)
+        voxel_size = _checks.as_spatial_voxel_size(gt.voxel_size)
+        class_gt = self._class_gt(data, None, len(voxel_size), "gt")
+        target = self._target(class_gt, voxel_size, 1.0 / self.scale_factor)
         return _arrays.like(target, gt)
 
     # -- weights ---------------------------------------------------------------
 
-    def create_weight(self, gt, target, mask, moving_class_counts=None):
+    def create_weight(
+        self,
+        gt: Array,
+        target: Array,
+        mask: Optional[Array],
+        moving_class_counts: Optional[np.ndarray] = None,
+    ) -> Tuple[Array, np.ndarray]:
         """Class-balanced weights for ``target``, and the updated counts.
 
         Args:
 
             gt (``funlib.persistence.Array``):
 
-                The binary gt the target was made from.
+                The gt the target was made from.
 
             target (``funlib.persistence.Array``):
 
@@ -272,20 +381,28 @@ class HotDistancePredictor:
             ``(weights, counts)``: a ``float32`` ``Array`` like the target,
             and the updated ``(embedding_dims, 2)`` counts.
         """
-        gt_data = self._with_channel_axis(
-            _arrays.array_data(gt, "gt"), "gt", gt.voxel_size.dims
-        )
+        gt_data = _arrays.array_data(gt, "gt")
         target_data = _arrays.array_data(target, "target")
         mask_data = None if mask is None else _arrays.array_data(mask, "mask")
         _arrays.check_aligned(gt, mask=mask, target=target)
-        weights, counts = self.process_weight(
-            gt_data, target_data, mask_data, gt.voxel_size, moving_class_counts
+        voxel_size = _checks.as_spatial_voxel_size(gt.voxel_size)
+        if moving_class_counts is not None:
+            moving_class_counts = _checks.as_counts(moving_class_counts, self.embedding_dims)
+        class_gt = self._class_gt(gt_data, mask_data, len(voxel_size), "gt", "mask")
+        weights, counts = self._weights(
+            class_gt, target_data, voxel_size, moving_class_counts, None
         )
         return _arrays.like(weights, gt), counts
 
     def process_weight(
-        self, labels, target, mask, voxel_size, moving_class_counts=None, unknown=None
-    ):
+        self,
+        labels: np.ndarray,
+        target: np.ndarray,
+        mask: Optional[np.ndarray],
+        voxel_size,
+        moving_class_counts: Optional[np.ndarray] = None,
+        unknown: Optional[np.ndarray] = None,
+    ) -> Tuple[np.ndarray, np.ndarray]:
         """The numpy-level :meth:`create_weight`: ``(weights, counts)``.
 
         ``unknown`` is passed on to
@@ -293,28 +410,20 @@ class HotDistancePredictor:
         unknown region when ``labels`` is a crop of a larger region.
         """
         voxel_size = _checks.as_spatial_voxel_size(voxel_size)
-        labels = self._with_channel_axis(labels, "labels", len(voxel_size))
         if moving_class_counts is not None:
             # checked here so that an error names this method's argument
             moving_class_counts = _checks.as_counts(moving_class_counts, self.embedding_dims)
-        return hot_distance_weights(
-            labels,
-            target,
-            mask,
-            voxel_size,
-            self.dt_scale_factor,
-            counts=moving_class_counts,
-            mask_distances=self.mask_distances,
-            epsilon=self.epsilon,
-            threshold=self.threshold,
-            clipmin=self.clipmin,
-            clipmax=self.clipmax,
-            unknown=unknown,
-        )
+        class_gt = self._class_gt(labels, mask, len(voxel_size), "labels", "mask")
+        return self._weights(class_gt, target, voxel_size, moving_class_counts, unknown)
 
     def create_distance_mask(
-        self, distances, mask, voxel_size, normalize=None, normalize_args=None
-    ):
+        self,
+        distances: np.ndarray,
+        mask: Optional[np.ndarray],
+        voxel_size,
+        normalize: Optional[str] = None,
+        normalize_args: Optional[float] = None,
+    ) -> np.ndarray:
         """Where the target distances can be trusted (1) or not (0).
 
         Args:
@@ -372,7 +481,7 @@ class HotDistancePredictor:
 
     # -- context ---------------------------------------------------------------
 
-    def padding(self, gt_voxel_size):
+    def padding(self, gt_voxel_size) -> Coordinate:
         """Context needed on each side of a target ROI, in world units.
 
         Args:
@@ -398,7 +507,7 @@ class HotDistancePredictor:
             ))
         return Coordinate(padding_voxels(reach, voxel_size)) * Coordinate(gt_voxel_size)
 
-    def gt_region_for_roi(self, target_spec):
+    def gt_region_for_roi(self, target_spec: "gunpowder.ArraySpec") -> "gunpowder.ArraySpec":
         """The gt spec needed to compute the target over ``target_spec``.
 
         Args:
@@ -426,7 +535,7 @@ class HotDistancePredictor:
             gt_spec.roi = roi.grow(padding, padding)
         return gt_spec
 
-    def to_target_range(self, prediction, *, channel_axis=0):
+    def to_target_range(self, prediction, *, channel_axis: int = 0):
         """The raw output of a network trained with
         :class:`~gp_hotdistance.HotDistanceLoss`, in the target's ranges.
 
@@ -465,13 +574,37 @@ class HotDistancePredictor:
 
     # -- helpers ---------------------------------------------------------------
 
-    def _normalization(self, normalize, normalize_args):
+    def _normalization(self, normalize, normalize_args, name="normalize_args"):
         if normalize != "tanh":
             raise ValueError(f"normalize must be None or 'tanh', got {normalize!r}")
         if normalize_args is None:
-            return self.dt_scale_factor
-        return _checks.check_positive(normalize_args, "normalize_args")
+            return self.scale_factor
+        return _checks.check_positive(normalize_args, name)
 
-    def _with_channel_axis(self, labels, name, spatial_dims):
-        """``labels`` with its channel axis; one class may come without one."""
-        return _checks.with_class_axis(labels, self.channels, name, spatial_dims)
+    def _class_gt(self, gt, mask, spatial_dims, gt_name, mask_name="mask"):
+        """The gt (and mask) through the package's one entry: a checked
+        :class:`~gp_hotdistance._gt.ClassGt`."""
+        return _gt.class_gt(
+            gt, mask, channels=self.channels, spatial_dims=spatial_dims,
+            groups=self.groups, gt_name=gt_name, mask_name=mask_name,
+        )
+
+    def _numpy_target(self, gt, voxel_size, inverse_scale, name):
+        voxel_size = _checks.as_spatial_voxel_size(voxel_size)
+        class_gt = self._class_gt(gt, None, len(voxel_size), name)
+        return self._target(class_gt, voxel_size, inverse_scale)
+
+    def _target(self, class_gt, voxel_size, inverse_scale):
+        """The target of a checked gt (raw distances where ``inverse_scale``
+        is 0)."""
+        return _target(class_gt.channels, voxel_size, inverse_scale,
+                       class_gt.instance_labels)
+
+    def _weights(self, class_gt, target, voxel_size, counts, unknown):
+        """``(weights, counts)`` of a checked gt and mask."""
+        return _weights(
+            class_gt.channels, target, class_gt.mask, voxel_size, self.scale_factor,
+            counts=counts, mask_distances=self.mask_distances, epsilon=self.epsilon,
+            threshold=self.threshold, clipmin=self.clipmin, clipmax=self.clipmax,
+            unknown=unknown,
+        )

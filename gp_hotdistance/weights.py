@@ -158,6 +158,12 @@ def distance_mask(
     scale_factor, threshold = _checks.check_scale_threshold(scale_factor, threshold)
     epsilon = _checks.check_nonnegative(epsilon, "epsilon")
     masks = _checks.mask_channels(mask, distances.shape, "mask")
+    return _distance_mask(distances, masks, voxel_size, scale_factor, epsilon, threshold)
+
+
+def _distance_mask(distances, masks, voxel_size, scale_factor, epsilon, threshold):
+    """:func:`distance_mask` of checked arguments; ``masks`` ``(C, ...)`` or
+    ``None``."""
     reach = trust_reach(scale_factor, threshold, voxel_size=voxel_size)
     unknown = _UnknownDistances(masks, distances.shape, voxel_size, reach)
     result = np.empty(distances.shape, dtype=np.uint8)
@@ -315,11 +321,23 @@ def hot_distance_weights(
     gt = _checks.as_array(gt, "gt")
     spatial_dims = _checks.check_spatial_rank(gt, "gt", channel_axis=True)
     voxel_size = _checks.as_voxel_size(voxel_size, spatial_dims)
-    classes = gt.shape[0]
-    for c in range(classes):
+    for c in range(gt.shape[0]):
         _checks.check_binary(gt[c], f"gt channel {c}")
-    target = _check_target(target, gt.shape)
     masks = _checks.mask_channels(mask, gt.shape, "mask")
+    return _weights(
+        gt, target, masks, voxel_size, scale_factor, counts=counts,
+        mask_distances=mask_distances, epsilon=epsilon, threshold=threshold,
+        clipmin=clipmin, clipmax=clipmax, unknown=unknown,
+    )
+
+
+def _weights(gt, target, masks, voxel_size, scale_factor, *, counts, mask_distances,
+             epsilon, threshold, clipmin, clipmax, unknown):
+    """:func:`hot_distance_weights` of checked binary channels ``gt`` ``(C,
+    ...)`` and masks ``(C, ...)`` (or ``None``); the other arguments are
+    checked here (cheap: shapes and numbers)."""
+    classes = gt.shape[0]
+    target = _check_target(target, gt.shape)
     counts = _checks.as_counts(counts, 2 * classes, "counts")
     clipmin, clipmax = _checks.check_clip(clipmin, clipmax)
     scale_factor = _checks.check_positive(scale_factor, "scale_factor")

@@ -149,9 +149,9 @@ CASES = {
         lambda: two_classes().create_target(array(with_value(np.nan, np.float32), (2, 2))),
         "gt channel 0",
     ),
-    "gt-value-2": (lambda: two_classes().process(with_value(2, np.int32), (2, 2), "tanh"), "gt channel 0"),
-    "gt-value-minus-1": (lambda: two_classes().process(with_value(-1, np.int8), (2, 2), "tanh"), "gt channel 0"),
-    "gt-value-half": (lambda: two_classes().process(with_value(0.5, np.float32), (2, 2), "tanh"), "gt channel 0"),
+    "gt-value-2": (lambda: two_classes().process(with_value(2, np.int32), (2, 2), "tanh"), "labels channel 0"),
+    "gt-value-minus-1": (lambda: two_classes().process(with_value(-1, np.int8), (2, 2), "tanh"), "labels channel 0"),
+    "gt-value-half": (lambda: two_classes().process(with_value(0.5, np.float32), (2, 2), "tanh"), "labels channel 0"),
     "gt-value-256-uint16": (
         lambda: hd.hot_distance_target(with_value(256, np.uint16), (2, 2), 10.0), "gt channel 0",
     ),
@@ -308,6 +308,42 @@ CASES = {
     "precompute-out-contains-gt": (
         lambda: precompute_target("x.zarr", "labels/gt", "labels", P(["mito"], 1.0, False)), "out"
     ),
+    # -- label images with class groups ----------------------------------------
+    "groups-unknown-class": (
+        lambda: P(["mito", "er"], 1.0, False, groups={"mito": [1], "er": [2], "golgi": [3]}),
+        "groups",
+    ),
+    "groups-missing-class": (lambda: P(["mito", "er"], 1.0, False, groups={"mito": [1]}), "groups"),
+    "groups-empty": (lambda: P(["mito", "er"], 1.0, False, groups={"mito": [], "er": [2]}), "groups"),
+    "groups-non-integer-ids": (
+        lambda: P(["mito", "er"], 1.0, False, groups={"mito": [1.5], "er": [2]}), "groups",
+    ),
+    "groups-ids-string": (
+        lambda: P(["mito", "er"], 1.0, False, groups={"mito": "3,4", "er": [2]}), "groups",
+    ),
+    "groups-not-a-mapping": (lambda: P(["mito", "er"], 1.0, False, groups=[1, 2]), "groups"),
+    "unannotated-without-groups": (
+        lambda: P(["mito", "er"], 1.0, False, unannotated=[0]), "unannotated",
+    ),
+    "instances-unknown-class": (
+        lambda: P(["mito", "er"], 1.0, False, groups={"mito": [1], "er": [2]},
+                  instances=["golgi"]),
+        "instances",
+    ),
+    "instances-id-0": (
+        lambda: P(["mito", "er"], 1.0, False, groups={"mito": [0, 1], "er": [2]},
+                  instances=["mito"]),
+        "instances",
+    ),
+    "groups-labels-with-channel-axis": (
+        lambda: grouped().create_target(array(np.zeros((2, 4, 5), np.uint8), (2, 2))), "gt",
+    ),
+    "groups-float-labels": (
+        lambda: grouped().process(np.zeros((4, 5), np.float32), (2, 2), "tanh"), "labels",
+    ),
+    "groups-bool-labels": (
+        lambda: grouped().compute_target(np.zeros((4, 5), bool), (2, 2)), "gt",
+    ),
 }
 
 
@@ -325,6 +361,10 @@ def request_larger_than_data(random_location):
     request[TARGET] = ArraySpec(roi=Roi((0, 0), (200, 200)))
     with gp.build(pipeline):
         pipeline.request_batch(request)
+
+
+def grouped():
+    return P(["mito", "er"], 10.0, False, groups={"mito": [1, 2], "er": [3]})
 
 
 def read_table():

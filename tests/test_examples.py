@@ -232,3 +232,10 @@ def test_the_noise_default_is_for_the_synthetic_volume_only():
     user_data = ["--zarr", "d.zarr", "--raw", "r", "--gt", "g", "--classes", "a"]
     assert train.parse_args([*user_data, "--elastic"]).noise_var == 0.0
     assert train.parse_args([*user_data, "--elastic", "--noise-var", "0.01"]).noise_var == 0.01
+
+
+def test_label_groups_example_runs(tmp_path):
+    result = run_example("label_groups.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "mito one-hot equals the binary mito channel: True" in result.stdout
+    assert "weight in the unannotated box: 0.0" in result.stdout

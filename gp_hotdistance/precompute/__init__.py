@@ -176,7 +176,8 @@ def precompute_target(
         Path of the zarr container (a directory).
     gt : str
         Dataset of the binary gt in the container: ``(classes, z, y, x)``, or
-        ``(z, y, x)`` for one class, with funlib.persistence metadata.
+        ``(z, y, x)`` for one class, with funlib.persistence metadata; with
+        the predictor's ``groups``, an integer label image ``(z, y, x)``.
     out : str
         Dataset to write the target to.
     predictor : HotDistancePredictor

@@ -115,6 +115,19 @@ def _channel_count(array, role, dataset):
 
 def check_channels(gt_array, predictor, dataset):
     channels = _channel_count(gt_array, "gt", dataset)
+    if predictor.groups is not None:
+        if channels is not None:
+            raise ValueError(
+                f"gt dataset {dataset!r} has {channels} channels (shape "
+                f"{gt_array.shape}), but the predictor's classes are groups of label "
+                f"ids: it needs one label image without a channel axis"
+            )
+        if not np.issubdtype(gt_array.dtype, np.integer):
+            raise TypeError(
+                f"gt dataset {dataset!r} must be an integer label image when the "
+                f"classes are groups of label ids, got dtype {gt_array.dtype}"
+            )
+        return
     if channels is None and predictor.classes == 1:
         return
     if channels != predictor.classes:
@@ -153,7 +166,8 @@ def check_values(job, sample_blocks):
     grid = job.grid
     count = int(np.prod(grid))
     picks = np.unique(np.linspace(0, count - 1, min(sample_blocks, count)).astype(int))
-    datasets = [("gt", job.gt, job.gt_array)]
+    # a label image (the predictor's groups) may hold any id
+    datasets = [] if job.predictor.groups is not None else [("gt", job.gt, job.gt_array)]
     if job.mask is not None:
         datasets.append(("mask", job.mask, job.mask_array))
     for flat in picks:
@@ -220,4 +234,7 @@ def run_settings(gt, mask, predictor, gt_array, block_voxels):
         "shape": list(gt_array.roi.shape / gt_array.voxel_size),
         "voxel_size": list(gt_array.voxel_size),
     }
+    if predictor.groups is not None:
+        # only with groups, so that the settings of binary gts stay as they were
+        settings["groups"] = predictor.groups.settings(predictor.channels)
     return json.loads(json.dumps(settings))

@@ -57,9 +57,9 @@ def claim_outputs(job, done, overwrite):
         if previous == job.settings and len(existing) == len(job.outputs):
             return True
         differences = ", ".join(
-            f"{key}: {previous.get(key)!r} then, {job.settings[key]!r} now"
-            for key in job.settings
-            if previous.get(key) != job.settings[key]
+            f"{key}: {previous.get(key)!r} then, {job.settings.get(key)!r} now"
+            for key in list(job.settings) + [k for k in previous if k not in job.settings]
+            if previous.get(key) != job.settings.get(key)
         )
         if not differences:  # same settings, but an output was removed since
             missing = [name for name in job.outputs if name not in ours]

@@ -88,9 +88,13 @@ class _BlockWriter:
         # beyond the data there is nothing, as for the whole volume in memory
         context_roi = read_roi.intersect(gt.roi)
         try:
-            target = self.predictor.process(
-                np.asarray(gt[context_roi]), voxel_size, self.predictor.norm,
-                self.predictor.scale_factor,
+            # the gt (binary channels, or a label image with the predictor's
+            # groups) through the package's one entry, checked once
+            class_gt = self.predictor._class_gt(
+                np.asarray(gt[context_roi]), None, voxel_size.dims, "gt"
+            )
+            target = self.predictor._target(
+                class_gt, tuple(float(v) for v in voxel_size), 1.0 / self.predictor.scale_factor
             )
         except ValueError as error:
             raise InvalidDataError(
@@ -103,6 +107,11 @@ class _BlockWriter:
             if arrays["mask"] is not None:
                 mask_data = np.asarray(arrays["mask"][context_roi])
             try:
+                if class_gt.labels is not None:
+                    # the mask with the gt's unannotated ids zeroed
+                    mask_data = self.predictor._class_gt(
+                        class_gt.labels, mask_data, voxel_size.dims, "gt"
+                    ).mask
                 distance_mask = self.predictor.create_distance_mask(
                     target[self.predictor.classes:], mask_data, voxel_size
                 )
