@@ -36,7 +36,7 @@ class _HotDistanceFilter(BatchFilter):
     shrunk by the context), the grown upstream requests, and the inputs as
     ``(classes, ...)`` arrays."""
 
-    def __init__(self, predictor, gt, mask):
+    def __init__(self, predictor, gt, mask, threads):
         if not isinstance(predictor, HotDistancePredictor):
             raise TypeError(
                 f"predictor must be a HotDistancePredictor, got {type(predictor).__name__}"
@@ -44,6 +44,8 @@ class _HotDistanceFilter(BatchFilter):
         self.predictor = predictor
         self.gt = gt
         self.mask = mask
+        # None: the predictor's
+        self.threads = None if threads is None else _checks.check_threads(threads)
 
     def _check_upstream(self, output_keys):
         """Check the inputs in ``self.spec``; return the spec of the outputs."""
@@ -213,10 +215,16 @@ class AddHotDistance(_HotDistanceFilter):
             only checked when the pipeline is built (provided upstream, same
             voxel size as the gt, on the voxel grid), so that both nodes can
             be made from the same keys.
+
+        threads (``int``, optional, keyword only):
+
+            Threads the kernels may use per batch; the predictor's
+            ``threads`` (default 1) if not given. With ``gp.PreCache``, each
+            worker uses this many.
     """
 
-    def __init__(self, predictor, gt, target, mask=None):
-        super().__init__(predictor, gt, mask)
+    def __init__(self, predictor, gt, target, mask=None, *, threads=None):
+        super().__init__(predictor, gt, mask, threads)
         self.target = target
 
     def setup(self):
@@ -236,7 +244,8 @@ class AddHotDistance(_HotDistanceFilter):
         labels, _ = self._classes_first(gt, "gt", self.gt, per_class_only=True)
         with self._naming(gt=self.gt, labels=self.gt):
             target = self.predictor.process(
-                labels, gt.spec.voxel_size, self.predictor.norm, self.predictor.scale_factor
+                labels, gt.spec.voxel_size, self.predictor.norm, self.predictor.scale_factor,
+                threads=self.threads,
             )
         spec = self.spec[self.target].copy()
         spec.roi = gt.spec.roi
@@ -301,10 +310,15 @@ class BalanceHotDistance(_HotDistanceFilter):
 
             Binary mask of the gt (1 known, 0 unknown), one channel per class
             or none (for all classes). All known if not given.
+
+        threads (``int``, optional, keyword only):
+
+            Threads the kernels may use per batch (with ``mask_distances``);
+            the predictor's ``threads`` (default 1) if not given.
     """
 
-    def __init__(self, predictor, gt, target, weights, mask=None):
-        super().__init__(predictor, gt, mask)
+    def __init__(self, predictor, gt, target, weights, mask=None, *, threads=None):
+        super().__init__(predictor, gt, mask, threads)
         self.target = target
         self.weights = weights
         self._counts = SharedCounts((predictor.embedding_dims, 2))
@@ -454,7 +468,7 @@ class BalanceHotDistance(_HotDistanceFilter):
                 unknown = self._unknown_distance(batch, roi)
             counts_before = self._counts.snapshot()
             weights, counts = self.predictor.process_weight(
-                gt, target, mask, voxel_size, counts_before, unknown
+                gt, target, mask, voxel_size, counts_before, unknown, threads=self.threads
             )
         # what this batch saw; other workers may have counted meanwhile
         self._counts.add(counts - counts_before)
@@ -477,8 +491,11 @@ class BalanceHotDistance(_HotDistanceFilter):
             return np.full(shape, np.inf, dtype=np.float32)
         mask = batch[self.mask]
         masks, shared = self._classes_first(mask, "mask", self.mask, per_class_only=False)
+        threads = self.predictor.threads if self.threads is None else self.threads
         distances = [
-            unknown_distance(m, tuple(voxel_size), max_distance=self.trust_reach)
+            unknown_distance(
+                m, tuple(voxel_size), max_distance=self.trust_reach, threads=threads
+            )
             for m in (masks[:1] if shared else masks)
         ]
         distances = np.broadcast_to(distances, (classes,) + distances[0].shape)

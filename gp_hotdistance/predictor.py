@@ -71,6 +71,13 @@ class HotDistancePredictor:
         clipmin, clipmax (``float``, optional):
 
             Bounds on the class fractions when balancing. Default 0.05, 0.95.
+
+        threads (``int``, optional, keyword only):
+
+            Threads each call of the kernels may use (the target, the weights
+            with ``mask_distances``, the distance mask). Default 1, so that
+            N ``gp.PreCache`` workers on N cores do not oversubscribe them;
+            see docs/threads.md.
     """
 
     norm = "tanh"
@@ -86,6 +93,8 @@ class HotDistancePredictor:
         threshold=0.8,
         clipmin=0.05,
         clipmax=0.95,
+        *,
+        threads=1,
     ):
         channels = _checks.class_names(channels)
         if not isinstance(mask_distances, (bool, np.bool_)):
@@ -100,6 +109,7 @@ class HotDistancePredictor:
         self.epsilon = _checks.check_nonnegative(epsilon, "epsilon")
         self.threshold = _checks.check_fraction(threshold, "threshold")
         self.clipmin, self.clipmax = _checks.check_clip(clipmin, clipmax)
+        self.threads = _checks.check_threads(threads)
         self.max_distance = context_distance(
             self.dt_scale_factor, self.tolerance, self.threshold
         )
@@ -166,7 +176,7 @@ class HotDistancePredictor:
 
     # -- target ----------------------------------------------------------------
 
-    def process(self, labels, voxel_size, normalize=None, normalize_args=None):
+    def process(self, labels, voxel_size, normalize=None, normalize_args=None, *, threads=None):
         """The target of a binary ground truth as a numpy array.
 
         Args:
@@ -192,6 +202,10 @@ class HotDistancePredictor:
                 The scale of ``"tanh"``; the predictor's ``scale_factor`` by
                 default.
 
+            threads (``int``, optional):
+
+                Threads for this call; the predictor's ``threads`` by default.
+
         Returns:
 
             ``float32`` array ``(2 * classes, ...)``: one-hot channels, then
@@ -205,14 +219,17 @@ class HotDistancePredictor:
         """
         voxel_size = _checks.as_spatial_voxel_size(voxel_size)
         labels = self._with_channel_axis(labels, "labels", len(voxel_size))
+        threads = self._threads(threads)
         if normalize is None:
             target = np.empty((2 * self.classes,) + labels.shape[1:], dtype=np.float32)
             for c in range(self.classes):
-                target[self.classes + c] = signed_face_distance(labels[c], voxel_size)
+                target[self.classes + c] = signed_face_distance(
+                    labels[c], voxel_size, threads=threads
+                )
                 target[c] = labels[c]
             return target
         scale = self._normalization(normalize, normalize_args)
-        return hot_distance_target(labels, voxel_size, scale)
+        return hot_distance_target(labels, voxel_size, scale, threads=threads)
 
     def create_target(self, gt):
         """The target of a gt ``Array``, as an ``Array`` with the same offset
@@ -283,13 +300,15 @@ class HotDistancePredictor:
         return _arrays.like(weights, gt), counts
 
     def process_weight(
-        self, labels, target, mask, voxel_size, moving_class_counts=None, unknown=None
+        self, labels, target, mask, voxel_size, moving_class_counts=None, unknown=None,
+        *, threads=None,
     ):
         """The numpy-level :meth:`create_weight`: ``(weights, counts)``.
 
         ``unknown`` is passed on to
         :func:`~gp_hotdistance.hot_distance_weights`: the distance to the
         unknown region when ``labels`` is a crop of a larger region.
+        ``threads``: for this call; the predictor's ``threads`` by default.
         """
         voxel_size = _checks.as_spatial_voxel_size(voxel_size)
         labels = self._with_channel_axis(labels, "labels", len(voxel_size))
@@ -309,10 +328,12 @@ class HotDistancePredictor:
             clipmin=self.clipmin,
             clipmax=self.clipmax,
             unknown=unknown,
+            threads=self._threads(threads),
         )
 
     def create_distance_mask(
-        self, distances, mask, voxel_size, normalize=None, normalize_args=None
+        self, distances, mask, voxel_size, normalize=None, normalize_args=None, *,
+        threads=None,
     ):
         """Where the target distances can be trusted (1) or not (0).
 
@@ -345,6 +366,10 @@ class HotDistancePredictor:
                 The scale of ``"tanh"``; the predictor's ``scale_factor`` by
                 default.
 
+            threads (``int``, optional):
+
+                Threads for this call; the predictor's ``threads`` by default.
+
         Returns:
 
             ``uint8`` array ``(classes, ...)``.
@@ -366,7 +391,7 @@ class HotDistancePredictor:
         voxel_size = _checks.as_spatial_voxel_size(voxel_size)
         return distance_mask(
             distances, mask, voxel_size, scale,
-            epsilon=self.epsilon, threshold=self.threshold,
+            epsilon=self.epsilon, threshold=self.threshold, threads=self._threads(threads),
         )
 
     # -- context ---------------------------------------------------------------
@@ -454,6 +479,10 @@ class HotDistancePredictor:
         return _prediction.to_target_range(prediction, self.channels, channel_axis)
 
     # -- helpers ---------------------------------------------------------------
+
+    def _threads(self, threads):
+        """A call's ``threads``: the predictor's where ``None``."""
+        return self.threads if threads is None else _checks.check_threads(threads)
 
     def _normalization(self, normalize, normalize_args):
         if normalize != "tanh":
