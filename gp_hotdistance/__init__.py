@@ -18,9 +18,10 @@ Where things are:
 
 The compiled kernels (numba) are in the private :mod:`gp_hotdistance._kernels`,
 the argument checks shared by every layer in :mod:`gp_hotdistance._checks`.
-Importing the package selects numba's ``workqueue`` threading layer unless
-``NUMBA_THREADING_LAYER`` is set (see the README's "Threads, processes and
-dask").
+Importing or calling the package changes no process-wide setting (no numba
+threading layer or thread count, no environment variable); the kernels run on
+the number of threads each call asks for (``threads``, 1 by default). See
+docs/threads.md.
 """
 
 from . import distance, loss, metrics, postprocess, weights
