@@ -17,8 +17,8 @@ alternating run by run in this process, and the table gives both and the
 ratio (this checkout's time over the other's: below 1, this one is
 faster): on a noisy machine the only comparison worth reading. Both compile
 into a fresh, temporary numba cache then. The labels are uint8 (bool for a
-checkout from before the kernels took ranges of planes), as
-``hot_distance_target`` passes them to the kernel.
+checkout from before the face codes), as ``hot_distance_target`` passes
+them to the kernel; this checkout's passes read their face codes.
 """
 
 import argparse
@@ -56,32 +56,38 @@ def load_kernels(checkout, name):
 
 
 def step_inputs(kernels, labels, voxel_size, scale):
-    """Each step as a call, with the call that restores its input (or None)."""
-    if hasattr(kernels, "_split"):
-        # passes over a range of planes (first, last), on uint8 labels
-        labels = labels.view(np.uint8)
-        planes, slabs = (0, labels.shape[0]), (0, labels.shape[1])
-    else:
-        planes = slabs = (1,)  # parallel passes, one chunk on one numba thread
+    """Each step as a call, with the call that restores its input (or None).
+    The passes of this checkout read face codes (computed once here, not
+    timed), older ones the labels and the label outside."""
     spacing2 = tuple(float(v * v) for v in voxel_size)
     cap2 = (kernels.TANH_SATURATION * scale) ** 2
     outside = labels.dtype.type(0)
     has_outside = (False, False, False)
+    if hasattr(kernels, "face_codes"):
+        # passes over a range of planes (first, last), on face codes
+        codes = np.empty(labels.shape, dtype=np.uint8)
+        kernels.face_codes(labels.view(np.uint8), np.uint8(0), codes, 0, labels.shape[0])
+        labels = codes
+        head = ()  # the passes take no label for outside
+        planes, slabs = (0, labels.shape[0]), (0, labels.shape[1])
+    else:
+        head = (outside,)
+        planes = slabs = (1,)  # parallel passes, one chunk on one numba thread
     out = np.empty(labels.shape, dtype=np.float32)
     scratch = np.empty_like(out)
-    kernels._in_plane_pass(labels, spacing2, outside, has_outside, cap2, out, *planes)
+    kernels._in_plane_pass(labels, spacing2, *head, has_outside, cap2, out, *planes)
     after_in_plane = out.copy()
     kernels._across_planes_pass(
-        labels, spacing2, outside, has_outside, cap2, out, scratch, *slabs
+        labels, spacing2, *head, has_outside, cap2, out, scratch, *slabs
     )
     after_across, along_z = out.copy(), scratch.copy()
 
     def in_plane():
-        kernels._in_plane_pass(labels, spacing2, outside, has_outside, cap2, out, *planes)
+        kernels._in_plane_pass(labels, spacing2, *head, has_outside, cap2, out, *planes)
 
     def across():
         kernels._across_planes_pass(
-            labels, spacing2, outside, has_outside, cap2, out, scratch, *slabs
+            labels, spacing2, *head, has_outside, cap2, out, scratch, *slabs
         )
 
     def final():

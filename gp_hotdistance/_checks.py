@@ -224,10 +224,8 @@ def check_binary(array, name):
     """Raise unless ``array`` holds only 0 and 1 (bool, integer or float)."""
     if array.dtype == bool:
         return
-    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-        raise TypeError(
-            f"{name} must be a bool, integer or float array, got dtype {array.dtype}"
-        )
+    # by kind: numpy counts timedelta64 as a signed integer
+    check_numeric_dtype(array, name)
     low, high = array.min(), array.max()
     # NaN makes both comparisons false
     binary = low >= 0 and high <= 1

@@ -169,13 +169,34 @@ def test_sweep_columns_equals_brute_force(outside, shape):
         labels = rng.random(shape) < rng.random()
         spacing2, cap2 = rng.choice([1.0, 17.64, 1600.0]), rng.choice([np.inf, 50.0, 3000.0])
         got = np.empty(shape, dtype=np.float32)
-        # uint8, as the kernel gets labels
+        # the face codes of axis 0, written out here
+        codes = np.where(labels != bool(outside), _passes.NOT_OUTSIDE, 0).astype(np.uint8)
+        codes[1:] |= np.where(labels[1:] != labels[:-1], _passes.FACE_BEFORE_Z, 0).astype(
+            np.uint8
+        )
         _passes.sweep_columns(
-            labels.view(np.uint8), np.uint8(bool(outside)), outside is not None,
-            spacing2, cap2, got, work.faces,
+            codes, _passes.FACE_BEFORE_Z, outside is not None, spacing2, cap2, got, work.faces
         )
         expected = brute_force_sweep(labels, outside, spacing2, cap2)
         np.testing.assert_array_equal(got, expected, err_msg=f"trial {trial}: {labels}")
+
+
+@pytest.mark.parametrize("outside", [0, 3])
+def test_face_codes_written_out(outside):
+    """Each bit of the face codes against numpy's comparisons of shifted
+    labels, on uint64 labels split over several ranges of planes."""
+    rng = np.random.default_rng(outside)
+    labels = rng.integers(0, 4, (7, 9, 11)).astype(np.uint64)
+    codes = np.full(labels.shape, 255, np.uint8)
+    for first, last in ((0, 3), (3, 4), (4, 7)):
+        _passes.face_codes(labels, np.uint64(outside), codes, first, last)
+    expected = np.zeros(labels.shape, np.uint8)
+    expected[labels == 0] |= _passes.LABEL_ZERO
+    expected[labels != outside] |= _passes.NOT_OUTSIDE
+    expected[1:][labels[1:] != labels[:-1]] |= _passes.FACE_BEFORE_Z
+    expected[:, 1:][labels[:, 1:] != labels[:, :-1]] |= _passes.FACE_BEFORE_Y
+    expected[:, :, 1:][labels[:, :, 1:] != labels[:, :, :-1]] |= _passes.FACE_BEFORE_X
+    np.testing.assert_array_equal(codes, expected)
 
 
 def test_tanh_matches_libm_rounded_to_float32():

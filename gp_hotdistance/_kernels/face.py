@@ -83,7 +83,18 @@ import threading
 import numpy as np
 
 from ._jit import jit
-from .passes import envelope_columns, envelope_rows, line_work, sweep_columns, unmasked
+from .passes import (
+    FACE_BEFORE_X,
+    FACE_BEFORE_Y,
+    FACE_BEFORE_Z,
+    LABEL_ZERO,
+    envelope_columns,
+    envelope_rows,
+    face_codes,
+    line_work,
+    sweep_columns,
+    unmasked,
+)
 
 _INF = np.inf
 _INF32 = np.float32(np.inf)
@@ -132,29 +143,29 @@ ZERO_OUTSIDE = 2  # 0 where the label is 0
 # plane's steps run on data in cache. face_distance_3d splits each pass into
 # one range per thread. Column passes run along axis 0 of a plane, with SIMD
 # lanes across its contiguous axis; row passes along the contiguous axis.
-# Labels come as uint8 or uint64 (the public layer converts them), so each
-# pass compiles twice at most; the envelopes, which see no labels, once.
+# The passes read face codes (uint8, see passes.face_codes), not labels, so
+# they compile once whatever the labels' dtype.
 # ---------------------------------------------------------------------------
 
 
 @jit(nogil=True, error_model="numpy")
-def _in_plane_pass(labels, spacing2, outside, has_outside, cap2, out, first, last):
+def _in_plane_pass(codes, spacing2, has_outside, cap2, out, first, last):
     """Step 1, per z-plane of ``first:last``: ``out = min(P_y S_x, P_x S_y)``."""
-    nz, ny, nx = labels.shape
+    nz, ny, nx = codes.shape
     wz, wy, wx = spacing2
     work = line_work(ny, nx)
     along_x = np.empty((ny, nx), dtype=np.float32)
     spread = np.empty((ny, nx), dtype=np.float32)
     transposed = np.empty((nx, ny), dtype=np.float32)
-    transposed_labels = np.empty((nx, ny), dtype=labels.dtype)
+    transposed_codes = np.empty((nx, ny), dtype=np.uint8)
     for z in range(first, last):
-        plane = labels[z]
+        plane = codes[z]
         # S_x: the column sweep on the transposed plane runs on SIMD lanes
         for y in range(ny):
             for x in range(nx):
-                transposed_labels[x, y] = plane[y, x]
+                transposed_codes[x, y] = plane[y, x]
         sweep_columns(
-            transposed_labels, outside, has_outside[2], wx, cap2, transposed, work.faces
+            transposed_codes, FACE_BEFORE_X, has_outside[2], wx, cap2, transposed, work.faces
         )
         for y in range(ny):
             for x in range(nx):
@@ -164,7 +175,7 @@ def _in_plane_pass(labels, spacing2, outside, has_outside, cap2, out, first, las
                 spread[y, x] = along_x[y, x]
         envelope_columns(along_x, spread, wy, cap2, work)
         # along_x is free: S_y goes there, and bounds P_x S_y from above
-        sweep_columns(plane, outside, has_outside[1], wy, cap2, along_x, work.faces)
+        sweep_columns(plane, FACE_BEFORE_Y, has_outside[1], wy, cap2, along_x, work.faces)
         for y in range(ny):
             for x in range(nx):
                 spread[y, x] = min(spread[y, x], along_x[y, x])
@@ -175,15 +186,15 @@ def _in_plane_pass(labels, spacing2, outside, has_outside, cap2, out, first, las
 
 
 @jit(nogil=True, error_model="numpy")
-def _across_planes_pass(labels, spacing2, outside, has_outside, cap2, out, scratch, first, last):
+def _across_planes_pass(codes, spacing2, has_outside, cap2, out, scratch, first, last):
     """Step 2, per y-slab of ``first:last``: ``out = P_z out`` and ``scratch
     = S_z``."""
-    nz, ny, nx = labels.shape
+    nz, ny, nx = codes.shape
     wz, wy, wx = spacing2
     work = line_work(nz, nx)
     slab = np.empty((nz, nx), dtype=np.float32)
     spread = np.empty((nz, nx), dtype=np.float32)
-    slab_labels = np.empty((nz, nx), dtype=labels.dtype)
+    slab_codes = np.empty((nz, nx), dtype=np.uint8)
     for y in range(first, last):
         for z in range(nz):
             for x in range(nx):
@@ -193,15 +204,15 @@ def _across_planes_pass(labels, spacing2, outside, has_outside, cap2, out, scrat
         for z in range(nz):
             for x in range(nx):
                 out[z, y, x] = spread[z, x]
-                slab_labels[z, x] = labels[z, y, x]
-        sweep_columns(slab_labels, outside, has_outside[0], wz, cap2, slab, work.faces)
+                slab_codes[z, x] = codes[z, y, x]
+        sweep_columns(slab_codes, FACE_BEFORE_Z, has_outside[0], wz, cap2, slab, work.faces)
         for z in range(nz):
             for x in range(nx):
                 scratch[z, y, x] = slab[z, x]
 
 
 @jit(nogil=True, error_model="numpy")
-def _final_pass(labels, spacing2, cap2, sign_mode, inverse_scale, out, scratch, first, last):
+def _final_pass(codes, spacing2, cap2, sign_mode, inverse_scale, out, scratch, first, last):
     """Step 3, per z-plane of ``first:last``: ``out = min(out, P_x P_y
     S_z)``, then the square root, the sign (``sign_mode``) and, if
     ``inverse_scale > 0``, the tanh.
@@ -210,7 +221,7 @@ def _final_pass(labels, spacing2, cap2, sign_mode, inverse_scale, out, scratch, 
     row (elsewhere it cannot lower any voxel of the row): that bound shortens
     the near search, and the samples at or above it are dropped (``inf``).
     """
-    nz, ny, nx = labels.shape
+    nz, ny, nx = codes.shape
     wz, wy, wx = spacing2
     work = line_work(ny, nx)
     along_z = np.empty((ny, nx), dtype=np.float32)
@@ -238,7 +249,7 @@ def _final_pass(labels, spacing2, cap2, sign_mode, inverse_scale, out, scratch, 
             row = out[z, y]
             for x in range(nx):
                 d = math.sqrt(result[y, x])
-                if sign_mode != UNSIGNED and labels[z, y, x] == 0:
+                if sign_mode != UNSIGNED and (codes[z, y, x] & LABEL_ZERO) != 0:
                     d = -d if sign_mode == SIGNED else 0.0
                 row[x] = d
             if inverse_scale > 0:
@@ -302,7 +313,9 @@ def face_distance_3d(
     ``spacing2`` holds the squared voxel size per axis, ``has_outside`` per
     axis whether the array continues with the label ``outside`` beyond its
     ends. Squared distances above ``cap2`` are reported as ``inf`` (which
-    saves work where they do not matter). The three steps:
+    saves work where they do not matter). First the face codes
+    (:func:`~gp_hotdistance._kernels.passes.face_codes`), then the three
+    steps:
 
     1. :func:`_in_plane_pass`: ``out = min(P_y S_x, P_x S_y)``;
     2. :func:`_across_planes_pass`: ``out = P_z out``, ``scratch = S_z``;
@@ -324,16 +337,15 @@ def face_distance_3d(
     cap2 = float(max_distance) ** 2
     inverse_scale = float(inverse_scale)
     nz, ny = labels3.shape[:2]
+    codes = np.empty(labels3.shape, dtype=np.uint8)
+    _split(face_codes, (labels3, outside, codes), nz, threads)
+    _split(_in_plane_pass, (codes, spacing2, has_outside, cap2, out3), nz, threads)
     _split(
-        _in_plane_pass, (labels3, spacing2, outside, has_outside, cap2, out3), nz, threads
-    )
-    _split(
-        _across_planes_pass,
-        (labels3, spacing2, outside, has_outside, cap2, out3, scratch3), ny, threads,
+        _across_planes_pass, (codes, spacing2, has_outside, cap2, out3, scratch3), ny, threads
     )
     _split(
         _final_pass,
-        (labels3, spacing2, cap2, int(sign_mode), inverse_scale, out3, scratch3), nz, threads,
+        (codes, spacing2, cap2, int(sign_mode), inverse_scale, out3, scratch3), nz, threads,
     )
 
 def to_3d(array):

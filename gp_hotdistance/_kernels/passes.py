@@ -466,6 +466,46 @@ def envelope_rows(src, dst, width, spacing2, cap2, work):
 
 
 # ---------------------------------------------------------------------------
+# Face codes. The passes never see the labels: per voxel, one uint8 holds a
+# bit per axis for a face between the voxel and the one before it along that
+# axis, a bit for label 0 (the sign) and one for a label other than the one
+# the array is surrounded by (faces at the array's ends). So the passes and
+# everything they call compile once, whatever the labels' dtype; only
+# :func:`face_codes`, a short loop, compiles per kernel dtype of the labels.
+# ---------------------------------------------------------------------------
+
+FACE_BEFORE_Z = 1
+FACE_BEFORE_Y = 2
+FACE_BEFORE_X = 4
+LABEL_ZERO = 8
+NOT_OUTSIDE = 16
+
+
+@jit(nogil=True, error_model="numpy")
+def face_codes(labels, outside, codes, first, last):
+    """The face codes of the z-planes ``first:last`` of 3-D ``labels`` into
+    uint8 ``codes`` (``outside``: the label the array is surrounded by)."""
+    nz, ny, nx = labels.shape
+    for z in range(first, last):
+        for y in range(ny):
+            row = labels[z, y]
+            out = codes[z, y]
+            for x in range(nx):
+                v = row[x]
+                out[x] = np.uint8((v == 0) * LABEL_ZERO + (v != outside) * NOT_OUTSIDE)
+            for x in range(1, nx):
+                out[x] |= np.uint8((row[x] != row[x - 1]) * FACE_BEFORE_X)
+            if y > 0:
+                before = labels[z, y - 1]
+                for x in range(nx):
+                    out[x] |= np.uint8((row[x] != before[x]) * FACE_BEFORE_Y)
+            if z > 0:
+                before = labels[z - 1, y]
+                for x in range(nx):
+                    out[x] |= np.uint8((row[x] != before[x]) * FACE_BEFORE_Z)
+
+
+# ---------------------------------------------------------------------------
 # 1-D distances along a plane's columns, on SIMD lanes across the columns.
 # Face positions are kept doubled (a face between rows i and i + 1 at 2i + 1),
 # so that they are integers, held as float64: exact below 2^53 and, unlike
@@ -481,10 +521,10 @@ _NO_FACE = float(1 << 40)
 
 
 @jit(nogil=True, error_model="numpy")
-def _mark_faces(faces, labels, neighbours, position):
-    """``faces[c] = position`` where ``labels[c] != neighbours[c]``."""
+def _mark_faces(faces, codes, bit, position):
+    """``faces[c] = position`` where ``codes[c]`` has ``bit`` set."""
     for c in range(faces.shape[0]):
-        faces[c] = unmasked(position if labels[c] != neighbours[c] else faces[c])
+        faces[c] = unmasked(position if (codes[c] & bit) != 0 else faces[c])
 
 
 @jit(nogil=True, error_model="numpy")
@@ -507,30 +547,32 @@ def _squared_distance(row, faces, position, spacing2, cap2):
 
 
 @jit(nogil=True, error_model="numpy")
-def sweep_columns(labels, outside, has_outside, spacing2, cap2, out, faces):
-    """``S``: the squared distance along axis 0 of every column of 2-D
-    ``labels`` ``(n, m)`` to the nearest label change on it (a face between
-    rows ``i`` and ``i + 1`` lies at ``i + 0.5``), times ``spacing2``, into
-    float32 ``out``; ``inf`` above ``cap2`` or without a change. With
-    ``has_outside`` the columns continue with the label ``outside`` beyond
-    both ends, so an end sample of another label has a face at its end.
-    ``faces`` is float64 work space of at least ``m`` values."""
-    n, m = labels.shape
+def sweep_columns(codes, bit, has_outside, spacing2, cap2, out, faces):
+    """``S``: the squared distance along axis 0 of every column of a 2-D
+    plane ``(n, m)`` of face codes (:data:`FACE_BEFORE_Z` ...) to the nearest
+    face on it, times ``spacing2``, into float32 ``out``; ``inf`` above
+    ``cap2`` or without a face. ``bit`` is the code's bit of a face between
+    a sample and the one before it along axis 0 (a face between rows ``i``
+    and ``i + 1`` lies at ``i + 0.5``). With ``has_outside`` the columns
+    continue beyond both ends with the label the array is surrounded by, so
+    an end sample with :data:`NOT_OUTSIDE` has a face at its end. ``faces`` is
+    float64 work space of at least ``m`` values."""
+    n, m = codes.shape
     marks = faces[:m]
     # the doubled position of the nearest face at or before each row; the
     # doubled distance to it is kept in `out`
     for c in range(m):
-        edge = has_outside and labels[0, c] != outside
+        edge = has_outside and (codes[0, c] & NOT_OUTSIDE) != 0
         marks[c] = -1.0 if edge else -_NO_FACE
     for i in range(n):
         if i > 0:
-            _mark_faces(marks, labels[i], labels[i - 1], 2.0 * i - 1.0)
+            _mark_faces(marks, codes[i], bit, 2.0 * i - 1.0)
         _distance_after_face(out[i], marks, 2.0 * i)
     # the nearest face after each row, and the nearer of the two
     for c in range(m):
-        edge = has_outside and labels[n - 1, c] != outside
+        edge = has_outside and (codes[n - 1, c] & NOT_OUTSIDE) != 0
         marks[c] = 2.0 * n - 1.0 if edge else 2.0 * n + _NO_FACE
     for i in range(n - 1, -1, -1):
         if i < n - 1:
-            _mark_faces(marks, labels[i], labels[i + 1], 2.0 * i + 1.0)
+            _mark_faces(marks, codes[i + 1], bit, 2.0 * i + 1.0)
         _squared_distance(out[i], marks, 2.0 * i, spacing2, cap2)
