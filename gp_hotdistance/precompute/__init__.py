@@ -229,7 +229,7 @@ def precompute_target(
     ValueError
         An output is, contains or lies inside the gt or mask; the gt's
         channels do not match the predictor's classes; the mask does not fit
-        the gt; ``block_size`` or ``num_workers`` is invalid; or ``log_dir``
+        the gt; ``block_size``, ``num_workers`` or ``threads`` is invalid; or ``log_dir``
         cannot be made a directory.
     RuntimeError
         Some blocks failed for another reason (a worker died); a new run
@@ -258,10 +258,12 @@ def precompute_target(
     ((2, 8, 8, 8), (4, 4, 4))
     >>> directory.cleanup()
     """
+    if threads is not None:
+        threads = check_threads(threads)
     job = _plan(container, gt, out, predictor, mask, block_size, num_workers)
     if threads is None:
         threads = max(1, (os.cpu_count() or 1) // job.num_workers)
-    job.threads = check_threads(threads)
+    job.threads = threads
     check_values(job, _SAMPLE_BLOCKS)
     prepare_log_dir(log_dir)
     done = done_dataset_name(job.out)
