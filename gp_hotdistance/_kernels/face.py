@@ -144,7 +144,8 @@ ZERO_OUTSIDE = 2  # 0 where the label is 0
 # one range per thread. Column passes run along axis 0 of a plane, with SIMD
 # lanes across its contiguous axis; row passes along the contiguous axis.
 # The passes read face codes (uint8, see passes.face_codes), not labels, so
-# they compile once whatever the labels' dtype.
+# they compile once whatever the labels' dtype. The face bits go to the sweep as
+# uint8 values, not as numba's literal ints, which would compile it per bit.
 # ---------------------------------------------------------------------------
 
 
@@ -165,7 +166,7 @@ def _in_plane_pass(codes, spacing2, has_outside, cap2, out, first, last):
             for x in range(nx):
                 transposed_codes[x, y] = plane[y, x]
         sweep_columns(
-            transposed_codes, FACE_BEFORE_X, has_outside[2], wx, cap2, transposed, work.faces
+            transposed_codes, np.uint8(FACE_BEFORE_X), has_outside[2], wx, cap2, transposed, work.faces
         )
         for y in range(ny):
             for x in range(nx):
@@ -175,7 +176,7 @@ def _in_plane_pass(codes, spacing2, has_outside, cap2, out, first, last):
                 spread[y, x] = along_x[y, x]
         envelope_columns(along_x, spread, wy, cap2, work)
         # along_x is free: S_y goes there, and bounds P_x S_y from above
-        sweep_columns(plane, FACE_BEFORE_Y, has_outside[1], wy, cap2, along_x, work.faces)
+        sweep_columns(plane, np.uint8(FACE_BEFORE_Y), has_outside[1], wy, cap2, along_x, work.faces)
         for y in range(ny):
             for x in range(nx):
                 spread[y, x] = min(spread[y, x], along_x[y, x])
@@ -205,7 +206,7 @@ def _across_planes_pass(codes, spacing2, has_outside, cap2, out, scratch, first,
             for x in range(nx):
                 out[z, y, x] = spread[z, x]
                 slab_codes[z, x] = codes[z, y, x]
-        sweep_columns(slab_codes, FACE_BEFORE_Z, has_outside[0], wz, cap2, slab, work.faces)
+        sweep_columns(slab_codes, np.uint8(FACE_BEFORE_Z), has_outside[0], wz, cap2, slab, work.faces)
         for z in range(nz):
             for x in range(nx):
                 scratch[z, y, x] = slab[z, x]

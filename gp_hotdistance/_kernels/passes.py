@@ -319,7 +319,7 @@ def _mostly_far(dst, bound, open_count):
     their values above ``bound`` (``open_count`` is work space)."""
     n, m = dst.shape
     _open_columns(dst, bound, open_count)
-    far = 0
+    far = np.int64(0)
     for c in range(m):
         if open_count[c] * _FAR_SHARE > n:
             far += 1
@@ -336,10 +336,12 @@ def envelope_columns(src, dst, spacing2, cap2, work):
     must not overlap."""
     n, m = src.shape
     columns, open_count = work.columns, work.open_count
-    infinite = 0
+    # counters and constants start as int64, not as numba's literal ints: a
+    # literal argument compiles a callee once more for each literal value
+    infinite = np.int64(0)
     for i in range(n):
         infinite += _count_above(src[i], _LARGEST)
-    dense, reach = _near_reach(infinite, n * m, n, _COLUMN_REACH)
+    dense, reach = _near_reach(infinite, n * m, n, np.int64(_COLUMN_REACH))
     if not dense and _mostly_far(dst, spacing2 * reach * reach, open_count):
         for c in range(m):
             columns[c] = c
@@ -348,13 +350,13 @@ def envelope_columns(src, dst, spacing2, cap2, work):
         searched = _near_search_columns(src, dst, spacing2, cap2, reach)
         if searched < n - 1:
             _open_columns(dst, spacing2 * (searched + 1) * (searched + 1), open_count)
-            far = 0
+            far = np.int64(0)
             for c in range(m):
                 if open_count[c] * _FAR_SHARE > n:
                     columns[far] = c
                     far += 1
             _parabola_columns(src, dst, spacing2, columns, far, work)
-            near = 0
+            near = np.int64(0)
             for c in range(m):
                 if 0 < open_count[c] and open_count[c] * _FAR_SHARE <= n:
                     columns[near] = c
@@ -446,7 +448,7 @@ def envelope_rows(src, dst, width, spacing2, cap2, work):
         for i in range(width):
             line[pad + i] = row[i]
         dense, reach = _near_reach(
-            _count_above(row[:width], _LARGEST), width, width, _ROW_REACH
+            _count_above(row[:width], _LARGEST), width, width, np.int64(_ROW_REACH)
         )
         if not dense and _count_above(out, spacing2 * reach * reach) * _FAR_SHARE > width:
             searched = 0  # mostly far: straight to the envelope
