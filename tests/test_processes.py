@@ -18,7 +18,7 @@ import threading
 
 import numpy as np
 import pytest
-from oracles import brute_force_face_distance
+from oracles import doubled_grid_face_distance
 
 import gp_hotdistance as hd
 
@@ -238,7 +238,8 @@ def test_no_process_wide_setting_changes(shared):
 READ_ONLY_CHILD = """
 import logging, os, sys
 import numpy as np
-logging.basicConfig(level=logging.DEBUG, stream=sys.stdout, format="LOG %(name)s %(message)s")
+logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="LOG %(name)s %(message)s")
+logging.getLogger("gp_hotdistance").setLevel(logging.DEBUG)
 import gp_hotdistance as hd
 from oracles import brute_force_face_distance
 assert hd.__file__.startswith(os.environ["PYTHONPATH"]), hd.__file__
@@ -325,7 +326,8 @@ def test_read_only_install_without_a_cache_folder(tmp_path):
 def _cases():
     rng = np.random.default_rng(11)
     cases = []
-    for n, shape in enumerate([(2, 17, 19, 23), (1, 31, 9, 40), (3, 12, 30), (2, 50)]):
+    # large enough for 2 threads (the kernels run small arrays on one)
+    for n, shape in enumerate([(2, 27, 29, 33), (1, 31, 19, 40), (3, 96, 100), (2, 9000)]):
         gt = (rng.random(shape) < 0.1 + 0.1 * n).astype(np.uint8)
         mask = (rng.random(shape[1:]) < 0.9).astype(np.uint8)
         voxel_size = (4.0, 2.0, 3.0)[-len(shape) + 1:]
@@ -384,11 +386,12 @@ def test_children_of_every_start_method_give_the_same_results(method):
         assert _same(g, e)
 
 
-def test_brute_force_oracle_agrees_on_a_child_case():
-    """The cases the children compute are right, not only alike."""
-    gt, _, voxel_size, scale = _cases()[2]
-    target = _compute(_cases()[2], 2)[0]
+@pytest.mark.parametrize("index", range(4))
+def test_the_cases_agree_with_the_doubled_grid(index):
+    """The cases the threads and children compute are right, not only alike."""
+    gt, _, voxel_size, scale = _cases()[index]
+    target = _compute(_cases()[index], 2)[0]
     for c in range(gt.shape[0]):
-        d = brute_force_face_distance(gt[c], voxel_size)
+        d = doubled_grid_face_distance(gt[c], voxel_size).astype(np.float64)
         expected = np.tanh(np.where(gt[c] != 0, d, -d) / scale)
         assert np.abs(target[gt.shape[0] + c] - expected).max() < 2e-6

@@ -103,6 +103,9 @@ _INF32 = np.float32(np.inf)
 # float32 tanh is exactly +-1 past 9.02
 TANH_SATURATION = 9.5
 
+# fewer voxels than this per thread are not worth a thread's start
+_VOXELS_PER_THREAD = 1 << 12
+
 
 @jit(nogil=True, error_model="numpy")
 def _tanh_in_place(values, inverse_scale):
@@ -338,6 +341,7 @@ def face_distance_3d(
     cap2 = float(max_distance) ** 2
     inverse_scale = float(inverse_scale)
     nz, ny = labels3.shape[:2]
+    threads = max(1, min(threads, labels3.size // _VOXELS_PER_THREAD))
     codes = np.empty(labels3.shape, dtype=np.uint8)
     _split(face_codes, (labels3, outside, codes), nz, threads)
     _split(_in_plane_pass, (codes, spacing2, has_outside, cap2, out3), nz, threads)
