@@ -9,9 +9,9 @@ The backend contract
 --------------------
 Nothing here checks its arguments: the public functions validate once and call
 these on native-endian, C-contiguous, writeable arrays of a few dtypes only
-(labels uint8 or uint64, masks uint8 or bool, distances float32; see
-``gp_hotdistance._checks.kernel_labels``), so that each kernel compiles once
-per dtype of that set whatever the caller's dtype, byte order or layout. A
+(labels uint8 or uint64, masks and binary channels uint8, distances float32;
+see ``gp_hotdistance._checks.kernel_labels``), so that no caller's dtype,
+byte order or layout compiles a kernel anew. A
 second backend (a GPU one, say) implements the same names with the same
 meaning and is tested against the brute-force oracles in
 ``tests/oracles.py``:
@@ -32,7 +32,7 @@ meaning and is tested against the brute-force oracles in
   known)``: the distance mask's rule, clearing ``known`` in place (flat).
 - ``count_classes(foreground, known)`` and ``fill_weights(foreground, known,
   background_weight, foreground_weight, out)``: the class-balancing weights'
-  per-voxel loops (flat).
+  per-voxel loops (flat uint8 0/1 arrays).
 - ``to_3d(array)``: a 1-3-D array viewed as 3-D.
 
 Every function may be called from several threads at once, and in processes
