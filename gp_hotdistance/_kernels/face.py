@@ -48,7 +48,10 @@ are infinite (lines without a face), 48 where few are (:func:`~gp_hotdistance._k
 :func:`~gp_hotdistance._kernels.passes.envelope_rows`; the comment above them says
 why). Columns
 are the SIMD axis, so the only transposes are those of the x-sweep (its
-label plane, and its result back). Each pass allocates its work space once
+plane of face codes, and its result back). The passes read a uint8 code per
+voxel, computed first (:func:`~gp_hotdistance._kernels.passes.face_codes`),
+instead of the labels, so they compile once whatever the labels' dtype.
+Each pass allocates its work space once
 per range of planes (a few planes), not per plane: fresh memory costs page
 faults on every call.
 
@@ -69,7 +72,8 @@ The caller chooses the thread count per call (``threads``). Each pass is a
 compiled function over a range of planes that releases the GIL; the planes
 are split into one range per thread, run on plain Python threads started
 for the call (the calling thread takes the first range) and joined before
-the next pass. Nothing is set process-wide: no numba threading layer (numba's
+the next pass; arrays too small to be worth a thread's start run on fewer.
+Nothing is set process-wide: no numba threading layer (numba's
 ``parallel=True`` would make one, shared with every other numba function of
 the process, and GNU OpenMP's aborts forked children), no thread count and no
 thread outlives the call, so a fork at any moment finds nothing to inherit,
