@@ -4,7 +4,7 @@ Usage:
     python benchmarks/bench_pipeline.py [--batches N] [--quick] [--avx2]
 
 1. The whole batch step against the target alone, without PreCache, 1 and 2
-   numba threads: seconds per batch of ``RandomLocation -> AddHotDistance``
+   threads (the predictor's ``threads``): seconds per batch of ``RandomLocation -> AddHotDistance``
    and of ``RandomLocation -> AddHotDistance -> BalanceHotDistance(
    mask_distances)`` with a mask that has an unknown region, the two
    pipelines alternating batch by batch on the same locations (medians).
@@ -27,7 +27,6 @@ import time
 
 import dask
 import gunpowder as gp
-import numba
 import numpy as np
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
@@ -93,10 +92,10 @@ def step_pipeline(gt, mask, keys, predictor, with_weights):
 
 def batch_step_seconds(gt, mask, batches, size, threads):
     """Median seconds per batch of the target alone and of target + weights."""
-    numba.set_num_threads(threads)
     keys = (gp.ArrayKey("GT"), gp.ArrayKey("MASK"), gp.ArrayKey("TARGET"),
             gp.ArrayKey("WEIGHTS"))
-    predictor = HotDistancePredictor(["a", "b", "c"], SCALE, mask_distances=True)
+    predictor = HotDistancePredictor(["a", "b", "c"], SCALE, mask_distances=True,
+                                     threads=threads)
     roi = Roi((0, 0, 0), Coordinate(size, size, size) * VOXEL_SIZE)
     pipelines = {}
     requests = {}
@@ -157,9 +156,8 @@ def main():
     gt, mask = volume(size)
     steps = {}
     for threads in (1, 2):
-        print(f"# batch step, {threads} numba thread(s) ...", file=sys.stderr, flush=True)
+        print(f"# batch step, {threads} thread(s) ...", file=sys.stderr, flush=True)
         steps[threads] = batch_step_seconds(gt, mask, args.batches, request_size, threads)
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     rates = {}
     for workers in (1, 2):
         print(f"# PreCache(num_workers={workers}) ...", file=sys.stderr, flush=True)
@@ -171,7 +169,7 @@ def main():
     print(f"\n{describe()}")
     print(f"(3, {size}, {size}, {size}) gt, {request_size}^3 requests of target and "
           f"weights (mask_distances), {args.batches} timed batches\n")
-    print("| numba threads | target alone s | target + weights s | ratio (bar <= 1.4) |")
+    print("| threads | target alone s | target + weights s | ratio (bar <= 1.4) |")
     print("|---:|---:|---:|---|")
     step_ok = True
     for threads, (alone, whole) in steps.items():

@@ -6,8 +6,8 @@ Usage:
 Methods, each timed in this process, the methods alternating within each run
 (medians over ``--runs``):
 
-- ``pkg 1t`` / ``pkg 2t``: ``hot_distance_target`` with 1 / 2 numba threads
-  (``numba.set_num_threads``);
+- ``pkg 1t`` / ``pkg 2t``: ``hot_distance_target`` with 1 / 2 threads
+  (its ``threads`` argument);
 - ``edt 1t`` / ``edt 2t``: seung-lab ``edt.sdf(labels, anisotropy=voxel_size,
   parallel=n)`` per channel, then ``np.tanh(d / scale)`` and the one-hot copy:
   voxel-centre distances, not face distances, but the same kind of work (the
@@ -41,7 +41,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 sys.path.insert(0, os.path.join(HERE, ".."))  # the package of this checkout
 
-import numba  # noqa: E402
 from machine import describe, parse_args  # noqa: E402  (benchmarks/machine.py)
 from oracles import doubled_grid_face_distance, reference_hot_distance_target  # noqa: E402
 
@@ -130,8 +129,7 @@ def run_method(method, gt, voxel_size):
     threads = int(threads[:-1])
     if name == "edt":
         return edt_target(gt, voxel_size, threads)
-    numba.set_num_threads(threads)
-    return hd.hot_distance_target(gt, voxel_size, SCALE)
+    return hd.hot_distance_target(gt, voxel_size, SCALE, threads=threads)
 
 
 def warm_up():
@@ -160,8 +158,7 @@ def measure_memory_child(inputs_path, voxel_key):
     warm_up()
     gt = np.load(inputs_path)["gt"]
     baseline = maxrss_mb()
-    numba.set_num_threads(2)
-    target = hd.hot_distance_target(gt, VOXEL_SIZES[voxel_key], SCALE)
+    target = hd.hot_distance_target(gt, VOXEL_SIZES[voxel_key], SCALE, threads=2)
     peak = maxrss_mb() - baseline
     print(f"{peak - target.nbytes / 2**20:.3f}")
 
@@ -235,7 +232,6 @@ def main():
         case = f"{kind} (fg {gt.mean():.1%}) {vkey}, {classes} x {side}^3"
         print(f"# timing {case} ...", file=sys.stderr, flush=True)
         medians, usage = time_case(gt, voxel_size, methods, args.runs, args.reference_runs)
-        numba.set_num_threads(2)
         exact = exactness(gt, voxel_size)
         memory = working_memory(gt, vkey, tmpdir)
         rows.append((case, medians, usage, exact, memory))
@@ -310,7 +306,6 @@ def predictor_path(runs, side=128):
         ),
     }
     pairs["nodes"] = nodes_pair(gt, voxel_size)
-    numba.set_num_threads(1)
     print(f"\npredictor path: 3 blob channels {side}^3 at 8 nm (fg "
           f"{', '.join(f'{m:.1%}' for m in gt.mean(axis=(1, 2, 3)))}), scale_factor "
           f"{SCALE:g}, 1 thread, medians of {runs}\n")

@@ -4,7 +4,7 @@ Usage:
     python benchmarks/profile_kernel.py [--against PATH] [--runs N] [--avx2] [SET ...]
 
 Times each step of ``gp_hotdistance._kernels.face._face_distance_kernel`` alone
-(in plane, across planes, final) at 1 numba thread on channel 0 of the label
+(in plane, across planes, final) on 1 thread on channel 0 of the label
 sets of ``bench_target.py``. A set is written ``KIND:VOXEL``: ``dense``,
 ``sparse`` or ``blobs``, at ``8x8x8`` or ``40x4x4`` (nm); the default is all
 six. Each step's input is the previous step's output, so a
@@ -16,8 +16,9 @@ With ``--against PATH``, the package of another checkout (for example a
 alternating run by run in this process, and the table gives both and the
 ratio (this checkout's time over the other's: below 1, this one is
 faster): on a noisy machine the only comparison worth reading. Both compile
-into a fresh, temporary numba cache then (about a minute). The labels are
-bool, as ``hot_distance_target`` passes them to the kernel.
+into a fresh, temporary numba cache then. The labels are uint8 (bool for a
+checkout from before the face codes), as ``hot_distance_target`` passes
+them to the kernel; this checkout's passes read their face codes.
 """
 
 import argparse
@@ -55,26 +56,44 @@ def load_kernels(checkout, name):
 
 
 def step_inputs(kernels, labels, voxel_size, scale):
-    """Each step as a call, with the call that restores its input (or None)."""
-    spacing2 = tuple(v * v for v in voxel_size)
+    """Each step as a call, with the call that restores its input (or None).
+    The passes of this checkout read face codes (computed once here, not
+    timed), older ones the labels and the label outside."""
+    spacing2 = tuple(float(v * v) for v in voxel_size)
     cap2 = (kernels.TANH_SATURATION * scale) ** 2
     outside = labels.dtype.type(0)
     has_outside = (False, False, False)
+    if hasattr(kernels, "face_codes"):
+        # passes over a range of planes (first, last), on face codes
+        codes = np.empty(labels.shape, dtype=np.uint8)
+        kernels.face_codes(labels.view(np.uint8), np.uint8(0), codes, 0, labels.shape[0])
+        labels = codes
+        head = ()  # the passes take no label for outside
+        planes, slabs = (0, labels.shape[0]), (0, labels.shape[1])
+    else:
+        head = (outside,)
+        planes = slabs = (1,)  # parallel passes, one chunk on one numba thread
     out = np.empty(labels.shape, dtype=np.float32)
     scratch = np.empty_like(out)
-    kernels._in_plane_pass(labels, spacing2, outside, has_outside, cap2, out, 1)
+    kernels._in_plane_pass(labels, spacing2, *head, has_outside, cap2, out, *planes)
     after_in_plane = out.copy()
-    kernels._across_planes_pass(labels, spacing2, outside, has_outside, cap2, out, scratch, 1)
+    kernels._across_planes_pass(
+        labels, spacing2, *head, has_outside, cap2, out, scratch, *slabs
+    )
     after_across, along_z = out.copy(), scratch.copy()
 
     def in_plane():
-        kernels._in_plane_pass(labels, spacing2, outside, has_outside, cap2, out, 1)
+        kernels._in_plane_pass(labels, spacing2, *head, has_outside, cap2, out, *planes)
 
     def across():
-        kernels._across_planes_pass(labels, spacing2, outside, has_outside, cap2, out, scratch, 1)
+        kernels._across_planes_pass(
+            labels, spacing2, *head, has_outside, cap2, out, scratch, *slabs
+        )
 
     def final():
-        kernels._final_pass(labels, spacing2, cap2, kernels.SIGNED, 1 / scale, out, scratch, 1)
+        kernels._final_pass(
+            labels, spacing2, cap2, kernels.SIGNED, 1 / scale, out, scratch, *planes
+        )
 
     def reset_across():
         out[...] = after_in_plane
@@ -119,8 +138,6 @@ def main():
         cache = tempfile.mkdtemp(prefix="profile_kernel_")
         atexit.register(shutil.rmtree, cache, ignore_errors=True)
         os.environ["NUMBA_CACHE_DIR"] = cache
-    import numba
-
     from bench_target import SCALE, VOXEL_SIZES, make_inputs
 
     sets = args.sets or [f"{kind}:{voxel}" for kind in KINDS for voxel in VOXEL_SIZES]
@@ -132,7 +149,6 @@ def main():
                 f"one of {', '.join(VOXEL_SIZES)}, got {label_set!r}"
             )
 
-    numba.set_num_threads(1)
     from gp_hotdistance._kernels import face as _kernels  # this checkout's (bench_target puts it first)
 
     versions = {"this": _kernels}

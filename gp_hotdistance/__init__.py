@@ -22,8 +22,10 @@ label. Where things are:
 
 The compiled kernels (numba) are in the private package
 ``gp_hotdistance._kernels``, the argument checks shared by every layer in
-``gp_hotdistance._checks``. Importing the package changes no global setting
-of numba or any other library.
+``gp_hotdistance._checks``. Importing or calling the package changes no
+process-wide setting (no numba threading layer or thread count, no
+environment variable); the kernels run on the number of threads each call
+asks for (``threads``, 1 by default; see the threads page of the docs).
 """
 
 from . import distance, loss, metrics, postprocess, weights

@@ -171,6 +171,8 @@ def build_parser():
                                  f"per axis)")
     precompute.add_argument("--workers", type=_positive_int, default=1, metavar="N",
                             help="worker processes (default 1)")
+    precompute.add_argument("--threads", type=_positive_int, default=None, metavar="T",
+                            help="threads per worker (default: cores / workers)")
     precompute.add_argument("--overwrite", action="store_true",
                             help="replace existing outputs written by this package "
                                  "(anything else is refused)")
@@ -199,6 +201,7 @@ def _precompute(args):
         mask=args.mask,
         block_size=args.block_size,
         num_workers=args.workers,
+        threads=args.threads,
         overwrite=args.overwrite,
         progress=not args.no_progress,
         log_dir=args.log_dir,

@@ -11,6 +11,115 @@ import numbers
 
 import numpy as np
 
+# ---------------------------------------------------------------------------
+# Arrays for the kernels: any bool, integer or float dtype, either byte order,
+# any layout, read-only or memory-mapped, brought once to the few dtypes the
+# kernels are compiled for (native byte order, C order, writeable), so that a
+# new dtype or layout compiles nothing new.
+# ---------------------------------------------------------------------------
+
+#: dtype kinds that are not labels, masks or distances, and their names
+_REFUSED_KINDS = {
+    "c": "complex numbers",
+    "O": "Python objects",
+    "U": "strings",
+    "S": "bytes",
+    "M": "datetimes",
+    "m": "timedeltas",
+    "V": "raw or structured records",
+}
+
+
+def check_numeric_dtype(array, name):
+    """Raise ``TypeError`` unless ``array`` holds bools, integers or floats
+    (in either byte order)."""
+    if array.dtype.kind not in "biuf":
+        what = _REFUSED_KINDS.get(array.dtype.kind, "no numbers")
+        raise TypeError(
+            f"{name} must be a bool, integer or float array, got dtype {array.dtype} "
+            f"({what})"
+        )
+
+
+def _plain(array, dtype):
+    """``array`` as a native-endian, C-ordered, writeable ``numpy.ndarray`` of
+    ``dtype``: ``array`` itself where it is one already, else a copy (numba
+    compiles read-only arrays, other byte orders and layouts anew)."""
+    dtype = np.dtype(dtype)
+    if (
+        type(array) is np.ndarray
+        and array.dtype == dtype  # '>f4' != '<f4'
+        and array.flags.c_contiguous
+        and array.flags.writeable
+    ):
+        return array
+    out = np.empty(array.shape, dtype=dtype)
+    np.copyto(out, array, casting="unsafe")
+    return out
+
+
+def kernel_binary(array):
+    """``array != 0`` as native C-ordered uint8 (0 and 1), for the kernels: a
+    view of ``array`` where it is already such bool or 8-bit 0/1 data (the
+    caller has checked that it is binary)."""
+    if array.dtype.itemsize == 1 and array.dtype.kind in "biu":
+        return _plain(array, array.dtype).view(np.uint8)
+    out = np.empty(array.shape, dtype=bool)
+    np.not_equal(array, 0, out=out)
+    return out.view(np.uint8)
+
+
+def kernel_float32(array):
+    """``array`` as native C-ordered float32 for the kernels (float64 and
+    integer values are rounded to float32, the target's dtype)."""
+    return _plain(array, np.float32)
+
+
+def kernel_labels(labels, outside=None):
+    """``labels`` (bool, integer or float, checked: no NaN) as uint8 or
+    uint64 labels for the kernel, equal where ``labels`` are equal, and
+    ``outside`` (a value of the labels' dtype, or ``None``) mapped alike.
+
+    8-bit labels are viewed as uint8; other integers become uint64 (a
+    one-to-one map); floats the bits of their float64 value with -0.0 taken
+    as 0.0 (they are equal); wider floats than float64 are numbered.
+    """
+    dtype = labels.dtype
+    if dtype.itemsize == 1 and dtype.kind in "biu":
+        return (
+            _plain(labels, dtype).view(np.uint8),
+            None if outside is None else np.array(outside, dtype=dtype).view(np.uint8)[()],
+        )
+    extra = None if outside is None else np.array([outside], dtype=dtype)
+    if dtype.kind in "iu":
+        converted = _plain(labels, np.uint64)
+        mapped = None if extra is None else extra.astype(np.uint64)[0]
+        return converted, mapped
+    if dtype.itemsize <= 8:
+        converted = np.empty(labels.shape, dtype=np.float64)
+        np.add(labels, 0.0, out=converted, casting="unsafe")  # -0.0 + 0.0 is 0.0
+        mapped = None
+        if extra is not None:
+            mapped = (extra.astype(np.float64) + 0.0).view(np.uint64)[0]
+        return converted.view(np.uint64), mapped
+    # long double: no exact 64-bit image, so number the distinct values
+    values = labels.reshape(-1) if extra is None else np.concatenate([labels.reshape(-1), extra])
+    _, numbers = np.unique(values, return_inverse=True)
+    numbers = numbers.astype(np.uint64).reshape(-1)
+    converted = numbers[: labels.size].reshape(labels.shape).copy()
+    return converted, (None if extra is None else numbers[-1])
+
+
+def check_threads(threads):
+    """``threads`` as a positive ``int``: how many threads a call's kernels
+    may run on."""
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral):
+        raise TypeError(f"threads must be a positive int, got {threads!r}")
+    if threads < 1:
+        raise ValueError(f"threads must be a positive int (1 or more), got {threads!r}")
+    return int(threads)
+
+
 def as_voxel_size(voxel_size, spatial_dims, name="voxel_size"):
     """``voxel_size`` as a tuple of ``spatial_dims`` positive finite floats
     (all ones if ``None``)."""
@@ -115,10 +224,8 @@ def check_binary(array, name):
     """Raise unless ``array`` holds only 0 and 1 (bool, integer or float)."""
     if array.dtype == bool:
         return
-    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-        raise TypeError(
-            f"{name} must be a bool, integer or float array, got dtype {array.dtype}"
-        )
+    # by kind: numpy counts timedelta64 as a signed integer
+    check_numeric_dtype(array, name)
     low, high = array.min(), array.max()
     # NaN makes both comparisons false
     binary = low >= 0 and high <= 1

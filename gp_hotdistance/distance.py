@@ -6,6 +6,13 @@ sizes are in world units (e.g. nm), one per spatial axis. Nothing here imports
 gunpowder; the kernels are compiled with numba (:mod:`gp_hotdistance._kernels`
 explains the algorithm).
 
+Arrays may have any bool, integer or float dtype, in either byte order, in
+any layout, read-only or memory-mapped; each function converts them once to
+what its kernels are compiled for, so a new dtype or layout compiles nothing
+new. The functions that run kernels take ``threads``, the number of threads
+the call may use (1 by default); the package keeps no threads and changes no
+process-wide setting between calls (docs/threads.md).
+
 Glossary
 --------
 face
@@ -42,8 +49,10 @@ trust reach
 """
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _checks, _kernels
 
@@ -57,7 +66,9 @@ __all__ = [
 ]
 
 
-def context_distance(scale_factor, tolerance=1e-3, threshold=0.8):
+def context_distance(
+    scale_factor: float, tolerance: float = 1e-3, threshold: float = 0.8
+) -> float:
     """World distance beyond which a label change no longer matters.
 
     Past ``c = scale_factor * artanh(1 - tolerance)`` the target ``tanh(d /
@@ -98,7 +109,7 @@ def context_distance(scale_factor, tolerance=1e-3, threshold=0.8):
     return scale_factor * math.atanh(max(1.0 - tolerance, threshold))
 
 
-def padding_voxels(context, voxel_size):
+def padding_voxels(context: float, voxel_size: Sequence[float]) -> tuple[int, ...]:
     """Voxels of context needed on each side along each axis.
 
     A face at distance ``c`` along axis ``k`` has its farther voxel at ``c +
@@ -134,13 +145,20 @@ def padding_voxels(context, voxel_size):
     return tuple(math.ceil((context + w / 2) / w) for w in voxel_size)
 
 
-def face_distance(labels, voxel_size=None, outside=None):
+def face_distance(
+    labels: npt.ArrayLike,
+    voxel_size: Sequence[float] | None = None,
+    outside: object = None,
+    *,
+    threads: int = 1,
+) -> np.ndarray:
     """Distance from each voxel centre to the nearest face midpoint between two
     voxels of different label.
 
     A face is the square shared by two face-adjacent voxels; its midpoint lies
-    half a voxel from both voxel centres. Labels are compared as they are (any
-    numeric or string dtype, no casting; NaN is refused).
+    half a voxel from both voxel centres. Labels are compared by value, in
+    their own dtype (bool, integer or float, either byte order; -0.0 equals
+    0.0, and NaN is refused).
 
     Parameters
     ----------
@@ -152,6 +170,8 @@ def face_distance(labels, voxel_size=None, outside=None):
         If given, the array is treated as surrounded by this label, so the
         outer face of a border voxel with another label counts as well. It
         must be a value of the labels' dtype (not NaN).
+    threads : int, optional
+        Threads the kernel may run on; 1 by default.
 
     Returns
     -------
@@ -165,7 +185,8 @@ def face_distance(labels, voxel_size=None, outside=None):
         exactly (1.5 for integer labels, 256 for ``uint8``), a bad shape or
         voxel size.
     TypeError
-        Labels of object (or other non-numeric) dtype.
+        Labels that are not bool, integer or float (complex, objects,
+        strings, bytes, datetimes); a ``threads`` that is not an int.
 
     Examples
     --------
@@ -177,9 +198,13 @@ def face_distance(labels, voxel_size=None, outside=None):
     labels = _checks.as_array(labels, "labels")
     spatial_dims = _checks.check_spatial_rank(labels, "labels", channel_axis=False)
     voxel_size = _checks.as_voxel_size(voxel_size, spatial_dims)
+    threads = _checks.check_threads(threads)
     outside = _check_labels_and_outside(labels, outside)
+    kernel_labels, outside = _checks.kernel_labels(labels, outside)
     out = np.empty(labels.shape, dtype=np.float32)
-    _kernels.face_distance_3d(labels, voxel_size, out, np.empty_like(out), outside)
+    _kernels.face_distance_3d(
+        kernel_labels, voxel_size, out, np.empty_like(out), outside, threads=threads
+    )
     return out
 
 
@@ -188,12 +213,8 @@ def _check_labels_and_outside(labels, outside):
     itself, so every NaN voxel would be a label of its own) and an
     ``outside`` that the labels' dtype does not hold exactly; return
     ``outside`` in that dtype."""
-    if labels.dtype.kind in "OVMm":
-        raise TypeError(
-            f"labels must be an array of numbers or strings (bool, integer, float or "
-            f"str), got dtype {labels.dtype}"
-        )
-    if labels.dtype.kind in "fc" and np.isnan(labels).any():
+    _checks.check_numeric_dtype(labels, "labels")
+    if labels.dtype.kind == "f" and np.isnan(labels).any():
         raise ValueError(
             f"labels holds {int(np.isnan(labels).sum())} NaN values; NaN is no label "
             f"(it differs from itself)"
@@ -213,7 +234,13 @@ def _check_labels_and_outside(labels, outside):
     return value
 
 
-def signed_face_distance(labels, voxel_size=None, scale_factor=None):
+def signed_face_distance(
+    labels: npt.ArrayLike,
+    voxel_size: Sequence[float] | None = None,
+    scale_factor: float | None = None,
+    *,
+    threads: int = 1,
+) -> np.ndarray:
     """Signed face distance of a binary channel, optionally through tanh.
 
     Positive where the label is 1, negative where it is 0; ``+inf`` / ``-inf``
@@ -229,6 +256,8 @@ def signed_face_distance(labels, voxel_size=None, scale_factor=None):
         Voxel size in world units, z-y-x; ones by default.
     scale_factor : float, optional
         If given, return ``tanh(d / scale_factor)`` instead of ``d``.
+    threads : int, optional
+        Threads the kernel may run on; 1 by default.
 
     Returns
     -------
@@ -241,7 +270,8 @@ def signed_face_distance(labels, voxel_size=None, scale_factor=None):
         Labels with values other than 0 and 1, a bad shape or voxel size, a
         ``scale_factor`` that is not positive and finite.
     TypeError
-        A ``scale_factor`` that is not a number.
+        Labels that are not bool, integer or float, a ``scale_factor`` that
+        is not a number, a ``threads`` that is not an int.
 
     Examples
     --------
@@ -252,25 +282,32 @@ def signed_face_distance(labels, voxel_size=None, scale_factor=None):
     spatial_dims = _checks.check_spatial_rank(labels, "labels", channel_axis=False)
     voxel_size = _checks.as_voxel_size(voxel_size, spatial_dims)
     _checks.check_binary(labels, "labels")
+    threads = _checks.check_threads(threads)
     out = np.empty(labels.shape, dtype=np.float32)
     scratch = np.empty_like(out)
     inverse_scale = 0.0
     if scale_factor is not None:
         inverse_scale = 1.0 / _checks.check_positive(scale_factor, "scale_factor")
-    _signed_channel(labels, voxel_size, inverse_scale, out, scratch)
+    _signed_channel(labels, voxel_size, inverse_scale, out, scratch, threads)
     return out
 
 
-def _signed_channel(labels, voxel_size, inverse_scale, out, scratch):
+def _signed_channel(labels, voxel_size, inverse_scale, out, scratch, threads):
     """Signed (and, if ``inverse_scale > 0``, tanh-normalized) distance of one
     checked binary channel into ``out``, with ``scratch`` as work space."""
-    foreground = labels.astype(bool, copy=False)
     _kernels.face_distance_3d(
-        foreground, voxel_size, out, scratch, sign_mode=_kernels.SIGNED, inverse_scale=inverse_scale
+        _checks.kernel_binary(labels), voxel_size, out, scratch,
+        sign_mode=_kernels.SIGNED, inverse_scale=inverse_scale, threads=threads,
     )
 
 
-def hot_distance_target(gt, voxel_size, scale_factor):
+def hot_distance_target(
+    gt: npt.ArrayLike,
+    voxel_size: Sequence[float],
+    scale_factor: float,
+    *,
+    threads: int = 1,
+) -> np.ndarray:
     """The hot-distance target of a binary ground truth.
 
     For ``C`` class channels: the ``C`` one-hot channels (the gt as float32),
@@ -285,6 +322,8 @@ def hot_distance_target(gt, voxel_size, scale_factor):
         Voxel size in world units, z-y-x.
     scale_factor : float
         World distance at which the target reaches ``tanh(1) ~ 0.76``.
+    threads : int, optional
+        Threads the kernel may run on; 1 by default.
 
     Returns
     -------
@@ -298,8 +337,9 @@ def hot_distance_target(gt, voxel_size, scale_factor):
         wrong length or with entries that are not positive and finite, a
         ``scale_factor`` that is not positive and finite.
     TypeError
-        A ``gt`` that is not a numeric array (e.g. a string or complex), a
-        ``scale_factor`` that is not a number.
+        A ``gt`` that is not a bool, integer or float array (e.g. strings or
+        complex), a ``scale_factor`` that is not a number, a ``threads``
+        that is not an int.
 
     Examples
     --------
@@ -312,12 +352,13 @@ def hot_distance_target(gt, voxel_size, scale_factor):
     spatial_dims = _checks.check_spatial_rank(gt, "gt", channel_axis=True)
     voxel_size = _checks.as_voxel_size(voxel_size, spatial_dims)
     inverse_scale = 1.0 / _checks.check_positive(scale_factor, "scale_factor")
+    threads = _checks.check_threads(threads)
     for c in range(gt.shape[0]):
         _checks.check_binary(gt[c], f"gt channel {c}")
-    return _target(gt, voxel_size, inverse_scale)
+    return _target(gt, voxel_size, inverse_scale, threads=threads)
 
 
-def _target(gt, voxel_size, inverse_scale, instance_labels=None):
+def _target(gt, voxel_size, inverse_scale, instance_labels=None, threads=1):
     """:func:`hot_distance_target` of checked binary channels ``(C, ...)``;
     raw signed distances where ``inverse_scale`` is 0. ``instance_labels(c)``,
     if given, returns class ``c``'s instance ids (0 outside the class) or
@@ -329,17 +370,25 @@ def _target(gt, voxel_size, inverse_scale, instance_labels=None):
         ids = None if instance_labels is None else instance_labels(c)
         # the one-hot slot is free work space until it is filled last
         if ids is None:
-            _signed_channel(gt[c], voxel_size, inverse_scale, target[classes + c], target[c])
+            _signed_channel(
+                gt[c], voxel_size, inverse_scale, target[classes + c], target[c], threads
+            )
         else:
             _kernels.face_distance_3d(
-                ids, voxel_size, target[classes + c], target[c],
-                sign_mode=_kernels.SIGNED, inverse_scale=inverse_scale,
+                _checks.kernel_labels(ids)[0], voxel_size, target[classes + c], target[c],
+                sign_mode=_kernels.SIGNED, inverse_scale=inverse_scale, threads=threads,
             )
         target[c] = gt[c]
     return target
 
 
-def unknown_distance(mask, voxel_size=None, max_distance=None):
+def unknown_distance(
+    mask: npt.ArrayLike,
+    voxel_size: Sequence[float] | None = None,
+    max_distance: float | None = None,
+    *,
+    threads: int = 1,
+) -> np.ndarray:
     """Distance from each known voxel to the nearest face midpoint of the
     unknown region.
 
@@ -357,6 +406,8 @@ def unknown_distance(mask, voxel_size=None, max_distance=None):
     max_distance : float, optional
         If given, distances larger than this may be reported as ``inf``,
         which saves work where only nearby unknown regions matter.
+    threads : int, optional
+        Threads the kernel may run on; 1 by default.
 
     Returns
     -------
@@ -369,7 +420,8 @@ def unknown_distance(mask, voxel_size=None, max_distance=None):
         A mask with values other than 0 and 1, a bad shape or voxel size, a
         negative ``max_distance``.
     TypeError
-        A ``max_distance`` that is not a number.
+        A mask that is not bool, integer or float, a ``max_distance`` that
+        is not a number, a ``threads`` that is not an int.
 
     Examples
     --------
@@ -386,18 +438,19 @@ def unknown_distance(mask, voxel_size=None, max_distance=None):
         max_distance = np.inf
     else:
         max_distance = _checks.check_distance(max_distance, "max_distance")
+    threads = _checks.check_threads(threads)
     out = np.empty(mask.shape, dtype=np.float32)
-    _unknown_channel(mask, voxel_size, out, max_distance)
+    _unknown_channel(mask, voxel_size, out, max_distance, threads)
     return out
 
 
-def _unknown_channel(mask, voxel_size, out, max_distance=np.inf):
+def _unknown_channel(mask, voxel_size, out, max_distance=np.inf, threads=1):
     """:func:`unknown_distance` of a checked mask into ``out``."""
-    known = mask.astype(bool, copy=False)
+    known = _checks.kernel_binary(mask)
     if not math.isfinite(max_distance):
         _kernels.face_distance_3d(
-            known, voxel_size, out, np.empty_like(out), outside=False,
-            sign_mode=_kernels.ZERO_OUTSIDE,
+            known, voxel_size, out, np.empty_like(out), outside=0,
+            sign_mode=_kernels.ZERO_OUTSIDE, threads=threads,
         )
         return
     # Within max_distance, only the array's edge and the unknown voxels' box
@@ -413,10 +466,11 @@ def _unknown_channel(mask, voxel_size, out, max_distance=np.inf):
         first, last = low[axis - known.ndim], high[axis - known.ndim]
         box.append(slice(max(0, first - grow), min(n, last + grow + 1)))
     box = tuple(box)
-    near = np.empty(known[box].shape, dtype=np.float32)
+    known = np.ascontiguousarray(known[box])
+    near = np.empty(known.shape, dtype=np.float32)
     _kernels.face_distance_3d(
-        known[box], voxel_size, near, np.empty_like(near), sign_mode=_kernels.ZERO_OUTSIDE,
-        max_distance=max_distance,
+        known, voxel_size, near, np.empty_like(near), sign_mode=_kernels.ZERO_OUTSIDE,
+        max_distance=max_distance, threads=threads,
     )
     np.minimum(out[box], near, out=out[box])
 

@@ -42,7 +42,7 @@ class _HotDistanceFilter(BatchFilter):
     shrunk by the context), the grown upstream requests, and the inputs as
     ``(classes, ...)`` arrays."""
 
-    def __init__(self, predictor, gt, mask):
+    def __init__(self, predictor, gt, mask, threads):
         if not isinstance(predictor, HotDistancePredictor):
             raise TypeError(
                 f"predictor must be a HotDistancePredictor, got {type(predictor).__name__}"
@@ -50,6 +50,8 @@ class _HotDistanceFilter(BatchFilter):
         self.predictor = predictor
         self.gt = gt
         self.mask = mask
+        # None: the predictor's
+        self.threads = None if threads is None else _checks.check_threads(threads)
 
     def _check_upstream(self, output_keys):
         """Check the inputs in ``self.spec``; return the spec of the outputs."""
@@ -257,6 +259,12 @@ class AddHotDistance(_HotDistanceFilter):
             voxel size as the gt, on the voxel grid), so that both nodes can
             be made from the same keys.
 
+        threads (``int``, optional, keyword only):
+
+            Threads the kernels may use per batch; the predictor's
+            ``threads`` (default 1) if not given. With ``gp.PreCache``, each
+            worker uses this many.
+
     Examples:
 
         >>> import gunpowder as gp
@@ -289,8 +297,10 @@ class AddHotDistance(_HotDistanceFilter):
         gt: ArrayKey,
         target: ArrayKey,
         mask: Optional[ArrayKey] = None,
+        *,
+        threads: Optional[int] = None,
     ) -> None:
-        super().__init__(predictor, gt, mask)
+        super().__init__(predictor, gt, mask, threads)
         self.target = target
 
     def setup(self) -> None:
@@ -309,7 +319,7 @@ class AddHotDistance(_HotDistanceFilter):
         gt = batch[self.gt]
         voxel_size = _checks.as_spatial_voxel_size(gt.spec.voxel_size)
         target = self.predictor._target(
-            self._class_gt(gt), voxel_size, 1.0 / self.predictor.scale_factor
+            self._class_gt(gt), voxel_size, 1.0 / self.predictor.scale_factor, self.threads
         )
         spec = self.spec[self.target].copy()
         spec.roi = gt.spec.roi
@@ -386,6 +396,11 @@ class BalanceHotDistance(_HotDistanceFilter):
             Binary mask of the gt (1 known, 0 unknown), one channel per class
             or none (for all classes). All known if not given.
 
+        threads (``int``, optional, keyword only):
+
+            Threads the kernels may use per batch (with ``mask_distances``);
+            the predictor's ``threads`` (default 1) if not given.
+
     Examples:
 
         >>> import gunpowder as gp
@@ -422,8 +437,10 @@ class BalanceHotDistance(_HotDistanceFilter):
         target: ArrayKey,
         weights: ArrayKey,
         mask: Optional[ArrayKey] = None,
+        *,
+        threads: Optional[int] = None,
     ) -> None:
-        super().__init__(predictor, gt, mask)
+        super().__init__(predictor, gt, mask, threads)
         self.target = target
         self.weights = weights
         self._counts = SharedCounts((predictor.embedding_dims, 2))
@@ -571,7 +588,7 @@ class BalanceHotDistance(_HotDistanceFilter):
                 unknown = self._unknown_distance(batch, roi, voxel_size)
             counts_before = self._counts.snapshot()
             weights, counts = self.predictor._weights(
-                class_gt, target, voxel_size, counts_before, unknown
+                class_gt, target, voxel_size, counts_before, unknown, self.threads
             )
         # what this batch saw; other workers may have counted meanwhile
         self._counts.add(counts - counts_before)
@@ -611,8 +628,9 @@ class BalanceHotDistance(_HotDistanceFilter):
         masks = _gt.class_mask(mask, shape, f"mask {self.mask}", annotated)
         shared = classes == 1 or _checks.is_shared(masks)
         distances = np.empty((1 if shared else classes,) + shape[1:], dtype=np.float32)
+        threads = self.predictor.threads if self.threads is None else self.threads
         for c in range(distances.shape[0]):
-            _unknown_channel(masks[c], voxel_size, distances[c], self.trust_reach)
+            _unknown_channel(masks[c], voxel_size, distances[c], self.trust_reach, threads)
         distances = np.broadcast_to(distances, shape)
         spec = ArraySpec(roi=grown, voxel_size=self.spec[self.gt].voxel_size)
         return Array(distances, spec).crop(roi, copy=False).data

@@ -108,6 +108,14 @@ class HotDistancePredictor:
             instances of the class, or the class and anything else), so that
             touching instances are apart in the target.
 
+        threads (``int``, optional):
+
+            Keyword only. Threads each call of the kernels may use (the
+            target, the weights with ``mask_distances``, the distance mask);
+            each method also takes ``threads`` for one call. Default 1, so
+            that N ``gp.PreCache`` workers on N cores do not oversubscribe
+            them (see the threads page of the docs).
+
     Examples:
 
         >>> import numpy as np
@@ -147,6 +155,7 @@ class HotDistancePredictor:
         groups=None,
         unannotated=None,
         instances=None,
+        threads=1,
     ):
         channels = _checks.class_names(channels)
         if not isinstance(mask_distances, (bool, np.bool_)):
@@ -162,6 +171,7 @@ class HotDistancePredictor:
         self.threshold = _checks.check_fraction(threshold, "threshold")
         self.clipmin, self.clipmax = _checks.check_clip(clipmin, clipmax)
         self.groups = _gt.label_groups(groups, channels, unannotated, instances)
+        self.threads = _checks.check_threads(threads)
         self.max_distance = context_distance(
             self.scale_factor, self.tolerance, self.threshold
         )
@@ -244,6 +254,7 @@ class HotDistancePredictor:
         normalize: Optional[str] = "tanh",
         scale_factor: Optional[float] = None,
         name: str = "gt",
+        threads: Optional[int] = None,
     ) -> np.ndarray:
         """The target of a ground truth as a numpy array.
 
@@ -273,6 +284,10 @@ class HotDistancePredictor:
 
                 The name of ``gt`` in error messages.
 
+            threads (``int``, optional):
+
+                Threads for this call; the predictor's ``threads`` by default.
+
         Returns:
 
             ``float32`` array ``(2 * classes, ...)``: one-hot channels, then
@@ -292,7 +307,7 @@ class HotDistancePredictor:
         inverse_scale = 0.0
         if normalize is not None:
             inverse_scale = 1.0 / self._normalization(normalize, scale_factor, "scale_factor")
-        return self._numpy_target(gt, voxel_size, inverse_scale, name)
+        return self._numpy_target(gt, voxel_size, inverse_scale, name, self._threads(threads))
 
     def process(
         self,
@@ -300,6 +315,8 @@ class HotDistancePredictor:
         voxel_size,
         normalize: Optional[str] = None,
         normalize_args: Optional[float] = None,
+        *,
+        threads: Optional[int] = None,
     ) -> np.ndarray:
         """The spec's name of :meth:`compute_target`, with the spec's
         defaults: ``process(labels, voxel_size, normalize, normalize_args)``
@@ -315,9 +332,11 @@ class HotDistancePredictor:
         inverse_scale = 0.0
         if normalize is not None:
             inverse_scale = 1.0 / self._normalization(normalize, normalize_args)
-        return self._numpy_target(labels, voxel_size, inverse_scale, "labels")
+        return self._numpy_target(
+            labels, voxel_size, inverse_scale, "labels", self._threads(threads)
+        )
 
-    def create_target(self, gt: Array) -> Array:
+    def create_target(self, gt: Array, *, threads: Optional[int] = None) -> Array:
         """The target of a gt ``Array``, as an ``Array`` with the same offset
         and voxel size.
 
@@ -342,7 +361,9 @@ class HotDistancePredictor:
         data = _arrays.array_data(gt, "gt")
         voxel_size = _checks.as_spatial_voxel_size(gt.voxel_size)
         class_gt = self._class_gt(data, None, len(voxel_size), "gt")
-        target = self._target(class_gt, voxel_size, 1.0 / self.scale_factor)
+        target = self._target(
+            class_gt, voxel_size, 1.0 / self.scale_factor, self._threads(threads)
+        )
         return _arrays.like(target, gt)
 
     # -- weights ---------------------------------------------------------------
@@ -353,6 +374,8 @@ class HotDistancePredictor:
         target: Array,
         mask: Optional[Array],
         moving_class_counts: Optional[np.ndarray] = None,
+        *,
+        threads: Optional[int] = None,
     ) -> Tuple[Array, np.ndarray]:
         """Class-balanced weights for ``target``, and the updated counts.
 
@@ -390,7 +413,7 @@ class HotDistancePredictor:
             moving_class_counts = _checks.as_counts(moving_class_counts, self.embedding_dims)
         class_gt = self._class_gt(gt_data, mask_data, len(voxel_size), "gt", "mask")
         weights, counts = self._weights(
-            class_gt, target_data, voxel_size, moving_class_counts, None
+            class_gt, target_data, voxel_size, moving_class_counts, None, self._threads(threads)
         )
         return _arrays.like(weights, gt), counts
 
@@ -402,19 +425,24 @@ class HotDistancePredictor:
         voxel_size,
         moving_class_counts: Optional[np.ndarray] = None,
         unknown: Optional[np.ndarray] = None,
+        *,
+        threads: Optional[int] = None,
     ) -> Tuple[np.ndarray, np.ndarray]:
         """The numpy-level :meth:`create_weight`: ``(weights, counts)``.
 
         ``unknown`` is passed on to
         :func:`~gp_hotdistance.hot_distance_weights`: the distance to the
         unknown region when ``labels`` is a crop of a larger region.
+        ``threads``: for this call; the predictor's ``threads`` by default.
         """
         voxel_size = _checks.as_spatial_voxel_size(voxel_size)
         if moving_class_counts is not None:
             # checked here so that an error names this method's argument
             moving_class_counts = _checks.as_counts(moving_class_counts, self.embedding_dims)
         class_gt = self._class_gt(labels, mask, len(voxel_size), "labels", "mask")
-        return self._weights(class_gt, target, voxel_size, moving_class_counts, unknown)
+        return self._weights(
+            class_gt, target, voxel_size, moving_class_counts, unknown, self._threads(threads)
+        )
 
     def create_distance_mask(
         self,
@@ -423,6 +451,8 @@ class HotDistancePredictor:
         voxel_size,
         normalize: Optional[str] = None,
         normalize_args: Optional[float] = None,
+        *,
+        threads: Optional[int] = None,
     ) -> np.ndarray:
         """Where the target distances can be trusted (1) or not (0).
 
@@ -455,6 +485,10 @@ class HotDistancePredictor:
                 The scale of ``"tanh"``; the predictor's ``scale_factor`` by
                 default.
 
+            threads (``int``, optional):
+
+                Threads for this call; the predictor's ``threads`` by default.
+
         Returns:
 
             ``uint8`` array ``(classes, ...)``.
@@ -476,7 +510,7 @@ class HotDistancePredictor:
         voxel_size = _checks.as_spatial_voxel_size(voxel_size)
         return distance_mask(
             distances, mask, voxel_size, scale,
-            epsilon=self.epsilon, threshold=self.threshold,
+            epsilon=self.epsilon, threshold=self.threshold, threads=self._threads(threads),
         )
 
     # -- context ---------------------------------------------------------------
@@ -574,6 +608,10 @@ class HotDistancePredictor:
 
     # -- helpers ---------------------------------------------------------------
 
+    def _threads(self, threads):
+        """A call's ``threads``: the predictor's where ``None``."""
+        return self.threads if threads is None else _checks.check_threads(threads)
+
     def _normalization(self, normalize, normalize_args, name="normalize_args"):
         if normalize != "tanh":
             raise ValueError(f"normalize must be None or 'tanh', got {normalize!r}")
@@ -589,22 +627,23 @@ class HotDistancePredictor:
             groups=self.groups, gt_name=gt_name, mask_name=mask_name,
         )
 
-    def _numpy_target(self, gt, voxel_size, inverse_scale, name):
+    def _numpy_target(self, gt, voxel_size, inverse_scale, name, threads):
         voxel_size = _checks.as_spatial_voxel_size(voxel_size)
         class_gt = self._class_gt(gt, None, len(voxel_size), name)
-        return self._target(class_gt, voxel_size, inverse_scale)
+        return self._target(class_gt, voxel_size, inverse_scale, threads)
 
-    def _target(self, class_gt, voxel_size, inverse_scale):
+    def _target(self, class_gt, voxel_size, inverse_scale, threads=None):
         """The target of a checked gt (raw distances where ``inverse_scale``
-        is 0)."""
+        is 0); ``threads`` checked, the predictor's where ``None``."""
         return _target(class_gt.channels, voxel_size, inverse_scale,
-                       class_gt.instance_labels)
+                       class_gt.instance_labels,
+                       threads=self.threads if threads is None else threads)
 
-    def _weights(self, class_gt, target, voxel_size, counts, unknown):
+    def _weights(self, class_gt, target, voxel_size, counts, unknown, threads=None):
         """``(weights, counts)`` of a checked gt and mask."""
         return _weights(
             class_gt.channels, target, class_gt.mask, voxel_size, self.scale_factor,
             counts=counts, mask_distances=self.mask_distances, epsilon=self.epsilon,
             threshold=self.threshold, clipmin=self.clipmin, clipmax=self.clipmax,
-            unknown=unknown,
+            unknown=unknown, threads=self.threads if threads is None else threads,
         )

@@ -5,12 +5,15 @@ background with counts that move across calls (:func:`balance_weights`,
 :func:`hot_distance_weights`). With ``mask_distances`` the distance channels'
 weights are 0 where the target distance cannot be trusted because the unknown
 region is nearer than the measured boundary (:func:`distance_mask`, up to the
-:func:`trust_reach`). The terms are those of :mod:`gp_hotdistance.distance`.
+:func:`trust_reach`). The terms are those of :mod:`gp_hotdistance.distance`,
+and so are the rules on dtypes and ``threads``.
 """
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _checks, _kernels
 from .distance import hot_distance_target  # noqa: F401 (used by the doctests)
@@ -28,7 +31,9 @@ __all__ = [
 ]
 
 
-def trust_reach(scale_factor, threshold=0.8, *, voxel_size=None):
+def trust_reach(
+    scale_factor: float, threshold: float = 0.8, *, voxel_size: Sequence[float] | None = None
+) -> float:
     """Distance to the unknown region past which every target distance is
     trusted.
 
@@ -85,8 +90,15 @@ def trust_reach(scale_factor, threshold=0.8, *, voxel_size=None):
 
 
 def distance_mask(
-    distances, mask, voxel_size, scale_factor, *, epsilon=0.05, threshold=0.8
-):
+    distances: npt.ArrayLike,
+    mask: npt.ArrayLike | None,
+    voxel_size: Sequence[float],
+    scale_factor: float,
+    *,
+    epsilon: float = 0.05,
+    threshold: float = 0.8,
+    threads: int = 1,
+) -> np.ndarray:
     """Mask of the voxels whose target distance can be trusted.
 
     A voxel's distance is distrusted where ``min(|t| + epsilon, threshold) >=
@@ -116,7 +128,7 @@ def distance_mask(
     ----------
     distances : ndarray
         The target's distance channels, ``tanh(d / scale_factor)``, shape
-        ``(C, ...)``.
+        ``(C, ...)``; compared as float32, the target's dtype.
     mask : ndarray or None
         Binary mask, ``(C, ...)`` (one channel per class) or ``(...)`` (one
         for all classes); ``None``: every voxel of the array is known. In
@@ -131,6 +143,8 @@ def distance_mask(
     threshold : float, optional
         Cap on ``|t| + epsilon``, in (0, 1): beyond it a target is saturated
         enough that the unknown region only needs to be past ``threshold``.
+    threads : int, optional
+        Threads the kernel may run on; 1 by default.
 
     Returns
     -------
@@ -140,7 +154,8 @@ def distance_mask(
     Raises
     ------
     TypeError
-        A number given as another type, or a mask that is not numeric.
+        A number given as another type, or ``distances`` or a mask that is
+        not bool, integer or float.
     ValueError
         ``distances`` without 1 to 3 spatial axes, a ``mask`` of another
         shape or with values other than 0 and 1, ``voxel_size`` of the wrong
@@ -153,31 +168,39 @@ def distance_mask(
     array([[0, 0, 1, 1, 1, 0, 0, 0]], dtype=uint8)
     """
     distances = _checks.as_array(distances, "distances")
+    _checks.check_numeric_dtype(distances, "distances")
     spatial_dims = _checks.check_spatial_rank(distances, "distances", channel_axis=True)
     voxel_size = _checks.as_voxel_size(voxel_size, spatial_dims)
     scale_factor, threshold = _checks.check_scale_threshold(scale_factor, threshold)
     epsilon = _checks.check_nonnegative(epsilon, "epsilon")
+    threads = _checks.check_threads(threads)
     masks = _checks.mask_channels(mask, distances.shape, "mask")
-    return _distance_mask(distances, masks, voxel_size, scale_factor, epsilon, threshold)
+    return _distance_mask(distances, masks, voxel_size, scale_factor, epsilon, threshold, threads)
 
 
-def _distance_mask(distances, masks, voxel_size, scale_factor, epsilon, threshold):
+def _distance_mask(distances, masks, voxel_size, scale_factor, epsilon, threshold, threads=1):
     """:func:`distance_mask` of checked arguments; ``masks`` ``(C, ...)`` or
     ``None``."""
     reach = trust_reach(scale_factor, threshold, voxel_size=voxel_size)
-    unknown = _UnknownDistances(masks, distances.shape, voxel_size, reach)
-    result = np.empty(distances.shape, dtype=np.uint8)
+    unknown = _UnknownDistances(masks, distances.shape, voxel_size, reach, threads)
+    result = np.ones(distances.shape, dtype=np.uint8)
+    flat = result.reshape(distances.shape[0], -1)
     for c in range(distances.shape[0]):
-        trusted = np.ones(result[c].size, dtype=bool)
         _distrust(
-            distances[c].reshape(-1), unknown.channel(c).reshape(-1),
-            scale_factor, epsilon, threshold, reach, trusted,
+            _checks.kernel_float32(distances[c]).reshape(-1), unknown.channel(c).reshape(-1),
+            scale_factor, epsilon, threshold, reach, flat[c],
         )
-        result[c] = trusted.reshape(result.shape[1:])
     return result
 
 
-def balance_weights(labels, mask=None, counts=None, *, clipmin=0.05, clipmax=0.95):
+def balance_weights(
+    labels: npt.ArrayLike,
+    mask: npt.ArrayLike | None = None,
+    counts: npt.ArrayLike | None = None,
+    *,
+    clipmin: float = 0.05,
+    clipmax: float = 0.95,
+) -> tuple[np.ndarray, np.ndarray]:
     """Class-balancing weights per channel, with counts that move across calls.
 
     For each channel, the known voxels (``mask`` 1) of this call are added to
@@ -241,20 +264,21 @@ def balance_weights(labels, mask=None, counts=None, *, clipmin=0.05, clipmax=0.9
 
 
 def hot_distance_weights(
-    gt,
-    target,
-    mask,
-    voxel_size,
-    scale_factor,
+    gt: npt.ArrayLike,
+    target: npt.ArrayLike,
+    mask: npt.ArrayLike | None,
+    voxel_size: Sequence[float],
+    scale_factor: float,
     *,
-    counts=None,
-    mask_distances=False,
-    epsilon=0.05,
-    threshold=0.8,
-    clipmin=0.05,
-    clipmax=0.95,
-    unknown=None,
-):
+    counts: npt.ArrayLike | None = None,
+    mask_distances: bool = False,
+    epsilon: float = 0.05,
+    threshold: float = 0.8,
+    clipmin: float = 0.05,
+    clipmax: float = 0.95,
+    unknown: npt.ArrayLike | None = None,
+    threads: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
     """Weights for the hot-distance target, with moving class counts.
 
     The ``C`` one-hot channels and the ``C`` distance channels are each
@@ -294,6 +318,9 @@ def hot_distance_weights(
         when ``gt`` is a crop of a larger known region (a crop with context),
         so that the crop's edge does not count as unknown. By default it is
         computed from ``mask``, with everything outside the array unknown.
+    threads : int, optional
+        Threads the kernel may run on (with ``mask_distances``); 1 by
+        default.
 
     Returns
     -------
@@ -303,7 +330,9 @@ def hot_distance_weights(
     Raises
     ------
     TypeError
-        A number given as another type, or ``counts`` that are not integers.
+        A number given as another type, ``counts`` that are not integers, or
+        a ``gt``, ``target``, ``mask`` or ``unknown`` that is not bool,
+        integer or float.
     ValueError
         ``gt`` or ``mask`` with values other than 0 and 1, a ``target``,
         ``mask``, ``unknown`` or ``counts`` of another shape than ``gt``
@@ -324,15 +353,16 @@ def hot_distance_weights(
     for c in range(gt.shape[0]):
         _checks.check_binary(gt[c], f"gt channel {c}")
     masks = _checks.mask_channels(mask, gt.shape, "mask")
+    threads = _checks.check_threads(threads)
     return _weights(
         gt, target, masks, voxel_size, scale_factor, counts=counts,
         mask_distances=mask_distances, epsilon=epsilon, threshold=threshold,
-        clipmin=clipmin, clipmax=clipmax, unknown=unknown,
+        clipmin=clipmin, clipmax=clipmax, unknown=unknown, threads=threads,
     )
 
 
 def _weights(gt, target, masks, voxel_size, scale_factor, *, counts, mask_distances,
-             epsilon, threshold, clipmin, clipmax, unknown):
+             epsilon, threshold, clipmin, clipmax, unknown, threads=1):
     """:func:`hot_distance_weights` of checked binary channels ``gt`` ``(C,
     ...)`` and masks ``(C, ...)`` (or ``None``); the other arguments are
     checked here (cheap: shapes and numbers)."""
@@ -346,7 +376,7 @@ def _weights(gt, target, masks, voxel_size, scale_factor, *, counts, mask_distan
         threshold = _checks.check_fraction(threshold, "threshold")
         reach = trust_reach(scale_factor, threshold, voxel_size=voxel_size)
         if unknown is None:
-            unknown = _UnknownDistances(masks, gt.shape, voxel_size, reach)
+            unknown = _UnknownDistances(masks, gt.shape, voxel_size, reach, threads)
         else:
             unknown = _GivenUnknownDistances(unknown, gt.shape)
 
@@ -359,7 +389,8 @@ def _weights(gt, target, masks, voxel_size, scale_factor, *, counts, mask_distan
         if mask_distances:
             known = known.copy()
             _distrust(
-                target[classes + c].reshape(-1), unknown.channel(c).reshape(-1),
+                _checks.kernel_float32(target[classes + c]).reshape(-1),
+                unknown.channel(c).reshape(-1),
                 scale_factor, epsilon, threshold, reach, known,
             )
         _balance_channel(
@@ -390,6 +421,7 @@ def _distrust(distances, unknown, scale_factor, epsilon, threshold, reach, known
 
 def _check_target(target, gt_shape):
     target = _checks.as_array(target, "target")
+    _checks.check_numeric_dtype(target, "target")
     expected = (2 * gt_shape[0],) + tuple(gt_shape[1:])
     if target.shape != expected:
         raise ValueError(
@@ -400,22 +432,23 @@ def _check_target(target, gt_shape):
 
 
 def _flat_bool(array):
-    """``array != 0`` as a flat C-ordered bool array (a view where possible)."""
-    return array.astype(bool, copy=False).reshape(-1)
+    """``array != 0`` (checked 0/1 data) as a flat C-ordered uint8 array for
+    the kernels (a view where possible)."""
+    return _checks.kernel_binary(array).reshape(-1)
 
 
 def _known(masks, c, shape):
-    """The flat bool mask of class ``c``'s known voxels (all known without a
-    mask)."""
+    """The flat uint8 mask of class ``c``'s known voxels (all known without
+    a mask)."""
     if masks is None:
-        return np.ones(math.prod(shape[1:]), dtype=bool)
+        return np.ones(math.prod(shape[1:]), dtype=np.uint8)
     return _flat_bool(masks[c])
 
 
 def _balance_channel(foreground, known, counts, clipmin, clipmax, out):
     """Balance one channel into ``out``; update ``counts`` (length 2) in place.
 
-    ``foreground`` and ``known`` are flat bool arrays, ``out`` a flat float32
+    ``foreground`` and ``known`` are flat uint8 arrays, ``out`` a flat float32
     array of the same length.
     """
     counts += _kernels.count_classes(foreground, known)
@@ -429,11 +462,12 @@ class _UnknownDistances:
     ...)`` masks (``None``: nothing unknown inside the array), capped at
     ``reach`` (farther is ``inf``); computed once for a shared mask."""
 
-    def __init__(self, masks, shape, voxel_size, reach):
+    def __init__(self, masks, shape, voxel_size, reach, threads):
         self.masks = masks
         self.shared = masks is None or _checks.is_shared(masks)
         self.voxel_size = voxel_size
         self.reach = reach
+        self.threads = threads
         self.distances = np.empty(shape[1:], dtype=np.float32)
         self.computed = False
 
@@ -443,7 +477,9 @@ class _UnknownDistances:
                 known = np.ones(self.distances.shape, dtype=bool)
             else:
                 known = self.masks[c]
-            _unknown_channel(known, self.voxel_size, self.distances, self.reach)
+            _unknown_channel(
+                known, self.voxel_size, self.distances, self.reach, self.threads
+            )
             self.computed = True
         return self.distances
 
@@ -453,6 +489,7 @@ class _GivenUnknownDistances:
 
     def __init__(self, unknown, shape):
         unknown = _checks.as_array(unknown, "unknown")
+        _checks.check_numeric_dtype(unknown, "unknown")
         if unknown.shape not in (tuple(shape), tuple(shape[1:])):
             raise ValueError(
                 f"unknown must have shape {tuple(shape)} (one channel per class) or "
@@ -461,4 +498,4 @@ class _GivenUnknownDistances:
         self.distances = np.broadcast_to(unknown, shape)
 
     def channel(self, c):
-        return self.distances[c]
+        return _checks.kernel_float32(self.distances[c])

@@ -344,6 +344,43 @@ CASES = {
     "groups-bool-labels": (
         lambda: grouped().compute_target(np.zeros((4, 5), bool), (2, 2)), "gt",
     ),
+    # dtypes and threads
+    "dtype-labels-complex": (lambda: hd.face_distance(np.zeros(4, complex)), "labels"),
+    "dtype-labels-str": (lambda: hd.face_distance(np.array(["a", "b"])), "labels"),
+    "dtype-gt-object": (
+        lambda: hd.hot_distance_target(np.array([[0, 1]], object), (1,), 1.0), "gt"
+    ),
+    "dtype-gt-datetime": (
+        lambda: hd.hot_distance_target(np.zeros((1, 3), "datetime64[s]"), (1,), 1.0), "gt"
+    ),
+    "dtype-mask-timedelta": (lambda: hd.unknown_distance(np.zeros(3, "timedelta64[s]")), "mask"),
+    "dtype-distances-bytes": (
+        lambda: hd.distance_mask(np.zeros((1, 3), "S1"), None, (1,), 1.0), "distances"
+    ),
+    "dtype-target-void": (
+        lambda: hd.hot_distance_weights(np.array([[0, 1, 1]]), np.zeros((2, 3), "V4"), None,
+                                        (1,), 1.0),
+        "target",
+    ),
+    "dtype-unknown-complex": (
+        lambda: hd.hot_distance_weights(
+            np.array([[0, 1, 1]]), np.zeros((2, 3), np.float32), None, (1,), 1.0,
+            mask_distances=True, unknown=np.zeros(3, complex),
+        ),
+        "unknown",
+    ),
+    "dtype-predictor-gt-complex": (
+        lambda: two_classes().create_target(array(gt_data().astype(np.complex64), (2, 2))), "gt"
+    ),
+    "threads-zero": (lambda: hd.face_distance(np.array([0, 1]), threads=0), "threads"),
+    "threads-float": (lambda: P(["mito"], 1.0, False, threads=1.5), "threads"),
+    "threads-node-string": (
+        lambda: AddHotDistance(two_classes(), GT, TARGET, threads="2"), "threads"
+    ),
+    "threads-precompute-zero": (
+        lambda: precompute_target("x.zarr", "gt", "t", P(["mito"], 1.0, False), threads=0),
+        "threads",
+    ),
 }
 
 

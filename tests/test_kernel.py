@@ -36,7 +36,7 @@ def envelope(src, spacing2, cap2=np.inf, bound=None, along="columns"):
     src = np.ascontiguousarray(src if along == "columns" else src.T)
     dst = src.copy() if bound is None else np.ascontiguousarray(
         bound if along == "columns" else bound.T).copy()
-    work = _kernels._work_space(*src.shape, np.zeros(1, bool))
+    work = _passes.line_work(*src.shape)
     if along == "columns":
         _passes.envelope_columns(src, dst, spacing2, cap2, work)
         return dst
@@ -127,7 +127,7 @@ def test_envelope_line_equals_brute_force(spacing2):
     sample, none, and lines of length 1; its minimum taken into a bound that
     is partly lower, partly infinite."""
     rng = np.random.default_rng(int(spacing2))
-    work = _kernels._work_space(40, 40, np.zeros(1, bool))
+    work = _passes.line_work(40, 40)
     for trial in range(400):
         n = int(rng.integers(1, 41))
         line = (rng.integers(0, 12, n).astype(np.float64) ** 2 * spacing2).astype(np.float32)
@@ -164,16 +164,39 @@ def brute_force_sweep(labels, outside, spacing2, cap2):
 @pytest.mark.parametrize("shape", [(1, 5), (2, 3), (37, 19)])
 def test_sweep_columns_equals_brute_force(outside, shape):
     rng = np.random.default_rng(len(shape) + shape[0])
-    work = _kernels._work_space(*shape, np.zeros(1, bool))
+    work = _passes.line_work(*shape)
     for trial in range(40):
         labels = rng.random(shape) < rng.random()
         spacing2, cap2 = rng.choice([1.0, 17.64, 1600.0]), rng.choice([np.inf, 50.0, 3000.0])
         got = np.empty(shape, dtype=np.float32)
+        # the face codes of axis 0, written out here
+        codes = np.where(labels != bool(outside), _passes.NOT_OUTSIDE, 0).astype(np.uint8)
+        codes[1:] |= np.where(labels[1:] != labels[:-1], _passes.FACE_BEFORE_Z, 0).astype(
+            np.uint8
+        )
         _passes.sweep_columns(
-            labels, bool(outside), outside is not None, spacing2, cap2, got, work[5]
+            codes, _passes.FACE_BEFORE_Z, outside is not None, spacing2, cap2, got, work.faces
         )
         expected = brute_force_sweep(labels, outside, spacing2, cap2)
         np.testing.assert_array_equal(got, expected, err_msg=f"trial {trial}: {labels}")
+
+
+@pytest.mark.parametrize("outside", [0, 3])
+def test_face_codes_written_out(outside):
+    """Each bit of the face codes against numpy's comparisons of shifted
+    labels, on uint64 labels split over several ranges of planes."""
+    rng = np.random.default_rng(outside)
+    labels = rng.integers(0, 4, (7, 9, 11)).astype(np.uint64)
+    codes = np.full(labels.shape, 255, np.uint8)
+    for first, last in ((0, 3), (3, 4), (4, 7)):
+        _passes.face_codes(labels, np.uint64(outside), codes, first, last)
+    expected = np.zeros(labels.shape, np.uint8)
+    expected[labels == 0] |= _passes.LABEL_ZERO
+    expected[labels != outside] |= _passes.NOT_OUTSIDE
+    expected[1:][labels[1:] != labels[:-1]] |= _passes.FACE_BEFORE_Z
+    expected[:, 1:][labels[:, 1:] != labels[:, :-1]] |= _passes.FACE_BEFORE_Y
+    expected[:, :, 1:][labels[:, :, 1:] != labels[:, :, :-1]] |= _passes.FACE_BEFORE_X
+    np.testing.assert_array_equal(codes, expected)
 
 
 def test_tanh_matches_libm_rounded_to_float32():

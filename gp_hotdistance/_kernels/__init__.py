@@ -8,26 +8,35 @@ loops of the weights) and :mod:`.passes` (sweeps and lower envelopes).
 The backend contract
 --------------------
 Nothing here checks its arguments: the public functions validate once and call
-these on native-endian, C-contiguous arrays. A second backend (a GPU one, say)
-implements the same names with the same meaning and is tested against the
-brute-force oracles in ``tests/oracles.py``:
+these on native-endian, C-contiguous, writeable arrays of a few dtypes only
+(labels uint8 or uint64, masks and binary channels uint8, distances float32;
+see ``gp_hotdistance._checks.kernel_labels``), so that no caller's dtype,
+byte order or layout compiles a kernel anew. A
+second backend (a GPU one, say) implements the same names with the same
+meaning and is tested against the brute-force oracles in
+``tests/oracles.py``:
 
 - ``face_distance_3d(labels, voxel_size, out, scratch, outside=None,
-  sign_mode=UNSIGNED, inverse_scale=0.0, max_distance=inf)``: the Euclidean
+  sign_mode=UNSIGNED, inverse_scale=0.0, max_distance=inf, threads=1)``:
+  on up to ``threads`` threads of its own, none left running after the
+  call and no process-wide setting changed; the Euclidean
   distance from each voxel centre to the nearest face midpoint between two
   voxels of different label, written into float32 ``out``; signed
   (``SIGNED``: negative where the label is 0) or zeroed outside
   (``ZERO_OUTSIDE``) by ``sign_mode``, and mapped through ``tanh(d *
   inverse_scale)`` if ``inverse_scale > 0``. Distances above ``max_distance``
   may be ``inf``. Results must not depend on the number of threads.
-- ``unknown_box(known)``: the bounding box of the False voxels of a 3-D
-  boolean array.
+- ``unknown_box(known)``: the bounding box of the zero voxels of a 3-D
+  uint8 array.
 - ``distrust(distances, unknown, inverse_scale, epsilon, threshold, reach,
   known)``: the distance mask's rule, clearing ``known`` in place (flat).
 - ``count_classes(foreground, known)`` and ``fill_weights(foreground, known,
   background_weight, foreground_weight, out)``: the class-balancing weights'
-  per-voxel loops (flat).
+  per-voxel loops (flat uint8 0/1 arrays).
 - ``to_3d(array)``: a 1-3-D array viewed as 3-D.
+
+Every function may be called from several threads at once, and in processes
+forked, spawned or started by a forkserver at any moment.
 """
 
 from .face import (

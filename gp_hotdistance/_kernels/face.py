@@ -31,9 +31,10 @@ Lower-rank arrays are handled as 3-D arrays with leading axes of length 1.
 
 Passes and their cost
 ---------------------
-The kernel runs in three named steps, each parallel over planes
+The kernel runs in three named steps, each over a range of planes or slabs
 (:func:`_in_plane_pass`, :func:`_across_planes_pass`, :func:`_final_pass`;
-:func:`_face_distance_kernel` calls them in turn). Every pass starts from an
+:func:`face_distance_3d` runs them in turn, each split across threads).
+Every pass starts from an
 upper bound on its result and only lowers it: ``P_x S_y`` starts from ``P_y
 S_x``, and the last ``P_x`` from the distance to the x- and y-faces, so that
 a voxel near any face settles after a few samples; ``P_y S_z`` is only needed
@@ -47,49 +48,57 @@ are infinite (lines without a face), 48 where few are (:func:`~gp_hotdistance._k
 :func:`~gp_hotdistance._kernels.passes.envelope_rows`; the comment above them says
 why). Columns
 are the SIMD axis, so the only transposes are those of the x-sweep (its
-label plane, and its result back). Each thread allocates its work space once per pass (a few planes),
-not per plane: fresh memory costs page faults on every call.
+plane of face codes, and its result back). The passes read a uint8 code per
+voxel, computed first (:func:`~gp_hotdistance._kernels.passes.face_codes`),
+instead of the labels, so they compile once whatever the labels' dtype.
+Each pass allocates its work space once
+per range of planes (a few planes), not per plane: fresh memory costs page
+faults on every call.
 
 The tanh
 --------
 The target's ``tanh(d / scale_factor)`` is taken in the last pass
-(:func:`_tanh_in_place`), on all threads, while the row is in cache, and it
+(:func:`_tanh_in_place`), on every thread, while the row is in cache, and it
 is the float32-rounded value of the exact tanh. numpy's float32 ``np.tanh``
-is faster on one thread (about 1.2 ms against 6-10 ms per 2 million values,
-measured on this project's 2-core machine) but not correctly rounded: about a
-third of its values are one float32 step off, and which ones depends on the
-value's position in the array (SIMD body or scalar tail; ``np.tanh`` of 9.0
-gave 0.99999994 at the start of an array and 1.0 inside it). The kernel's
-tanh keeps the target deterministic whatever the array's shape, and costs
-about 5% of the target's time.
+is faster but not correctly rounded: many of its values are one float32
+step off, and which ones depends on the value's position in the array (SIMD
+body or scalar tail; ``np.tanh`` of 9.0 gave 0.99999994 at the start of an
+array and 1.0 inside it). The kernel's tanh keeps the target deterministic
+whatever the array's shape.
 
 Threads
 -------
-The caller chooses the thread count (``numba.set_num_threads``); each pass
-splits its planes into one chunk per thread, and every plane's result is the
+The caller chooses the thread count per call (``threads``). Each pass is a
+compiled function over a range of planes that releases the GIL; the planes
+are split into one range per thread, run on plain Python threads started
+for the call (the calling thread takes the first range) and joined before
+the next pass; arrays too small to be worth a thread's start run on fewer.
+Nothing is set process-wide: no numba threading layer (numba's
+``parallel=True`` would make one, shared with every other numba function of
+the process, and GNU OpenMP's aborts forked children), no thread count and no
+thread outlives the call, so a fork at any moment finds nothing to inherit,
+and calls from several threads run side by side. Every plane's result is the
 same whichever thread computes it, so results do not depend on the count.
-gunpowder's ``PreCache`` forks its workers. GNU OpenMP, numba's usual
-threading layer on Linux, aborts a forked child that uses it after its parent
-did; ``workqueue`` does not, so importing this module selects it unless
-``NUMBA_THREADING_LAYER`` is set. workqueue runs one parallel kernel at a time
-per process, so calls from several threads take turns on
-:data:`KERNEL_LOCK`.
 """
 
 import math
-import os
 import threading
 
-import numba
 import numpy as np
 
-from .passes import envelope_columns, envelope_rows, sweep_columns, unmasked
-
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
-
-#: Held while a parallel kernel runs: workqueue runs one at a time per process.
-KERNEL_LOCK = threading.Lock()
+from ._jit import jit
+from .passes import (
+    FACE_BEFORE_X,
+    FACE_BEFORE_Y,
+    FACE_BEFORE_Z,
+    LABEL_ZERO,
+    envelope_columns,
+    envelope_rows,
+    face_codes,
+    line_work,
+    sweep_columns,
+    unmasked,
+)
 
 _INF = np.inf
 _INF32 = np.float32(np.inf)
@@ -98,8 +107,11 @@ _INF32 = np.float32(np.inf)
 # float32 tanh is exactly +-1 past 9.02
 TANH_SATURATION = 9.5
 
+# fewer voxels than this per thread are not worth a thread's start
+_VOXELS_PER_THREAD = 1 << 12
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+
+@jit(nogil=True, error_model="numpy")
 def _tanh_in_place(values, inverse_scale):
     """``values = tanh(values * inverse_scale)`` on a 1-D float32 array.
 
@@ -126,184 +138,163 @@ def _tanh_in_place(values, inverse_scale):
         t = small if a < 0.02 else 1.0 - 2.0 / (e + 1.0)
         values[i] = math.copysign(t, x)
 
-# what _face_distance_kernel does with the label at the end
+# what _final_pass does with the label at the end
 UNSIGNED = 0  # plain distance
 SIGNED = 1  # negative where the label is 0
 ZERO_OUTSIDE = 2  # 0 where the label is 0
 
 
 # ---------------------------------------------------------------------------
-# The 3-D kernel: three passes, each parallel over planes (one chunk of planes
-# per thread, with its work space allocated once; _face_distance_kernel gives
-# each pass its number of chunks), so that a plane's steps run on data in
-# cache. Column passes run along axis 0 of a plane, with SIMD lanes across its
-# contiguous axis; row passes along the contiguous axis.
+# The 3-D kernel: three passes, each over a range [first, last) of planes (z)
+# or slabs (y), with its work space allocated once per range, so that a
+# plane's steps run on data in cache. face_distance_3d splits each pass into
+# one range per thread. Column passes run along axis 0 of a plane, with SIMD
+# lanes across its contiguous axis; row passes along the contiguous axis.
+# The passes read face codes (uint8, see passes.face_codes), not labels, so
+# they compile once whatever the labels' dtype. The face bits go to the sweep as
+# uint8 values, not as numba's literal ints, which would compile it per bit.
 # ---------------------------------------------------------------------------
 
 
-@numba.njit(cache=True, nogil=True)
-def _work_space(n, width, labels):
-    """A thread's work space for planes of ``n`` rows of ``width`` samples:
-    the envelope's line buffers (0-3 and 14-15), a row with ``inf`` margins,
-    the sweep's face positions (5), per-column buffers, float32 planes and
-    planes of the dtype of ``labels``."""
-    longest = max(n, width)
-    return (
-        np.empty(longest, dtype=np.int64),
-        np.empty(longest, dtype=np.float64),
-        np.empty(longest, dtype=np.float64),
-        np.empty(longest, dtype=np.float64),
-        np.full(3 * width, _INF, dtype=np.float32),
-        np.empty(longest, dtype=np.float64),
-        np.empty(width, dtype=np.int64),
-        np.empty(width, dtype=np.int64),
-        np.empty((n, width), dtype=np.float32),
-        np.empty((n, width), dtype=np.float32),
-        np.empty((n, width), dtype=np.float32),
-        np.empty((n, width), dtype=labels.dtype),
-        np.empty((width, n), dtype=np.float32),
-        np.empty((width, n), dtype=labels.dtype),
-        np.empty(longest, dtype=np.float64),
-        np.empty(longest, dtype=np.int64),
-    )
-
-
-@numba.njit(cache=True, nogil=True)
-def _chunk(count, chunks, t):
-    """The range of the ``t``-th of ``chunks`` equal chunks of ``count``."""
-    return t * count // chunks, (t + 1) * count // chunks
-
-
-@numba.njit(cache=True, parallel=True, error_model="numpy")
-def _in_plane_pass(labels, spacing2, outside, has_outside, cap2, out, chunks):
-    """Step 1, per z-plane: ``out = min(P_y S_x, P_x S_y)``."""
-    nz, ny, nx = labels.shape
+@jit(nogil=True, error_model="numpy")
+def _in_plane_pass(codes, spacing2, has_outside, cap2, out, first, last):
+    """Step 1, per z-plane of ``first:last``: ``out = min(P_y S_x, P_x S_y)``."""
+    nz, ny, nx = codes.shape
     wz, wy, wx = spacing2
-    for t in numba.prange(chunks):
-        work = _work_space(ny, nx, labels)
-        along_x, spread, faces = work[8], work[9], work[5]
-        transposed, transposed_labels = work[12], work[13]
-        first, last = _chunk(nz, chunks, t)
-        for z in range(first, last):
-            plane = labels[z]
-            # S_x: the column sweep on the transposed plane runs on SIMD lanes
-            for y in range(ny):
-                for x in range(nx):
-                    transposed_labels[x, y] = plane[y, x]
-            sweep_columns(
-                transposed_labels, outside, has_outside[2], wx, cap2, transposed, faces
-            )
-            for y in range(ny):
-                for x in range(nx):
-                    along_x[y, x] = transposed[x, y]
-            for y in range(ny):
-                for x in range(nx):
-                    spread[y, x] = along_x[y, x]
-            envelope_columns(along_x, spread, wy, cap2, work)
-            # along_x is free: S_y goes there, and bounds P_x S_y from above
-            sweep_columns(plane, outside, has_outside[1], wy, cap2, along_x, faces)
-            for y in range(ny):
-                for x in range(nx):
-                    spread[y, x] = min(spread[y, x], along_x[y, x])
-            envelope_rows(along_x, spread, nx, wx, cap2, work)
-            for y in range(ny):
-                for x in range(nx):
-                    out[z, y, x] = spread[y, x]
+    work = line_work(ny, nx)
+    along_x = np.empty((ny, nx), dtype=np.float32)
+    spread = np.empty((ny, nx), dtype=np.float32)
+    transposed = np.empty((nx, ny), dtype=np.float32)
+    transposed_codes = np.empty((nx, ny), dtype=np.uint8)
+    for z in range(first, last):
+        plane = codes[z]
+        # S_x: the column sweep on the transposed plane runs on SIMD lanes
+        for y in range(ny):
+            for x in range(nx):
+                transposed_codes[x, y] = plane[y, x]
+        sweep_columns(
+            transposed_codes, np.uint8(FACE_BEFORE_X), has_outside[2], wx, cap2, transposed, work.faces
+        )
+        for y in range(ny):
+            for x in range(nx):
+                along_x[y, x] = transposed[x, y]
+        for y in range(ny):
+            for x in range(nx):
+                spread[y, x] = along_x[y, x]
+        envelope_columns(along_x, spread, wy, cap2, work)
+        # along_x is free: S_y goes there, and bounds P_x S_y from above
+        sweep_columns(plane, np.uint8(FACE_BEFORE_Y), has_outside[1], wy, cap2, along_x, work.faces)
+        for y in range(ny):
+            for x in range(nx):
+                spread[y, x] = min(spread[y, x], along_x[y, x])
+        envelope_rows(along_x, spread, nx, wx, cap2, work)
+        for y in range(ny):
+            for x in range(nx):
+                out[z, y, x] = spread[y, x]
 
 
-@numba.njit(cache=True, parallel=True, error_model="numpy")
-def _across_planes_pass(labels, spacing2, outside, has_outside, cap2, out, scratch, chunks):
-    """Step 2, per y-slab: ``out = P_z out`` and ``scratch = S_z``."""
-    nz, ny, nx = labels.shape
+@jit(nogil=True, error_model="numpy")
+def _across_planes_pass(codes, spacing2, has_outside, cap2, out, scratch, first, last):
+    """Step 2, per y-slab of ``first:last``: ``out = P_z out`` and ``scratch
+    = S_z``."""
+    nz, ny, nx = codes.shape
     wz, wy, wx = spacing2
-    for t in numba.prange(chunks):
-        work = _work_space(nz, nx, labels)
-        slab, spread, faces, slab_labels = work[8], work[9], work[5], work[11]
-        first, last = _chunk(ny, chunks, t)
-        for y in range(first, last):
-            for z in range(nz):
-                for x in range(nx):
-                    slab[z, x] = out[z, y, x]
-                    spread[z, x] = out[z, y, x]
-            envelope_columns(slab, spread, wz, cap2, work)
-            for z in range(nz):
-                for x in range(nx):
-                    out[z, y, x] = spread[z, x]
-                    slab_labels[z, x] = labels[z, y, x]
-            sweep_columns(slab_labels, outside, has_outside[0], wz, cap2, slab, faces)
-            for z in range(nz):
-                for x in range(nx):
-                    scratch[z, y, x] = slab[z, x]
+    work = line_work(nz, nx)
+    slab = np.empty((nz, nx), dtype=np.float32)
+    spread = np.empty((nz, nx), dtype=np.float32)
+    slab_codes = np.empty((nz, nx), dtype=np.uint8)
+    for y in range(first, last):
+        for z in range(nz):
+            for x in range(nx):
+                slab[z, x] = out[z, y, x]
+                spread[z, x] = out[z, y, x]
+        envelope_columns(slab, spread, wz, cap2, work)
+        for z in range(nz):
+            for x in range(nx):
+                out[z, y, x] = spread[z, x]
+                slab_codes[z, x] = codes[z, y, x]
+        sweep_columns(slab_codes, np.uint8(FACE_BEFORE_Z), has_outside[0], wz, cap2, slab, work.faces)
+        for z in range(nz):
+            for x in range(nx):
+                scratch[z, y, x] = slab[z, x]
 
 
-@numba.njit(cache=True, parallel=True, error_model="numpy")
-def _final_pass(labels, spacing2, cap2, sign_mode, inverse_scale, out, scratch, chunks):
-    """Step 3, per z-plane: ``out = min(out, P_x P_y S_z)``, then the square
-    root, the sign (``sign_mode``) and, if ``inverse_scale > 0``, the tanh.
+@jit(nogil=True, error_model="numpy")
+def _final_pass(codes, spacing2, cap2, sign_mode, inverse_scale, out, scratch, first, last):
+    """Step 3, per z-plane of ``first:last``: ``out = min(out, P_x P_y
+    S_z)``, then the square root, the sign (``sign_mode``) and, if
+    ``inverse_scale > 0``, the tanh.
 
     ``P_y S_z`` is only needed where it is below the largest ``out`` of its
     row (elsewhere it cannot lower any voxel of the row): that bound shortens
     the near search, and the samples at or above it are dropped (``inf``).
     """
-    nz, ny, nx = labels.shape
+    nz, ny, nx = codes.shape
     wz, wy, wx = spacing2
-    for t in numba.prange(chunks):
-        work = _work_space(ny, nx, labels)
-        along_z, spread, result = work[8], work[9], work[10]
-        first, last = _chunk(nz, chunks, t)
-        for z in range(first, last):
-            for y in range(ny):
-                needed = np.float32(0.0)
-                for x in range(nx):
-                    needed = max(needed, out[z, y, x])
-                for x in range(nx):
-                    along_z[y, x] = scratch[z, y, x]
-                    spread[y, x] = min(scratch[z, y, x], needed)
-            envelope_columns(along_z, spread, wy, cap2, work)
-            for y in range(ny):
-                needed = np.float32(0.0)
-                for x in range(nx):
-                    needed = max(needed, out[z, y, x])
-                for x in range(nx):
-                    kept = _INF32 if spread[y, x] >= needed else spread[y, x]
-                    spread[y, x] = unmasked(kept)
-                    result[y, x] = min(out[z, y, x], kept)
-            envelope_rows(spread, result, nx, wx, cap2, work)
-            for y in range(ny):
-                row = out[z, y]
-                for x in range(nx):
-                    d = math.sqrt(result[y, x])
-                    if sign_mode != UNSIGNED and labels[z, y, x] == 0:
-                        d = -d if sign_mode == SIGNED else 0.0
-                    row[x] = d
-                if inverse_scale > 0:
-                    _tanh_in_place(row, inverse_scale)
+    work = line_work(ny, nx)
+    along_z = np.empty((ny, nx), dtype=np.float32)
+    spread = np.empty((ny, nx), dtype=np.float32)
+    result = np.empty((ny, nx), dtype=np.float32)
+    for z in range(first, last):
+        for y in range(ny):
+            needed = np.float32(0.0)
+            for x in range(nx):
+                needed = max(needed, out[z, y, x])
+            for x in range(nx):
+                along_z[y, x] = scratch[z, y, x]
+                spread[y, x] = min(scratch[z, y, x], needed)
+        envelope_columns(along_z, spread, wy, cap2, work)
+        for y in range(ny):
+            needed = np.float32(0.0)
+            for x in range(nx):
+                needed = max(needed, out[z, y, x])
+            for x in range(nx):
+                kept = _INF32 if spread[y, x] >= needed else spread[y, x]
+                spread[y, x] = unmasked(kept)
+                result[y, x] = min(out[z, y, x], kept)
+        envelope_rows(spread, result, nx, wx, cap2, work)
+        for y in range(ny):
+            row = out[z, y]
+            for x in range(nx):
+                d = math.sqrt(result[y, x])
+                if sign_mode != UNSIGNED and (codes[z, y, x] & LABEL_ZERO) != 0:
+                    d = -d if sign_mode == SIGNED else 0.0
+                row[x] = d
+            if inverse_scale > 0:
+                _tanh_in_place(row, inverse_scale)
 
 
-def _face_distance_kernel(
-    labels, spacing2, outside, has_outside, cap2, sign_mode, inverse_scale, out, scratch
-):
-    """Face distance of 3-D ``labels`` into ``out``; ``scratch`` is work space.
+def _split(kernel, arguments, count, threads):
+    """Run ``kernel(*arguments, first, last)`` over ``0:count`` in one range
+    per thread (fewer if ``count`` is smaller): the calling thread takes the
+    first range, a new thread each other one; all are joined before this
+    returns, and the first error raised in any is raised here."""
+    chunks = max(1, min(count, threads))
+    if chunks == 1:
+        kernel(*arguments, 0, count)
+        return
+    bounds = [(t * count // chunks, (t + 1) * count // chunks) for t in range(chunks)]
+    errors = []
 
-    ``spacing2`` holds the squared voxel size per axis, ``has_outside`` per
-    axis whether the array continues with the label ``outside`` beyond its
-    ends. Squared distances above ``cap2`` are reported as ``inf`` (which
-    saves work where they do not matter). The result is then signed or zeroed
-    by ``sign_mode`` and, if ``inverse_scale > 0``, passed through
-    ``tanh(d * inverse_scale)``. The three steps:
+    def run(first, last):
+        try:
+            kernel(*arguments, first, last)
+        except BaseException as error:  # handed to the calling thread
+            errors.append(error)
 
-    1. :func:`_in_plane_pass`: ``out = min(P_y S_x, P_x S_y)``;
-    2. :func:`_across_planes_pass`: ``out = P_z out``, ``scratch = S_z``;
-    3. :func:`_final_pass`: ``out = min(out, P_x P_y S_z)``, then the root,
-       the sign and the tanh.
-    """
-    # one chunk of planes (z) or slabs (y) per thread, fewer if there are
-    # fewer planes or slabs than threads
-    threads = numba.get_num_threads()
-    planes, slabs = min(labels.shape[0], threads), min(labels.shape[1], threads)
-    _in_plane_pass(labels, spacing2, outside, has_outside, cap2, out, planes)
-    _across_planes_pass(labels, spacing2, outside, has_outside, cap2, out, scratch, slabs)
-    _final_pass(labels, spacing2, cap2, sign_mode, inverse_scale, out, scratch, planes)
+    helpers = [
+        threading.Thread(target=run, args=bound, name="gp_hotdistance-kernel", daemon=True)
+        for bound in bounds[1:]
+    ]
+    for helper in helpers:
+        helper.start()
+    try:
+        run(*bounds[0])
+    finally:
+        for helper in helpers:
+            helper.join()
+    if errors:
+        raise errors[0]
 
 
 def face_distance_3d(
@@ -315,17 +306,35 @@ def face_distance_3d(
     sign_mode=UNSIGNED,
     inverse_scale=0.0,
     max_distance=np.inf,
+    threads=1,
 ):
     """Run the kernel on ``labels`` with 1 to 3 spatial axes.
 
-    ``out`` and ``scratch`` are float32, C-contiguous and shaped like
+    ``labels`` is uint8 or uint64, native-endian, C-contiguous and writeable
+    (the public layer's :func:`gp_hotdistance._checks.kernel_labels` makes it
+    so); ``out`` and ``scratch`` are float32, C-contiguous and shaped like
     ``labels``. With ``outside``, the array is surrounded by that label along
     its own axes (not along the added axes of length 1). Distances above
-    ``max_distance`` may come out as ``inf``.
+    ``max_distance`` may come out as ``inf``. Each pass runs on up to
+    ``threads`` threads.
+
+    ``spacing2`` holds the squared voxel size per axis, ``has_outside`` per
+    axis whether the array continues with the label ``outside`` beyond its
+    ends. Squared distances above ``cap2`` are reported as ``inf`` (which
+    saves work where they do not matter). First the face codes
+    (:func:`~gp_hotdistance._kernels.passes.face_codes`), then the three
+    steps:
+
+    1. :func:`_in_plane_pass`: ``out = min(P_y S_x, P_x S_y)``;
+    2. :func:`_across_planes_pass`: ``out = P_z out``, ``scratch = S_z``;
+    3. :func:`_final_pass`: ``out = min(out, P_x P_y S_z)``, then the root,
+       the sign (``sign_mode``) and, if ``inverse_scale > 0``, the tanh
+       ``tanh(d * inverse_scale)``.
     """
     spatial_dims = labels.ndim
-    labels3 = np.ascontiguousarray(to_3d(labels))
-    spacing2 = (1.0,) * (3 - spatial_dims) + tuple(v * v for v in voxel_size)
+    labels3 = to_3d(labels)
+    out3, scratch3 = to_3d(out), to_3d(scratch)
+    spacing2 = (1.0,) * (3 - spatial_dims) + tuple(float(v * v) for v in voxel_size)
     has_outside = tuple(
         outside is not None and axis >= 3 - spatial_dims for axis in range(3)
     )
@@ -333,27 +342,36 @@ def face_distance_3d(
     if inverse_scale > 0:
         # the kernel maps every distance past this one to exactly +-1
         max_distance = min(max_distance, TANH_SATURATION / inverse_scale)
-    with KERNEL_LOCK:
-        _face_distance_kernel(
-            labels3, spacing2, outside, has_outside, max_distance**2, sign_mode,
-            inverse_scale, to_3d(out), to_3d(scratch),
-        )
+    cap2 = float(max_distance) ** 2
+    inverse_scale = float(inverse_scale)
+    nz, ny = labels3.shape[:2]
+    threads = max(1, min(threads, labels3.size // _VOXELS_PER_THREAD))
+    codes = np.empty(labels3.shape, dtype=np.uint8)
+    _split(face_codes, (labels3, outside, codes), nz, threads)
+    _split(_in_plane_pass, (codes, spacing2, has_outside, cap2, out3), nz, threads)
+    _split(
+        _across_planes_pass, (codes, spacing2, has_outside, cap2, out3, scratch3), ny, threads
+    )
+    _split(
+        _final_pass,
+        (codes, spacing2, cap2, int(sign_mode), inverse_scale, out3, scratch3), nz, threads,
+    )
 
 def to_3d(array):
     """View a 1-3-D array as 3-D, adding leading axes of length 1."""
     return array.reshape((1,) * (3 - array.ndim) + array.shape)
 
-@numba.njit(cache=True, nogil=True)
+@jit(nogil=True)
 def unknown_box(known):
-    """First and last index per axis of the voxels where 3-D ``known`` is
-    False; first > last if there are none."""
+    """First and last index per axis of the voxels where 3-D ``known``
+    (uint8) is 0; first > last if there are none."""
     low = np.array(known.shape)
     high = np.full(3, -1)
     nz, ny, nx = known.shape
     for z in range(nz):
         for y in range(ny):
             for x in range(nx):
-                if not known[z, y, x]:
+                if known[z, y, x] == 0:
                     low[0] = min(low[0], z)
                     low[1] = min(low[1], y)
                     low[2] = min(low[2], x)
@@ -362,9 +380,10 @@ def unknown_box(known):
                     high[2] = max(high[2], x)
     return low, high
 
-@numba.njit(cache=True, nogil=True)
+@jit(nogil=True)
 def distrust(distances, unknown, inverse_scale, epsilon, threshold, reach, known):
-    """Clear ``known`` where a target distance cannot be trusted (flat arrays).
+    """Clear ``known`` (uint8) where a target distance (float32) cannot be
+    trusted (flat arrays).
 
     Untrusted: ``min(|t| + epsilon, threshold) >= tanh(unknown / scale)``, the
     unknown region is not clearly farther, in tanh units, than the measured
@@ -377,26 +396,29 @@ def distrust(distances, unknown, inverse_scale, epsilon, threshold, reach, known
             x = unknown[i] * inverse_scale
             # x - x^3 / 3 <= tanh(x) <= x settle most voxels without tanh
             if measured >= x:
-                known[i] = False
+                known[i] = 0
             elif measured >= x - x * x * x / 3 and measured >= math.tanh(x):
-                known[i] = False
+                known[i] = 0
 
-@numba.njit(cache=True, nogil=True)
+@jit(nogil=True)
 def count_classes(foreground, known):
-    """Known background and foreground voxels (flat bool arrays)."""
+    """Known background and foreground voxels (flat uint8 arrays of 0 and
+    1)."""
     seen = 0
     seen_foreground = 0
     for i in range(foreground.shape[0]):
-        if known[i]:
+        if known[i] != 0:
             seen += 1
-            if foreground[i]:
+            if foreground[i] != 0:
                 seen_foreground += 1
     return seen - seen_foreground, seen_foreground
 
 
-@numba.njit(cache=True, nogil=True)
+@jit(nogil=True)
 def fill_weights(foreground, known, background_weight, foreground_weight, out):
+    """``out`` (float32) = the weight of each known voxel's class, 0 where
+    unknown (flat uint8 arrays of 0 and 1)."""
     for i in range(out.shape[0]):
         # selects, not branches: the loop vectorizes
-        weight = foreground_weight if foreground[i] else background_weight
-        out[i] = weight if known[i] else np.float32(0.0)
+        weight = foreground_weight if foreground[i] != 0 else background_weight
+        out[i] = weight if known[i] != 0 else np.float32(0.0)

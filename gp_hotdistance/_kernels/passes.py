@@ -8,30 +8,72 @@ lower envelope of parabolas along an axis (``P_a``).
 """
 
 import math
+from collections import namedtuple
 
-import numba
 import numpy as np
+
+from ._jit import jit
 
 _INF = np.inf
 _INF32 = np.float32(np.inf)  # selects between float32 values stay float32
+
+#: A thread's buffers for the passes over planes of ``(n, width)`` samples
+#: (:func:`line_work`): the envelope's stack of parabolas along a line
+#: (``vertices``, ``heights``, ``numerators``, ``denominators``, ``minima``)
+#: and the first sample of each (``owners``); a row with ``inf`` margins
+#: (``padded_row``, ``3 * width``); the sweep's face positions (``faces``);
+#: per-column indices and counts (``columns``, ``open_count``, ``width``).
+#: None depends on the labels' dtype, so the envelope passes compile once.
+LineWork = namedtuple(
+    "LineWork",
+    [
+        "vertices",
+        "heights",
+        "numerators",
+        "denominators",
+        "minima",
+        "owners",
+        "padded_row",
+        "faces",
+        "columns",
+        "open_count",
+    ],
+)
+
+
+@jit(nogil=True)
+def line_work(n, width):
+    """A :class:`LineWork` for planes of ``n`` rows of ``width`` samples
+    (and for their transposes)."""
+    longest = max(n, width)
+    return LineWork(
+        np.empty(longest, dtype=np.float64),
+        np.empty(longest, dtype=np.float64),
+        np.empty(longest, dtype=np.float64),
+        np.empty(longest, dtype=np.float64),
+        np.empty(longest, dtype=np.float64),
+        np.empty(longest, dtype=np.int64),
+        np.full(3 * width, _INF, dtype=np.float32),
+        np.empty(longest, dtype=np.float64),
+        np.empty(width, dtype=np.int64),
+        np.empty(width, dtype=np.int64),
+    )
 
 
 # ---------------------------------------------------------------------------
 # Stores. A loop that writes back ``min(x[i], y)`` (or ``y if c else x[i]``)
 # to ``x[i]`` is compiled by LLVM into a conditional store: a masked SIMD
-# store. With AVX-512 that is as fast as a plain store; with AVX2 it is
-# ``vmaskmovps``, which on this project's AMD EPYC (compiled with
-# ``benchmarks/bench_target.py --avx2``; no other CPU was measured) made the
-# near search's inner loop take 0.50 ns per lane against 0.12 ns with a
-# plain store, and the whole target (with the sweep's former int64 face
-# positions, below) 1.2-2.2x as long. Storing ``value + 0.0`` instead, a
+# store. With AVX-512 that costs what a plain store does; with AVX2 it is
+# ``vmaskmovps``, much slower than a plain store in the near search's inner
+# loop (``benchmarks/bench_target.py --avx2`` shows the effect on a CPU with
+# AVX-512). Storing ``value + 0.0`` instead, a
 # sum LLVM may not fold away (it would turn -0.0 into +0.0), makes the
 # store unconditional. It is exact for every value stored here (squared
 # distances, face positions and inf are never -0.0).
 # ---------------------------------------------------------------------------
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@jit(nogil=True, error_model="numpy")
 def unmasked(value):
     """``value`` itself (any float but -0.0, which becomes +0.0), in a form
     that LLVM stores with a plain SIMD store rather than a masked one."""
@@ -43,7 +85,7 @@ def unmasked(value):
 # ---------------------------------------------------------------------------
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@jit(nogil=True, error_model="numpy")
 def _envelope_line(values, out, spacing2, work):
     """``out[i] = min(out[i], min_j values[j] + spacing2 * (i - j)^2)``.
 
@@ -57,12 +99,14 @@ def _envelope_line(values, out, spacing2, work):
     division lies on the loop's critical path. The line
     is then filled from each parabola's first sample, marked in ``owners``,
     and a running maximum over the marks: with a loop per parabola instead,
-    whose short trip counts vary (branch mispredictions), the envelope took
-    24-40% longer on the benchmark's label sets. The work buffers
-    (``work[0:4]``, ``work[14:16]``) must be at least as long as ``values``.
+    whose short trip counts vary, branches are mispredicted. The line
+    buffers of ``work`` (a
+    :class:`LineWork`) must be at least as long as ``values``.
     """
-    vertices, heights, numerators, minima = work[0], work[1], work[2], work[3]
-    denominators, owners = work[14], work[15]
+    vertices, heights, numerators, minima = (
+        work.vertices, work.heights, work.numerators, work.minima
+    )
+    denominators, owners = work.denominators, work.owners
     n = values.shape[0]
     inverse = 1.0 / spacing2
     k = -1
@@ -125,22 +169,20 @@ def _envelope_line(values, out, spacing2, work):
 # have no finite sample in reach: there the near search reaches
 # _COLUMN_REACH samples along columns and _ROW_REACH along rows, and a plane
 # or row whose bounds are mostly beyond it goes straight to the envelope
-# (on the benchmark's label sets, columns 32 came out best of 16, 24, 32
-# and 48, rows 16 best of 16, 24 and 32). Where at most 1 / _DENSE_SHARE are infinite
-# (the passes that follow another one), a bound is often far above the
-# result (the in-plane distance above the 3-D one), so the bounds cannot
-# tell which way is cheaper; the near search, at about 0.2 ns per lane and
-# offset on this project's machine against 12-15 ns per finite sample for
-# the envelope, then runs up to _DENSE_REACH samples (48 and 96 came out
-# within run-to-run noise of each other).
+# (the reaches were chosen on the benchmark's label sets). Where at most
+# 1 / _DENSE_SHARE are infinite (the passes that follow another one), a
+# bound is often far above the result (the in-plane distance above the 3-D
+# one), so the bounds cannot tell which way is cheaper; the near search,
+# far cheaper per lane and offset than the envelope per finite sample, then
+# runs up to _DENSE_REACH samples.
 # Each sum is rounded to float32 once, as the envelope's value is, so all
 # give the minimum of the float32-rounded sums, bit for bit. A lane stops
 # once its value is at most the float32-rounded next offset: every farther
 # sum rounds to at least that.
 # The near searches' loops are written inline, the two sides of an offset
-# in one loop: with a call per row and offset (a function for one side), the
-# search took 2.1-2.4x as long on this project's machine, and with indices
-# that numba cannot prove non-negative (``line[pad + i - o]``) it ran scalar.
+# in one loop: a call per row and offset (a function for one side) costs
+# more than the loop's body, and with indices that numba cannot prove
+# non-negative (``line[pad + i - o]``) the loop runs scalar.
 # ---------------------------------------------------------------------------
 
 # the near search's farthest offset, in samples: on planes and rows with
@@ -156,7 +198,7 @@ _LARGEST = float(np.finfo(np.float32).max)
 _FAR_SHARE = 4
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@jit(nogil=True, error_model="numpy")
 def _count_above(values, bound):
     """How many values of a 1-D float32 array exceed ``bound`` (a count, not
     a maximum: its reduction runs on SIMD lanes)."""
@@ -166,7 +208,7 @@ def _count_above(values, bound):
     return count
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@jit(nogil=True, error_model="numpy")
 def _near_reach(infinite, samples, length, sparse_reach):
     """For a plane or row of ``samples`` values, ``infinite`` of them
     infinite, searched along lines of ``length``: whether few of them are
@@ -176,7 +218,7 @@ def _near_reach(infinite, samples, length, sparse_reach):
     return dense, min(_DENSE_REACH if dense else sparse_reach, length - 1)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@jit(nogil=True, error_model="numpy")
 def _last_offset(spacing2, cap2, reach):
     """The farthest offset ``o <= reach`` of a near search whose ``spacing2 *
     o^2`` is within ``cap2`` (farther sums are capped to ``inf`` anyway)."""
@@ -186,7 +228,7 @@ def _last_offset(spacing2, cap2, reach):
     return last
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@jit(nogil=True, error_model="numpy")
 def _near_search_columns(src, dst, spacing2, cap2, reach):
     """The near search along axis 0 of 2-D planes, all columns at once, up to
     ``reach`` samples; returns the farthest offset searched for any row."""
@@ -225,7 +267,7 @@ def _near_search_columns(src, dst, spacing2, cap2, reach):
     return farthest
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@jit(nogil=True, error_model="numpy")
 def _far_search_columns(src, dst, spacing2, cap2, searched, columns, count):
     """The outward search, past offset ``searched``, of the samples of the
     given ``columns`` that the near search left open."""
@@ -250,17 +292,17 @@ def _far_search_columns(src, dst, spacing2, cap2, searched, columns, count):
             dst[i, c] = best
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@jit(nogil=True, error_model="numpy")
 def _parabola_columns(src, dst, spacing2, columns, count, work):
     """The envelope along axis 0 of the given ``columns``, its minimum taken
     into ``dst``, read and written in place (gathering the columns into
-    contiguous lines first cost a third of the pass on sparse labels)."""
+    contiguous lines first costs a copy per column)."""
     for k in range(count):
         c = columns[k]
         _envelope_line(src[:, c], dst[:, c], spacing2, work)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@jit(nogil=True, error_model="numpy")
 def _open_columns(dst, bound, open_count):
     """Count per column the values of a 2-D plane above ``bound``."""
     m = dst.shape[1]
@@ -271,20 +313,20 @@ def _open_columns(dst, bound, open_count):
             open_count[c] += row[c] > bound
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@jit(nogil=True, error_model="numpy")
 def _mostly_far(dst, bound, open_count):
     """Whether most columns of a 2-D plane have more than 1 / _FAR_SHARE of
     their values above ``bound`` (``open_count`` is work space)."""
     n, m = dst.shape
     _open_columns(dst, bound, open_count)
-    far = 0
+    far = np.int64(0)
     for c in range(m):
         if open_count[c] * _FAR_SHARE > n:
             far += 1
     return 2 * far > m
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@jit(nogil=True, error_model="numpy")
 def envelope_columns(src, dst, spacing2, cap2, work):
     """``dst = min(dst, P src)`` along axis 0 of 2-D float32 planes, ``inf``
     where above ``cap2``. If many samples are infinite and most columns have
@@ -293,11 +335,13 @@ def envelope_columns(src, dst, spacing2, cap2, work):
     outward search finishes the columns it left open. ``src`` and ``dst``
     must not overlap."""
     n, m = src.shape
-    columns, open_count = work[6], work[7]
-    infinite = 0
+    columns, open_count = work.columns, work.open_count
+    # counters and constants start as int64, not as numba's literal ints: a
+    # literal argument compiles a callee once more for each literal value
+    infinite = np.int64(0)
     for i in range(n):
         infinite += _count_above(src[i], _LARGEST)
-    dense, reach = _near_reach(infinite, n * m, n, _COLUMN_REACH)
+    dense, reach = _near_reach(infinite, n * m, n, np.int64(_COLUMN_REACH))
     if not dense and _mostly_far(dst, spacing2 * reach * reach, open_count):
         for c in range(m):
             columns[c] = c
@@ -306,13 +350,13 @@ def envelope_columns(src, dst, spacing2, cap2, work):
         searched = _near_search_columns(src, dst, spacing2, cap2, reach)
         if searched < n - 1:
             _open_columns(dst, spacing2 * (searched + 1) * (searched + 1), open_count)
-            far = 0
+            far = np.int64(0)
             for c in range(m):
                 if open_count[c] * _FAR_SHARE > n:
                     columns[far] = c
                     far += 1
             _parabola_columns(src, dst, spacing2, columns, far, work)
-            near = 0
+            near = np.int64(0)
             for c in range(m):
                 if 0 < open_count[c] and open_count[c] * _FAR_SHARE <= n:
                     columns[near] = c
@@ -321,7 +365,7 @@ def envelope_columns(src, dst, spacing2, cap2, work):
     _cap(dst, cap2)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@jit(nogil=True, error_model="numpy")
 def _cap_line(values, cap2):
     """Set the values of a 1-D float32 array above ``cap2`` to ``inf``."""
     if cap2 < _INF:
@@ -329,14 +373,14 @@ def _cap_line(values, cap2):
             values[c] = unmasked(_INF32 if values[c] > cap2 else values[c])
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@jit(nogil=True, error_model="numpy")
 def _cap(values, cap2):
     """Set the values of a 2-D float32 plane above ``cap2`` to ``inf``."""
     for i in range(values.shape[0]):
         _cap_line(values[i], cap2)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@jit(nogil=True, error_model="numpy")
 def _near_search_row(line, best, spacing2, cap2, pad, reach):
     """The near search along one line: ``best[i] = min(best[i], line[pad + i
     +- o] + spacing2 o^2)``; ``line`` holds the samples from ``pad`` on, with
@@ -370,7 +414,7 @@ def _near_search_row(line, best, spacing2, cap2, pad, reach):
     return o
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@jit(nogil=True, error_model="numpy")
 def _far_search_line(line, best, spacing2, cap2, pad, searched, settled):
     """The outward search, past offset ``searched``, of the samples of one
     line (as in :func:`_near_search_row`) that the near search left open."""
@@ -391,12 +435,12 @@ def _far_search_line(line, best, spacing2, cap2, pad, searched, settled):
         best[i] = value
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@jit(nogil=True, error_model="numpy")
 def envelope_rows(src, dst, width, spacing2, cap2, work):
     """``dst = min(dst, P src)`` along axis 1 (the contiguous one) of the
     first ``width`` columns of 2-D planes, ``inf`` where above ``cap2``: the
     near search, then the envelope for a row it left open."""
-    line = work[4]
+    line = work.padded_row
     pad = width  # line: inf, the row, inf
     for r in range(src.shape[0]):
         row = src[r]
@@ -404,7 +448,7 @@ def envelope_rows(src, dst, width, spacing2, cap2, work):
         for i in range(width):
             line[pad + i] = row[i]
         dense, reach = _near_reach(
-            _count_above(row[:width], _LARGEST), width, width, _ROW_REACH
+            _count_above(row[:width], _LARGEST), width, width, np.int64(_ROW_REACH)
         )
         if not dense and _count_above(out, spacing2 * reach * reach) * _FAR_SHARE > width:
             searched = 0  # mostly far: straight to the envelope
@@ -424,6 +468,46 @@ def envelope_rows(src, dst, width, spacing2, cap2, work):
 
 
 # ---------------------------------------------------------------------------
+# Face codes. The passes never see the labels: per voxel, one uint8 holds a
+# bit per axis for a face between the voxel and the one before it along that
+# axis, a bit for label 0 (the sign) and one for a label other than the one
+# the array is surrounded by (faces at the array's ends). So the passes and
+# everything they call compile once, whatever the labels' dtype; only
+# :func:`face_codes`, a short loop, compiles per kernel dtype of the labels.
+# ---------------------------------------------------------------------------
+
+FACE_BEFORE_Z = 1
+FACE_BEFORE_Y = 2
+FACE_BEFORE_X = 4
+LABEL_ZERO = 8
+NOT_OUTSIDE = 16
+
+
+@jit(nogil=True, error_model="numpy")
+def face_codes(labels, outside, codes, first, last):
+    """The face codes of the z-planes ``first:last`` of 3-D ``labels`` into
+    uint8 ``codes`` (``outside``: the label the array is surrounded by)."""
+    nz, ny, nx = labels.shape
+    for z in range(first, last):
+        for y in range(ny):
+            row = labels[z, y]
+            out = codes[z, y]
+            for x in range(nx):
+                v = row[x]
+                out[x] = np.uint8((v == 0) * LABEL_ZERO + (v != outside) * NOT_OUTSIDE)
+            for x in range(1, nx):
+                out[x] |= np.uint8((row[x] != row[x - 1]) * FACE_BEFORE_X)
+            if y > 0:
+                before = labels[z, y - 1]
+                for x in range(nx):
+                    out[x] |= np.uint8((row[x] != before[x]) * FACE_BEFORE_Y)
+            if z > 0:
+                before = labels[z - 1, y]
+                for x in range(nx):
+                    out[x] |= np.uint8((row[x] != before[x]) * FACE_BEFORE_Z)
+
+
+# ---------------------------------------------------------------------------
 # 1-D distances along a plane's columns, on SIMD lanes across the columns.
 # Face positions are kept doubled (a face between rows i and i + 1 at 2i + 1),
 # so that they are integers, held as float64: exact below 2^53 and, unlike
@@ -431,29 +515,28 @@ def envelope_rows(src, dst, width, spacing2, cap2, work):
 # needs AVX-512). The loops over a row are functions of their own:
 # written inline in the loop over rows, LLVM's overlap check between the row
 # and the face positions failed at run time (the rows run backwards on the
-# way back) and the loops ran scalar: 1.4-2x slower on the benchmark's labels,
-# 4-6x on random ones (on this project's machine).
+# way back) and the loops ran scalar.
 # ---------------------------------------------------------------------------
 
 # the doubled distance standing for "no face on this side": past any line
 _NO_FACE = float(1 << 40)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _mark_faces(faces, labels, neighbours, position):
-    """``faces[c] = position`` where ``labels[c] != neighbours[c]``."""
+@jit(nogil=True, error_model="numpy")
+def _mark_faces(faces, codes, bit, position):
+    """``faces[c] = position`` where ``codes[c]`` has ``bit`` set."""
     for c in range(faces.shape[0]):
-        faces[c] = unmasked(position if labels[c] != neighbours[c] else faces[c])
+        faces[c] = unmasked(position if (codes[c] & bit) != 0 else faces[c])
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@jit(nogil=True, error_model="numpy")
 def _distance_after_face(row, faces, position):
     """``row = position - faces``: the doubled distance to the face before."""
     for c in range(row.shape[0]):
         row[c] = position - faces[c]
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@jit(nogil=True, error_model="numpy")
 def _squared_distance(row, faces, position, spacing2, cap2):
     """``row`` = the squared distance to the nearer of the face before (its
     doubled distance in ``row``) and the face after (``faces``), ``inf`` if
@@ -465,31 +548,33 @@ def _squared_distance(row, faces, position, spacing2, cap2):
         row[c] = squared if (squared <= cap2 and doubled < _NO_FACE) else _INF
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def sweep_columns(labels, outside, has_outside, spacing2, cap2, out, faces):
-    """``S``: the squared distance along axis 0 of every column of 2-D
-    ``labels`` ``(n, m)`` to the nearest label change on it (a face between
-    rows ``i`` and ``i + 1`` lies at ``i + 0.5``), times ``spacing2``, into
-    float32 ``out``; ``inf`` above ``cap2`` or without a change. With
-    ``has_outside`` the columns continue with the label ``outside`` beyond
-    both ends, so an end sample of another label has a face at its end.
-    ``faces`` is float64 work space of at least ``m`` values."""
-    n, m = labels.shape
+@jit(nogil=True, error_model="numpy")
+def sweep_columns(codes, bit, has_outside, spacing2, cap2, out, faces):
+    """``S``: the squared distance along axis 0 of every column of a 2-D
+    plane ``(n, m)`` of face codes (:data:`FACE_BEFORE_Z` ...) to the nearest
+    face on it, times ``spacing2``, into float32 ``out``; ``inf`` above
+    ``cap2`` or without a face. ``bit`` is the code's bit of a face between
+    a sample and the one before it along axis 0 (a face between rows ``i``
+    and ``i + 1`` lies at ``i + 0.5``). With ``has_outside`` the columns
+    continue beyond both ends with the label the array is surrounded by, so
+    an end sample with :data:`NOT_OUTSIDE` has a face at its end. ``faces`` is
+    float64 work space of at least ``m`` values."""
+    n, m = codes.shape
     marks = faces[:m]
     # the doubled position of the nearest face at or before each row; the
     # doubled distance to it is kept in `out`
     for c in range(m):
-        edge = has_outside and labels[0, c] != outside
+        edge = has_outside and (codes[0, c] & NOT_OUTSIDE) != 0
         marks[c] = -1.0 if edge else -_NO_FACE
     for i in range(n):
         if i > 0:
-            _mark_faces(marks, labels[i], labels[i - 1], 2.0 * i - 1.0)
+            _mark_faces(marks, codes[i], bit, 2.0 * i - 1.0)
         _distance_after_face(out[i], marks, 2.0 * i)
     # the nearest face after each row, and the nearer of the two
     for c in range(m):
-        edge = has_outside and labels[n - 1, c] != outside
+        edge = has_outside and (codes[n - 1, c] & NOT_OUTSIDE) != 0
         marks[c] = 2.0 * n - 1.0 if edge else 2.0 * n + _NO_FACE
     for i in range(n - 1, -1, -1):
         if i < n - 1:
-            _mark_faces(marks, labels[i], labels[i + 1], 2.0 * i + 1.0)
+            _mark_faces(marks, codes[i + 1], bit, 2.0 * i + 1.0)
         _squared_distance(out[i], marks, 2.0 * i, spacing2, cap2)

@@ -73,6 +73,7 @@ from ._checks import (
 )
 from ._output import claim_outputs, create_outputs, prepare_log_dir
 from ._worker import _BlockWriter, _DoneCheck, _read_failure
+from .._checks import check_threads
 from ..predictor import HotDistancePredictor
 
 logger = logging.getLogger(__name__)
@@ -155,6 +156,7 @@ def precompute_target(
     overwrite=False,
     progress=True,
     log_dir=None,
+    threads=None,
 ):
     """Write the hot-distance target of a zarr gt dataset, block by block.
 
@@ -190,8 +192,7 @@ def precompute_target(
         Write block size in voxels, one per spatial axis (z-y-x) or one for
         all; :data:`DEFAULT_BLOCK_SIZE` by default.
     num_workers : int, optional
-        Worker processes. Each runs its numba kernels on ``cpu_count //
-        num_workers`` threads (at least one).
+        Worker processes.
     overwrite : bool, optional
         Replace existing outputs that this package wrote (recognised by their
         ``gp_hotdistance`` attribute) instead of refusing (or resuming).
@@ -201,6 +202,9 @@ def precompute_target(
     log_dir : str or os.PathLike, optional
         Directory for daisy's per-worker log files; by default the workers
         log to this process's stderr.
+    threads : int, optional
+        Threads each worker's kernels run on; by default ``cpu_count //
+        num_workers`` (at least one), so that the workers share the cores.
 
     Returns
     -------
@@ -226,7 +230,7 @@ def precompute_target(
     ValueError
         An output is, contains or lies inside the gt or mask; the gt's
         channels do not match the predictor's classes; the mask does not fit
-        the gt; ``block_size`` or ``num_workers`` is invalid; or ``log_dir``
+        the gt; ``block_size``, ``num_workers`` or ``threads`` is invalid; or ``log_dir``
         cannot be made a directory.
     RuntimeError
         Some blocks failed for another reason (a worker died); a new run
@@ -255,7 +259,12 @@ def precompute_target(
     ((2, 8, 8, 8), (4, 4, 4))
     >>> directory.cleanup()
     """
+    if threads is not None:
+        threads = check_threads(threads)
     job = _plan(container, gt, out, predictor, mask, block_size, num_workers)
+    if threads is None:
+        threads = max(1, (os.cpu_count() or 1) // job.num_workers)
+    job.threads = threads
     check_values(job, _SAMPLE_BLOCKS)
     prepare_log_dir(log_dir)
     done = done_dataset_name(job.out)
@@ -287,6 +296,7 @@ class _Job:
     num_workers: int
     settings: dict
     zarr_format: int
+    threads: int = 1
 
     @property
     def block_world(self):

@@ -37,7 +37,7 @@ class _BlockWriter:
         self.progress_path = progress_path
         self.origin = job.gt_array.roi.offset
         self.block_world = job.block_world
-        self.threads = max(1, (os.cpu_count() or 1) // job.num_workers)
+        self.threads = job.threads
         self._arrays = None
 
     def __getstate__(self):
@@ -47,10 +47,6 @@ class _BlockWriter:
 
     def _open(self):
         if self._arrays is None:
-            import numba
-
-            # the workers share the cores instead of each taking all of them
-            numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
             self._arrays = {
                 "gt": open_ds(self.gt_path),
                 "mask": None if self.mask_path is None else open_ds(self.mask_path),
@@ -94,7 +90,8 @@ class _BlockWriter:
                 np.asarray(gt[context_roi]), None, voxel_size.dims, "gt"
             )
             target = self.predictor._target(
-                class_gt, tuple(float(v) for v in voxel_size), 1.0 / self.predictor.scale_factor
+                class_gt, tuple(float(v) for v in voxel_size), 1.0 / self.predictor.scale_factor,
+                self.threads,
             )
         except ValueError as error:
             raise InvalidDataError(
@@ -113,7 +110,8 @@ class _BlockWriter:
                         class_gt.labels, mask_data, voxel_size.dims, "gt"
                     ).mask
                 distance_mask = self.predictor.create_distance_mask(
-                    target[self.predictor.classes:], mask_data, voxel_size
+                    target[self.predictor.classes:], mask_data, voxel_size,
+                    threads=self.threads,
                 )
             except ValueError as error:
                 raise InvalidDataError(
