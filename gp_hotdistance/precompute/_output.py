@@ -7,6 +7,7 @@ logs), all before any block is scheduled. ``job`` is always
 :func:`gp_hotdistance.precompute.precompute_target`.
 """
 
+import json
 import logging
 import os
 import shutil
@@ -159,6 +160,27 @@ def create_outputs(job, done, distance_mask):
         chunks=(1,) * spatial, dtype=np.uint8, fill_value=0, **fmt,
     )
     markers.attrs[OWNER_ATTRIBUTE] = job.settings
+    refresh_consolidated(job.container)
+
+
+def refresh_consolidated(container):
+    """Consolidate the metadata of ``container`` again if its root has
+    consolidated metadata (zarr 2 ``.zmetadata``, zarr 3
+    ``consolidated_metadata`` in ``zarr.json``), so that readers who use it
+    see the new outputs; a container without any is left so."""
+    if os.path.isfile(os.path.join(container, ".zmetadata")):
+        fmt = {"zarr_format": 2} if _ZARR_3 else {}
+    else:
+        try:
+            with open(os.path.join(container, "zarr.json")) as file:
+                root = json.load(file)
+        except (OSError, ValueError):
+            return
+        if not isinstance(root, dict) or root.get("consolidated_metadata") is None:
+            return
+        fmt = {"zarr_format": 3}
+    logger.info("consolidating the metadata of %s again", container)
+    zarr.consolidate_metadata(container, **fmt)
 
 
 def prepare_log_dir(log_dir):
