@@ -621,14 +621,17 @@ def _task(job, writer, check, paths):
     if job.worker_command is not None:
         # the workers read the writer from the run folder in the container
         _write_atomically(paths["writer"], pickle.dumps(writer))
-        max_restarts = max(3, 2 * job.num_workers)
+        # killed workers are replaced this often before the run stops (a
+        # rerun resumes it)
+        max_restarts = max(2, job.num_workers)
         process_function = _Launcher(
             job.worker_command, job.container, job.out, paths, None,
             job.connect_timeout, max_restarts,
         )
         if _DAISY_2:
-            # ours stops the run first; daisy's cap then ends it at once
-            options["max_worker_restarts"] = max_restarts + job.num_workers + 1
+            # once ours has stopped the run, each spawn fails at once, until
+            # daisy's cap gives the task up
+            options["max_worker_restarts"] = max_restarts
     with warnings.catch_warnings():
         # daisy 2 advises its own done markers over a check function, unless
         # "the ground truth genuinely lives in your output data": ours does
