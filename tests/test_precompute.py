@@ -712,7 +712,9 @@ def test_worker_command_template_errors(volume):
 def chunk_file(container, dataset, zarr_format, index):
     if zarr_format == 3:
         return os.path.join(container, dataset, "c", *map(str, index))
-    return os.path.join(container, dataset, ".".join(map(str, index)))
+    with open(os.path.join(container, dataset, ".zarray")) as file:
+        separator = json.load(file).get("dimension_separator") or "."
+    return os.path.join(container, dataset, *separator.join(map(str, index)).split("/"))
 
 
 @pytest.mark.parametrize("zarr_format", ZARR_FORMATS)

@@ -82,6 +82,7 @@ from ._checks import (
 )
 from ._output import claim_outputs, create_outputs, prepare_log_dir
 from ._worker import (
+    SchedulerUnreachableError,
     _BlockWriter,
     _DoneCheck,
     _Launcher,
@@ -99,6 +100,7 @@ __all__ = [
     "InvalidDataError",
     "PrecomputePlan",
     "PrecomputeResult",
+    "SchedulerUnreachableError",
     "distance_mask_dataset_name",
     "done_dataset_name",
     "precompute_target",
@@ -337,7 +339,9 @@ def precompute_target(
     ------
     TypeError
         ``predictor`` is not a :class:`HotDistancePredictor`, a dataset name
-        is not a string, or the gt or mask is not a bool, integer or float
+        is not a string, ``num_workers`` is not an int, ``roi``,
+        ``worker_command``, ``host``, ``connect_timeout`` or ``on_plan`` is
+        of the wrong type, or the gt or mask is not a bool, integer or float
         array.
     FileNotFoundError
         The container or a dataset does not exist.
@@ -353,8 +357,11 @@ def precompute_target(
     ValueError
         An output is, contains or lies inside the gt or mask; the gt's
         channels do not match the predictor's classes; the mask does not fit
-        the gt; ``block_size`` or ``num_workers`` is invalid; or ``log_dir``
-        cannot be made a directory.
+        the gt; ``block_size`` or ``num_workers`` is invalid; ``roi`` is
+        empty, has the wrong number of axes or is not inside the gt's ROI;
+        ``worker_command`` has no ``{command}``; ``log_dir`` cannot be made a
+        directory; or the gt or mask is zarr format 3 and this zarr reads
+        format 2 only.
     BlockFailedError
         Some blocks could not be read or written (e.g. an unreadable chunk);
         every other block was written and a new run retries only those.
@@ -386,17 +393,19 @@ def precompute_target(
     ((2, 8, 8, 8), (4, 4, 4))
     >>> directory.cleanup()
     """
-    job = _plan(container, gt, out, predictor, mask, block_size, num_workers)
-    job.roi = as_roi(roi, job.gt_array.roi, job.block_world)
-    job.worker_command = check_worker_command(worker_command)
-    job.host = _host(host)
+    worker_command = check_worker_command(worker_command)
+    host = _host(host)
     if isinstance(connect_timeout, bool) or not isinstance(connect_timeout, (int, float)):
         raise TypeError(f"connect_timeout must be a number of seconds, got {connect_timeout!r}")
-    if not connect_timeout > 0:
+    if not 0 < connect_timeout < math.inf:
         raise ValueError(f"connect_timeout must be positive, got {connect_timeout!r}")
-    job.connect_timeout = float(connect_timeout)
     if on_plan is not None and not callable(on_plan):
         raise TypeError(f"on_plan must be callable, got {on_plan!r}")
+    job = _plan(container, gt, out, predictor, mask, block_size, num_workers)
+    job.roi = as_roi(roi, job.gt_array.roi, job.block_world)
+    job.worker_command = worker_command
+    job.host = host
+    job.connect_timeout = float(connect_timeout)
     check_values(job, _SAMPLE_BLOCKS)
     prepare_log_dir(log_dir)
     done = done_dataset_name(job.out)
