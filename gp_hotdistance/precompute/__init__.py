@@ -34,8 +34,16 @@ Safety rules:
   is scheduled (dtype, channels, the values of a sample of blocks); a block
   that still finds a value other than 0 and 1 stops the task, and
   :class:`InvalidDataError` names the dataset, the values and the block.
-  Other failures (a killed worker) are retried by daisy, and a later run
-  resumes them.
+* A block that cannot be read or written (an unreadable chunk) fails alone:
+  every other block is written, and :class:`BlockFailedError` names the
+  dataset, the blocks and the error; a later run retries only the blocks
+  not done. A killed worker's block is retried by daisy, and a later run
+  resumes whatever is left.
+
+With ``worker_command``, the workers are started by a command of the user's
+(``srun``, ``bsub -I``, ``ssh``) that runs ``python -m gp_hotdistance
+worker``; they connect back to daisy's scheduler over TCP and share the rest
+through the container (see :mod:`gp_hotdistance.precompute._worker`).
 
 The outputs get the zarr format of the gt (2 or 3), so the container stays
 readable by the stack that reads the gt. The functions here take and raise
