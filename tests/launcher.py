@@ -4,7 +4,7 @@ its status (128 + the signal, as a shell reports, if it was killed).
 
 ``--kill-first MARKER``: the first worker whose launcher creates MARKER is
 killed (SIGKILL) once it has written a block, to test that the run completes
-without it.
+without it; MARKER.killed is made then.
 """
 
 import os
@@ -27,8 +27,9 @@ def progress_file(command, pid):
 def main(argv):
     victim = False
     if argv[:1] == ["--kill-first"]:
+        marker = argv[1]
         try:
-            os.close(os.open(argv[1], os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
             victim = True
         except FileExistsError:
             pass
@@ -39,6 +40,7 @@ def main(argv):
         while process.poll() is None:
             if os.path.exists(path) and os.path.getsize(path) >= 1:
                 process.send_signal(signal.SIGKILL)
+                open(marker + ".killed", "w").close()
                 break
             time.sleep(0.05)
     status = process.wait()

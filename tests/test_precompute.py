@@ -646,7 +646,7 @@ def test_workers_started_by_a_launcher_one_killed(tmp_path, volume):
         block_size=BLOCK_SIZE, num_workers=3, progress=False, host="127.0.0.1",
         worker_command=fresh("--kill-first", kill), on_plan=plans.append,
     )
-    assert os.path.exists(kill)  # a worker was killed
+    assert os.path.exists(kill + ".killed")  # a worker was killed after a block
     assert (result.total_blocks, result.processed_blocks) == (27, 27)
     assert np.abs(read(result.target)[1] - volume["target"]).max() <= 1e-3
     assert np.array_equal(read(result.distance_mask)[1], volume["distance_mask"])
