@@ -1,15 +1,19 @@
-"""Benchmark: blockwise precomputation on daisy, 1 and 2 workers.
+"""Benchmark: blockwise precomputation on daisy, 1 and 2 local workers, and 2
+workers started through a launcher command.
 
 Usage:
-    python benchmarks/bench_precompute.py            # 256^3 and 192^3, blocks of 64^3 (~2-3 min on 2 cores)
+    python benchmarks/bench_precompute.py            # 256^3 and 192^3, blocks of 64^3 (~4 min on 2 cores)
     python benchmarks/bench_precompute.py --quick    # smoke: 96^3 and 64^3, blocks of 32^3
     python benchmarks/bench_precompute.py --avx2     # numba compiles for AVX2 (benchmarks/machine.py)
 
 For each volume (3 classes, voxel size 8 nm, scale factor 50, mask_distances
 with a mask) the script writes the gt to a zarr container slab by slab (the
 volume is never in this process's memory), then runs
-``gp_hotdistance.precompute.precompute_target`` with 1 and with 2 workers
-(``overwrite=True``) and reports
+``gp_hotdistance.precompute.precompute_target`` with 1 and with 2 local
+workers, and with 2 workers through a launcher (``worker_command="{command}"``:
+the shell starts each ``python -m gp_hotdistance worker`` as a separate
+process, which imports the package afresh and connects back to the scheduler
+over TCP, as on a cluster; ``overwrite=True`` each time) and reports
 
 * voxels/s: gt voxels / wall time of the whole call (daisy's start-up and
   the workers' forks included);
@@ -20,7 +24,9 @@ volume is never in this process's memory), then runs
   is mostly what it shares with this process after the fork (imports); "block
   extra" is the peak minus that RSS, the memory that the blocks cost;
   daisy 2 spawns its workers, which import the module afresh, so there the
-  wrapper does not reach them and these figures are left empty;
+  wrapper does not reach them and these figures are left empty; the same for
+  the launcher's workers (separate programs). A launcher's worker uses as many
+  numba threads as the cores it may run on, a local one ``cores / workers``;
 * for reference, the whole volume in memory (``predictor.create_target`` and
   ``create_distance_mask`` in a fresh subprocess): time and VmHWM growth.
 
@@ -149,14 +155,15 @@ print(json.dumps({"seconds": seconds, "peak_extra_mb": hwm() - before, "peak_mb"
 
 
 # ------------------------------------------------------------------ runs
-def run(container, size, block, workers, predictor):
+def run(container, size, block, workers, predictor, launcher=False):
     global REPORT_DIR
     REPORT_DIR = tempfile.mkdtemp(prefix="workers_")
+    through = {"worker_command": "{command}", "host": "127.0.0.1"} if launcher else {}
     try:
         start = time.perf_counter()
         result = precompute_target(container, "gt", "target", predictor, mask="mask",
                                    block_size=block, num_workers=workers,
-                                   overwrite=True, progress=False)
+                                   overwrite=True, progress=False, **through)
         seconds = time.perf_counter() - start
         reports = []
         for name in sorted(os.listdir(REPORT_DIR)):
@@ -165,7 +172,8 @@ def run(container, size, block, workers, predictor):
     finally:
         shutil.rmtree(REPORT_DIR)
     return {
-        "size": size, "block": block, "workers": workers, "blocks": result.total_blocks,
+        "size": size, "block": block, "blocks": result.total_blocks,
+        "workers": f"{workers} via launcher" if launcher else str(workers),
         "seconds": seconds, "voxels_per_s": size ** 3 / seconds,
         "worker_blocks": [r["blocks"] for r in reports],
         "worker_peak_mb": [r["hwm_kb"] / 1024 for r in reports],
@@ -195,11 +203,11 @@ def main():
             start = time.perf_counter()
             write_volume(container, size)
             print(f"\nvolume 3 x {size}^3 written in {time.perf_counter() - start:.1f} s")
-            for workers in (1, 2):
-                row = run(container, size, block, workers, predictor)
+            for workers, launcher in ((1, False), (2, False), (2, True)):
+                row = run(container, size, block, workers, predictor, launcher)
                 rows.append(row)
                 print(
-                    f"  {workers} worker(s): {row['blocks']} blocks in {row['seconds']:.1f} s"
+                    f"  {row['workers']} worker(s): {row['blocks']} blocks in {row['seconds']:.1f} s"
                     f" = {row['voxels_per_s'] / 1e6:.3f} Mvoxel/s; worker VmHWM "
                     + ", ".join(f"{p:.0f}" for p in row["worker_peak_mb"])
                     + " MB (block extra "
@@ -223,7 +231,7 @@ def main():
         shutil.rmtree(workdir, ignore_errors=True)
 
     print("\n| volume | workers | blocks | seconds | Mvoxel/s | worker VmHWM MB | block extra MB |")
-    print("|---|---:|---:|---:|---:|---|---|")
+    print("|---|---|---:|---:|---:|---|---|")
     for row in rows:
         print(
             f"| 3 x {row['size']}^3 | {row['workers']} | {row['blocks']} | "

@@ -5,6 +5,12 @@ Subcommands:
 ``precompute``
     Write the hot-distance target of a zarr gt dataset block by block with
     daisy (see :func:`gp_hotdistance.precompute.precompute_target`).
+
+``worker``
+    One worker of a precompute run whose ``--worker-command`` starts its
+    workers; the run puts this command line into the template.
+
+Both need the ``blockwise`` extra (daisy and tqdm).
 """
 
 import argparse
@@ -95,6 +101,21 @@ def _positive_int(text):
     return value
 
 
+def _roi(text):
+    offset, _, shape = text.partition(":")
+    try:
+        offset = tuple(int(part) for part in offset.split(","))
+        shape = tuple(int(part) for part in shape.split(","))
+    except ValueError:
+        offset = shape = ()
+    if not offset or len(offset) != len(shape):
+        raise argparse.ArgumentTypeError(
+            f"expected OFFSET:SHAPE in world units, z,y,x each, e.g. "
+            f"0,0,0:400,512,512; got {text!r}"
+        )
+    return offset, shape
+
+
 def _positive_float(text):
     try:
         value = float(text)
@@ -123,11 +144,17 @@ def build_parser():
     >>> args.classes, args.scale_factor, args.block_size, args.workers
     (['mito', 'er'], 50.0, (32, 64, 64), 1)
     """
-    from .precompute import DEFAULT_BLOCK_SIZE
+    from . import __version__
+
+    try:
+        from .precompute import DEFAULT_BLOCK_SIZE, DEFAULT_CONNECT_TIMEOUT
+    except ImportError:  # without the blockwise extra: the commands say so
+        DEFAULT_BLOCK_SIZE, DEFAULT_CONNECT_TIMEOUT = 64, 60.0
 
     parser = _Parser(
         prog=PROGRAM, description="Hot-distance targets for gunpowder training."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     precompute = commands.add_parser(
         "precompute",
@@ -173,6 +200,22 @@ def build_parser():
                             help="worker processes (default 1)")
     precompute.add_argument("--threads", type=_positive_int, default=None, metavar="T",
                             help="threads per worker (default: cores / workers)")
+
+    precompute.add_argument("--worker-command", metavar="TEMPLATE",
+                            help="start each worker with this shell command, "
+                                 "{command} standing for the worker's command line, "
+                                 "e.g. 'srun -n1 -c8 {command}' (default: local "
+                                 "processes)")
+    precompute.add_argument("--host", metavar="ADDRESS",
+                            help="address of this machine that the workers connect "
+                                 "to (default: $DAISY_HOST, else daisy's guess)")
+    precompute.add_argument("--connect-timeout", type=_positive_float,
+                            default=DEFAULT_CONNECT_TIMEOUT, metavar="SECONDS",
+                            help="how long a worker tries to reach this machine "
+                                 f"(default {DEFAULT_CONNECT_TIMEOUT:g})")
+    precompute.add_argument("--roi", type=_roi, metavar="OFFSET:SHAPE",
+                            help="process only the blocks covering this world ROI, "
+                                 "z,y,x:z,y,x (the output keeps the gt's extent)")
     precompute.add_argument("--overwrite", action="store_true",
                             help="replace existing outputs written by this package "
                                  "(anything else is refused)")
@@ -182,6 +225,21 @@ def build_parser():
                             help="no progress bar")
     precompute.add_argument("-v", "--verbose", action="store_true",
                             help="log what is done")
+    worker = commands.add_parser(
+        "worker",
+        help="one worker of a precompute run (started by --worker-command)",
+        description="Connect to a precompute run's scheduler and write the blocks "
+                    "it hands out. The run builds this command line.",
+    )
+    worker.add_argument("--zarr", required=True, metavar="PATH")
+    worker.add_argument("--out", required=True, metavar="DS")
+    worker.add_argument("--scheduler", required=True, metavar="HOST:PORT")
+    worker.add_argument("--task-id", required=True)
+    worker.add_argument("--worker-id", type=int, required=True)
+    worker.add_argument("--connect-timeout", type=_positive_float,
+                        default=DEFAULT_CONNECT_TIMEOUT, metavar="SECONDS")
+    worker.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                        help="numba threads (default: the cores this process may use)")
     return parser
 
 
@@ -193,6 +251,10 @@ def _precompute(args):
         args.classes, scale_factor=args.scale_factor, mask_distances=args.mask_distances,
         groups=args.groups, unannotated=args.unannotated, instances=args.instances,
     )
+
+    def show(plan):
+        print(plan.describe(), flush=True)
+
     result = precompute_target(
         args.zarr,
         args.gt,
@@ -205,6 +267,11 @@ def _precompute(args):
         overwrite=args.overwrite,
         progress=not args.no_progress,
         log_dir=args.log_dir,
+        roi=args.roi,
+        worker_command=args.worker_command,
+        host=args.host,
+        connect_timeout=args.connect_timeout,
+        on_plan=show,
     )
     written = result.target
     if result.distance_mask is not None:
@@ -223,15 +290,39 @@ def _precompute(args):
         )
 
 
+def _worker(args):
+    from .precompute import _worker as worker
+
+    try:
+        worker.run_worker(args.zarr, args.out, args.scheduler, args.task_id,
+                          args.worker_id, args.connect_timeout, args.threads)
+    except worker.SchedulerUnreachableError as error:
+        print(f"{PROGRAM} worker: error: {error}", file=sys.stderr)
+        return worker.EXIT_UNREACHABLE
+    except worker.RunNotFoundError as error:
+        print(f"{PROGRAM} worker: error: {error}", file=sys.stderr)
+        return worker.EXIT_NO_RUN
+    except ValueError as error:
+        print(f"{PROGRAM} worker: error: {error}", file=sys.stderr)
+        return _USAGE_ERROR
+    return 0
+
+
 def main(argv=None):
     """Run the command with ``argv`` (``sys.argv[1:]`` by default); the exit
     status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
+        level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    from .precompute import InvalidDataError
+    try:
+        from .precompute import InvalidDataError
+    except ImportError as error:  # the blockwise extra is missing
+        print(f"{PROGRAM} {args.command}: error: {error}", file=sys.stderr)
+        return _USAGE_ERROR
+    if args.command == "worker":
+        return _worker(args)
 
     try:
         _precompute(args)

@@ -10,18 +10,21 @@ checked against each other, so neither can drift.
 """
 
 import math
+import os
 import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from funlib.geometry import Coordinate, Roi
-from funlib.persistence import Array
+from funlib.persistence import Array, prepare_ds
 from gunpowder import ArrayKey, ArraySpec, BatchRequest, PipelineRequestError
 
 import gp_hotdistance as hd
 from gp_hotdistance import AddHotDistance, BalanceHotDistance, HotDistancePredictor
-from gp_hotdistance.precompute import precompute_target
+from gp_hotdistance.precompute import SchedulerUnreachableError, precompute_target
+from gp_hotdistance.precompute._worker import run_worker
 
 TABLE = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 
@@ -381,6 +384,42 @@ CASES = {
         lambda: precompute_target("x.zarr", "gt", "t", P(["mito"], 1.0, False), threads=0),
         "threads",
     ),
+    "precompute-num_workers-float": (
+        lambda: precompute_target(small_container(), "gt", "t", P(["mito"], 1.0, False),
+                                  num_workers=2.5),
+        "num_workers",
+    ),
+    # precompute on a cluster: the launcher, the scheduler, --roi
+    "precompute-worker_command-no-placeholder": (
+        lambda: precompute_target("x.zarr", "gt", "t", P(["mito"], 1.0, False),
+                                  worker_command="srun -n1"),
+        "worker_command",
+    ),
+    "precompute-launcher-not-found": (
+        lambda: precompute_target(small_container(), "gt", "launched", P(["mito"], 1.0, False),
+                                  worker_command="/nonexistent/srun {command}",
+                                  host="127.0.0.1", progress=False, overwrite=True),
+        "worker command",
+    ),
+    "precompute-worker-unreachable": (
+        lambda: run_worker("x.zarr", "t", "127.0.0.1:1", "task", 0, connect_timeout=1),
+        "scheduler",
+    ),
+    "precompute-roi-outside": (
+        lambda: precompute_target(small_container(), "gt", "t", P(["mito"], 1.0, False),
+                                  roi=((0, 0, 0), (16, 8, 8))),
+        "roi",
+    ),
+    "precompute-roi-empty": (
+        lambda: precompute_target(small_container(), "gt", "t", P(["mito"], 1.0, False),
+                                  roi=((0, 0, 0), (0, 8, 8))),
+        "roi",
+    ),
+    "precompute-roi-axes": (
+        lambda: precompute_target(small_container(), "gt", "t", P(["mito"], 1.0, False),
+                                  roi=((0, 0), (8, 8))),
+        "roi",
+    ),
 }
 
 
@@ -402,6 +441,23 @@ def request_larger_than_data(random_location):
 
 def grouped():
     return P(["mito", "er"], 10.0, False, groups={"mito": [1, 2], "er": [3]})
+
+
+_CONTAINER = []
+
+
+def small_container():
+    """A zarr container with a (1, 8, 8, 8) gt, voxel size 1, made once in a
+    temporary folder."""
+    if not _CONTAINER:
+        directory = tempfile.TemporaryDirectory()
+        container = os.path.join(directory.name, "small.zarr")
+        gt = prepare_ds(os.path.join(container, "gt"), (1, 8, 8, 8), offset=(0, 0, 0),
+                        voxel_size=(1, 1, 1), axis_names=["c^", "z", "y", "x"],
+                        types=["channel", "space", "space", "space"], dtype=np.uint8)
+        gt[gt.roi] = np.pad(np.ones((1, 4, 4, 4), np.uint8), ((0, 0),) + ((2, 2),) * 3)
+        _CONTAINER.extend([directory, container])
+    return _CONTAINER[1]
 
 
 def read_table():
@@ -433,8 +489,9 @@ def test_bad_input(case_id):
     call, argument = CASES[case_id]
     exception_name, excerpt = ROWS[case_id]
     exception = {
-        "ValueError": ValueError, "TypeError": TypeError,
+        "ValueError": ValueError, "TypeError": TypeError, "RuntimeError": RuntimeError,
         "PipelineRequestError": PipelineRequestError,
+        "SchedulerUnreachableError": SchedulerUnreachableError,
     }[exception_name]
     with pytest.raises(Exception) as raised:
         call()

@@ -1,6 +1,8 @@
 """Blockwise precomputation on daisy: equal to the in-memory target, block
 size independent, resumable, clear errors, and the command line."""
 
+import ast
+import json
 import os
 import signal
 import subprocess
@@ -615,3 +617,306 @@ def test_python_m_gp_hotdistance(volume):
     assert np.array_equal(
         read(os.path.join(container, "cli_distance_mask"))[1], volume["distance_mask"]
     )
+
+
+# -- workers through a launcher ------------------------------------------------
+
+LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launcher.py")
+ROOT = os.path.dirname(os.path.dirname(LAUNCHER))
+
+
+def fresh(*options):
+    """A worker command template that starts each worker through
+    tests/launcher.py in a fresh environment: only PATH and PYTHONPATH (this
+    checkout) are passed, nothing else of this process."""
+    return (f"env -i PATH=/usr/bin:/bin PYTHONPATH={ROOT} {sys.executable} {LAUNCHER} "
+            f"{' '.join(options)} {{command}}")
+
+
+def test_workers_started_by_a_launcher_one_killed(tmp_path, volume):
+    """Three workers, each a separate process in a fresh environment; one
+    is killed after its first block: its blocks go to the others and the
+    result equals the in-memory target."""
+    container = str(tmp_path / "launched.zarr")
+    write_inputs(container, volume)
+    kill = str(tmp_path / "killed")
+    plans = []
+    result = precompute_target(
+        container, "gt", "target", volume["predictor"], mask="mask",
+        block_size=BLOCK_SIZE, num_workers=3, progress=False, host="127.0.0.1",
+        worker_command=fresh("--kill-first", kill), on_plan=plans.append,
+    )
+    assert os.path.exists(kill + ".killed")  # a worker was killed after a block
+    assert (result.total_blocks, result.processed_blocks) == (27, 27)
+    assert np.abs(read(result.target)[1] - volume["target"]).max() <= 1e-3
+    assert np.array_equal(read(result.distance_mask)[1], volume["distance_mask"])
+    (plan,) = plans
+    assert (plan.blocks, plan.done_blocks, plan.workers) == (27, 0, 3)
+    assert plan.block_size == BLOCK_SIZE and plan.context == (5, 11, 11)
+    # float32 target (4 channels) and uint8 distance mask (2), no compression
+    assert plan.output_bytes == int(np.prod(SHAPE)) * (4 * 4 + 2) + 27
+    # the run folder (writer, progress) is gone
+    assert not os.path.exists(os.path.join(container, "target_done", "run"))
+
+
+def test_launcher_that_fails_to_start(tmp_path, volume):
+    container = str(tmp_path / "nolauncher.zarr")
+    write_inputs(container, volume)
+    plain = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=False)
+    with pytest.raises(RuntimeError, match=r"the worker command '/nonexistent/srun -n1 "
+                                           r".*' failed to start: .*command not found"):
+        precompute_target(container, "gt", "target", plain, block_size=BLOCK_SIZE,
+                          num_workers=2, progress=False, host="127.0.0.1",
+                          worker_command="/nonexistent/srun -n1 {command}")
+    done = zarr.open_array(os.path.join(container, "target_done"), mode="r")
+    assert not done[...].any()
+
+
+def test_worker_that_cannot_reach_the_scheduler(tmp_path, volume):
+    """The scheduler is announced at an address of a documentation network
+    (nothing there): each worker gives up after its connect timeout, and
+    the run stops with a message instead of waiting."""
+    container = str(tmp_path / "unreachable.zarr")
+    write_inputs(container, volume)
+    plain = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=False)
+    with pytest.raises(RuntimeError, match=r"could not reach the scheduler at "
+                                           r"192\.0\.2\.1:\d+ .*DAISY_HOST"):
+        precompute_target(container, "gt", "target", plain, block_size=BLOCK_SIZE,
+                          num_workers=1, progress=False, host="192.0.2.1",
+                          connect_timeout=2, worker_command=fresh())
+
+
+def test_worker_command_line_errors(capfd):
+    # nothing listens on port 1; the worker says so and exits with status 3
+    arguments = ["worker", "--zarr", "/nonexistent.zarr", "--out", "t", "--scheduler",
+                 "127.0.0.1:1", "--task-id", "t", "--worker-id", "0",
+                 "--connect-timeout", "1"]
+    assert main(arguments) == 3
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot reach the scheduler at 127.0.0.1:1" in err[0], err
+    assert main(arguments[:5] + ["--scheduler", "nohostport"] + arguments[7:]) == 2
+    assert "--scheduler must be HOST:PORT" in capfd.readouterr().err
+
+
+def test_worker_command_template_errors(volume):
+    plain = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=False)
+    with pytest.raises(ValueError, match=r"worker_command must contain \{command\}"):
+        precompute_target(volume["container"], "gt", "t", plain, worker_command="srun")
+    with pytest.raises(TypeError, match="worker_command must be a shell command"):
+        precompute_target(volume["container"], "gt", "t", plain, worker_command=["srun"])
+
+
+# -- one unreadable chunk costs one block ----------------------------------------
+
+
+def chunk_file(container, dataset, zarr_format, index):
+    if zarr_format == 3:
+        return os.path.join(container, dataset, "c", *map(str, index))
+    with open(os.path.join(container, dataset, ".zarray")) as file:
+        separator = json.load(file).get("dimension_separator") or "."
+    return os.path.join(container, dataset, *separator.join(map(str, index)).split("/"))
+
+
+@pytest.mark.parametrize("zarr_format", ZARR_FORMATS)
+def test_unreadable_chunk_fails_only_its_blocks(tmp_path, capfd, zarr_format):
+    """A (1, 32^3) gt in 8^3 chunks, one chunk truncated; blocks of 8 and a
+    padding of 5 voxels: the
+    blocks whose read ROI touches that chunk fail, every other block is
+    written, stderr stays short; once restored, a rerun writes exactly the
+    failed blocks."""
+    container = str(tmp_path / "chunk.zarr")
+    rng = np.random.default_rng(3)
+    gt = (scipy.ndimage.gaussian_filter(rng.random((32, 32, 32)), 2) > 0.5)[None]
+    extra = {"zarr_format": zarr_format} if ZARR_3 else {}
+    array = prepare_ds(os.path.join(container, "gt"), gt.shape, offset=(0, 0, 0),
+                       voxel_size=(1, 1, 1), axis_names=["c^", "z", "y", "x"],
+                       types=["channel", "space", "space", "space"],
+                       chunk_shape=(1, 8, 8, 8), dtype=np.uint8, **extra)
+    array[array.roi] = gt.astype(np.uint8)
+    bad = (0, 3, 3, 3)  # the chunk at z, y, x 24:32
+    path = chunk_file(container, "gt", zarr_format, bad)
+    with open(path, "rb") as file:
+        good = file.read()
+    with open(path, "wb") as file:
+        file.write(good[: len(good) // 2])
+
+    predictor = HotDistancePredictor(["cell"], 1.0, mask_distances=False)
+    pad = np.array(predictor.padding((1, 1, 1)))
+    # the blocks whose read ROI (the block grown by the padding) overlaps the
+    # chunk: an interval test per axis
+    chunk_begin, chunk_end = np.array(bad[1:]) * 8, np.array(bad[1:]) * 8 + 8
+    expected = {
+        index for index in np.ndindex(4, 4, 4)
+        if np.all(np.array(index) * 8 - pad < chunk_end)
+        and np.all(np.array(index) * 8 + 8 + pad > chunk_begin)
+    }
+    assert 0 < len(expected) < 64
+    # the sample checked before the run reads the last block, the bad chunk,
+    # too: it leaves that block to the run
+    assert (3, 3, 3) in expected
+    arguments = ["precompute", "--zarr", container, "--gt", "gt", "--out", "target",
+                 "--classes", "cell", "--scale-factor", "1", "--block-size", "8",
+                 "--workers", "2", "--no-progress"]
+    assert main(arguments) == 1
+    captured = capfd.readouterr()
+    err = captured.err.strip().splitlines()
+    final = [line for line in err if line.startswith("gp-hotdistance precompute")]
+    assert len(final) == 1, err
+    assert len(err) <= len(expected) + 1 + 2, err  # a line per block, a summary
+    message = final[0]
+    assert f"{len(expected)} of 64 blocks of 'target' failed" in message
+    assert "while reading gt dataset 'gt'" in message
+    assert f"The other {64 - len(expected)} blocks were written" in message
+    assert "run again" in message and f"and {len(expected) - 3} more" in message
+    done = zarr.open_array(os.path.join(container, "target_done"), mode="r")[...]
+    assert {tuple(i) for i in np.argwhere(done == 0)} == expected
+
+    with open(path, "wb") as file:
+        file.write(good)
+    assert main(arguments) == 0
+    out = capfd.readouterr().out
+    assert f"resuming: {64 - len(expected)} of 64 blocks already done" in out
+    assert f"64 blocks, {len(expected)} processed, {64 - len(expected)} already done" in out
+    gt_array = open_ds(os.path.join(container, "gt"))
+    whole = np.asarray(predictor.create_target(gt_array)[gt_array.roi])
+    assert np.abs(read(os.path.join(container, "target"))[1] - whole).max() <= 1e-3
+
+
+# -- a subset: --roi -------------------------------------------------------------
+
+
+def test_roi_processes_only_the_blocks_covering_it(tmp_path, volume):
+    container = str(tmp_path / "roi.zarr")
+    write_inputs(container, volume)
+    plain = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=False)
+    run = {"block_size": BLOCK_SIZE, "num_workers": 2, "progress": False}
+    # z 200+150 .. +100 covers z blocks 0 and 1 (160 world units each); y 40+4
+    # .. +60 and x -80 .. -80+1 cover the first block only
+    roi = ((350, 44, -80), (100, 60, 1))
+    result = precompute_target(container, "gt", "target", plain, roi=roi, **run)
+    assert (result.total_blocks, result.processed_blocks) == (2, 2)
+    done = zarr.open_array(os.path.join(container, "target_done"), mode="r")[...]
+    assert {tuple(i) for i in np.argwhere(done)} == {(0, 0, 0), (1, 0, 0)}
+    target_array, target = read(result.target)
+    assert target_array.roi == open_ds(os.path.join(container, "gt")).roi  # full extent
+    inside = np.s_[:, :32, :16, :16]
+    assert np.abs(target[inside] - volume["target"][inside]).max() <= 1e-3
+    # the rest of the volume later: the two blocks are skipped
+    rest = precompute_target(container, "gt", "target", plain, **run)
+    assert (rest.total_blocks, rest.skipped_blocks, rest.processed_blocks) == (27, 2, 25)
+    assert np.abs(read(rest.target)[1] - volume["target"]).max() <= 1e-3
+
+
+@pytest.mark.parametrize(
+    "roi, error, message",
+    [
+        (((0, 0, 0), (10, 10, 10)), ValueError, "must lie inside the gt's ROI"),
+        (((200, 40, -80), (0, 8, 8)), ValueError, "roi must not be empty"),
+        (((200, 40), (8, 8)), ValueError, "roi must have 3 spatial axes"),
+        ("200,40,-80", TypeError, "roi must be a funlib Roi or \\(offset, shape\\)"),
+    ],
+)
+def test_bad_roi(volume, roi, error, message):
+    plain = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=False)
+    with pytest.raises(error, match=message):
+        precompute_target(volume["container"], "gt", "t", plain, roi=roi)
+    assert not os.path.exists(os.path.join(volume["container"], "t"))
+
+
+# -- consolidated metadata, and a format the stack cannot read ---------------------
+
+
+@pytest.mark.parametrize("zarr_format", ZARR_FORMATS)
+@pytest.mark.parametrize("consolidated", [True, False])
+def test_consolidated_metadata_is_refreshed(tmp_path, volume, zarr_format, consolidated):
+    container = str(tmp_path / "consolidated.zarr")
+    extra = {"zarr_format": zarr_format} if ZARR_3 else {}
+    zarr.open_group(container, mode="w", **extra)
+    write_inputs(container, volume, zarr_format=zarr_format if ZARR_3 else None)
+    if consolidated:
+        zarr.consolidate_metadata(container, **extra)
+    plain = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=False)
+    precompute_target(container, "gt", "labels/target", plain, block_size=BLOCK_SIZE,
+                      progress=False)
+    if zarr_format == 2:
+        assert os.path.exists(os.path.join(container, ".zmetadata")) == consolidated
+    else:
+        with open(os.path.join(container, "zarr.json")) as file:
+            root = json.load(file)
+        assert (root.get("consolidated_metadata") is not None) == consolidated
+    if consolidated:
+        group = zarr.open_consolidated(container, mode="r", **extra)
+        assert group["labels/target"].shape == (4, *SHAPE)
+        assert "labels/target_done" in group
+
+
+@pytest.mark.skipif(ZARR_3, reason="zarr 3 reads both formats")
+def test_format_3_input_on_zarr_2(tmp_path):
+    container = str(tmp_path / "three.zarr")
+    os.makedirs(os.path.join(container, "gt3"))
+    with open(os.path.join(container, "gt3", "zarr.json"), "w") as file:
+        json.dump({"zarr_format": 3, "node_type": "array", "shape": [8, 8, 8]}, file)
+    plain = HotDistancePredictor(["a"], SCALE_FACTOR, mask_distances=False)
+    with pytest.raises(ValueError, match=r"gt dataset 'gt3' in .* is zarr format 3 "
+                                         r"\(zarr.json\), which zarr 2\..* cannot read"):
+        precompute_target(container, "gt3", "t", plain)
+
+
+# -- without the blockwise extra; --version ----------------------------------------
+
+WITHOUT_DAISY = """
+import sys
+import gp_hotdistance  # gunpowder imports daisy and tqdm itself
+sys.modules["daisy"] = None  # as if not installed
+try:
+    import gp_hotdistance.precompute
+except ImportError as error:
+    print("import:", error)
+from gp_hotdistance.__main__ import main
+sys.exit(main(["precompute", "--zarr", "x.zarr", "--gt", "gt", "--out", "t",
+               "--classes", "a", "--scale-factor", "1"]))
+"""
+
+
+def test_without_the_blockwise_extra(tmp_path):
+    completed = subprocess.run([sys.executable, "-c", WITHOUT_DAISY], cwd=tmp_path,
+                               capture_output=True, text=True, timeout=120, check=False)
+    extra = 'pip install "gp_hotdistance[blockwise]"'
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stdout.startswith("import: gp_hotdistance.precompute needs daisy")
+    assert extra in completed.stdout
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1 and extra in lines[0], lines
+
+
+def test_the_package_does_not_import_daisy_or_tqdm():
+    """Only gp_hotdistance.precompute (and the worker command) use them: no
+    other module imports them (gunpowder does, so sys.modules cannot tell)."""
+    package = os.path.join(ROOT, "gp_hotdistance")
+    offenders = []
+    for directory, _, files in os.walk(package):
+        if os.path.join(package, "precompute") in directory or "__pycache__" in directory:
+            continue
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            with open(os.path.join(directory, name)) as file:
+                tree = ast.parse(file.read())
+            for node in ast.walk(tree):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    names = [node.module]
+                if any(n.split(".")[0] in ("daisy", "tqdm") for n in names):
+                    offenders.append(f"{name}:{node.lineno}")
+    assert not offenders
+
+
+def test_version(capsys):
+    import gp_hotdistance
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"gp-hotdistance {gp_hotdistance.__version__}"

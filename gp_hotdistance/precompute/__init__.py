@@ -34,8 +34,16 @@ Safety rules:
   is scheduled (dtype, channels, the values of a sample of blocks); a block
   that still finds a value other than 0 and 1 stops the task, and
   :class:`InvalidDataError` names the dataset, the values and the block.
-  Other failures (a killed worker) are retried by daisy, and a later run
-  resumes them.
+* A block that cannot be read or written (an unreadable chunk) fails alone:
+  every other block is written, and :class:`BlockFailedError` names the
+  dataset, the blocks and the error; a later run retries only the blocks
+  not done. A killed worker's block is retried by daisy, and a later run
+  resumes whatever is left.
+
+With ``worker_command``, the workers are started by a command of the user's
+(``srun``, ``bsub -I``, ``ssh``) that runs ``python -m gp_hotdistance
+worker``; they connect back to daisy's scheduler over TCP and share the rest
+through the container (see :mod:`gp_hotdistance.precompute._worker`).
 
 The outputs get the zarr format of the gt (2 or 3), so the container stays
 readable by the stack that reads the gt. The functions here take and raise
@@ -46,16 +54,23 @@ precompute``) lives in :mod:`gp_hotdistance.__main__`.
 import logging
 import math
 import os
+import pickle
 import shutil
-import tempfile
 import threading
 import warnings
 from dataclasses import dataclass
 
-import daisy
+try:
+    import daisy
+    from tqdm.auto import tqdm
+except ImportError as error:  # the blockwise extra is not installed
+    raise ImportError(
+        f"gp_hotdistance.precompute needs daisy and tqdm ({error}); install them "
+        f'with: pip install "gp_hotdistance[blockwise]"'
+    ) from error
+import numpy as np
 import zarr
 from funlib.geometry import Coordinate, Roi
-from tqdm.auto import tqdm
 
 from ._checks import (
     DEFAULT_BLOCK_SIZE,
@@ -66,22 +81,35 @@ from ._checks import (
     check_count,
     check_mask,
     check_values,
+    check_worker_command,
     dataset_name,
+    as_roi,
     open_dataset,
     run_settings,
     zarr_format,
 )
 from ._output import claim_outputs, create_outputs, prepare_log_dir
-from ._worker import _BlockWriter, _DoneCheck, _read_failure
 from .._checks import check_threads
+from ._worker import (
+    SchedulerUnreachableError,
+    _BlockWriter,
+    _DoneCheck,
+    _Launcher,
+    failed_blocks,
+    read_text,
+    run_paths,
+)
 from ..predictor import HotDistancePredictor
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
+    "BlockFailedError",
     "InvalidDataError",
+    "PrecomputePlan",
     "PrecomputeResult",
+    "SchedulerUnreachableError",
     "distance_mask_dataset_name",
     "done_dataset_name",
     "precompute_target",
@@ -93,6 +121,20 @@ _SAMPLE_BLOCKS = 8
 
 # daisy 2 renamed Task(num_workers=) to max_workers= (the old name warns)
 _DAISY_2 = hasattr(daisy, "Pipeline")
+
+#: Seconds a worker started by a launcher keeps trying to reach the
+#: scheduler before it gives up with a message.
+DEFAULT_CONNECT_TIMEOUT = 60.0
+
+# failed blocks named in the final message; the rest are counted
+_FAILED_SHOWN = 3
+
+
+class BlockFailedError(RuntimeError):
+    """Some blocks could not be read or written (an unreadable chunk, a full
+    disk); every other block was written. The message names the dataset,
+    the blocks' ROIs and the error; a later run with the same settings
+    retries only the blocks not done."""
 
 
 def distance_mask_dataset_name(out):
@@ -119,6 +161,75 @@ def done_dataset_name(out):
 
 
 @dataclass(frozen=True)
+class PrecomputePlan:
+    """What :func:`precompute_target` is about to do, given to its
+    ``on_plan`` before any block is scheduled.
+
+    Attributes
+    ----------
+    target : str
+        Path of the target dataset.
+    blocks : int
+        Blocks this run covers (all of the volume, or those covering ``roi``).
+    done_blocks : int
+        Of those, blocks already done by an earlier run (skipped).
+    block_size : tuple of int
+        Write block in voxels (z-y-x).
+    context : tuple of int
+        Voxels read beyond each side of a block (the predictor's padding).
+    workers : int
+        Worker processes.
+    worker_command : str or None
+        The launcher template, or ``None`` for local workers.
+    output_bytes : int
+        Size of the outputs of these blocks on disk without compression (an
+        upper bound of the estimate: zarr compresses the saturated parts).
+    roi : Roi
+        The world ROI the blocks cover.
+    """
+
+    target: str
+    blocks: int
+    done_blocks: int
+    block_size: tuple
+    context: tuple
+    workers: int
+    worker_command: object
+    output_bytes: int
+    roi: object
+
+    def describe(self):
+        """The plan in a few lines of text."""
+        where = (
+            "local worker processes" if self.worker_command is None
+            else f"workers started by {self.worker_command!r}"
+        )
+        lines = [
+            f"{self.target}: {self.blocks} blocks of {_voxels(self.block_size)} "
+            f"voxels (+{_voxels(self.context)} context each side) in ROI {self.roi}",
+            f"{self.workers} {where}; outputs up to {_size(self.output_bytes)} on "
+            f"disk (uncompressed)",
+        ]
+        if self.done_blocks:
+            lines.append(
+                f"resuming: {self.done_blocks} of {self.blocks} blocks already done, "
+                f"{self.blocks - self.done_blocks} to go"
+            )
+        return "\n".join(lines)
+
+
+def _voxels(shape):
+    return "x".join(str(int(size)) for size in shape)
+
+
+def _size(count):
+    for unit in ["B", "kB", "MB", "GB", "TB"]:
+        if count < 1000 or unit == "TB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+
+
+@dataclass(frozen=True)
 class PrecomputeResult:
     """What :func:`precompute_target` did.
 
@@ -130,7 +241,8 @@ class PrecomputeResult:
         Path of the distance mask dataset, or ``None`` without
         ``mask_distances``.
     total_blocks : int
-        Blocks that tile the volume.
+        Blocks this run covers: all that tile the volume, or with ``roi``
+        those that cover it.
     skipped_blocks : int
         Blocks already done by an earlier run, not processed again.
     processed_blocks : int
@@ -157,6 +269,11 @@ def precompute_target(
     progress=True,
     log_dir=None,
     threads=None,
+    roi=None,
+    worker_command=None,
+    host=None,
+    connect_timeout=DEFAULT_CONNECT_TIMEOUT,
+    on_plan=None,
 ):
     """Write the hot-distance target of a zarr gt dataset, block by block.
 
@@ -204,7 +321,30 @@ def precompute_target(
         log to this process's stderr.
     threads : int, optional
         Threads each worker's kernels run on; by default ``cpu_count //
-        num_workers`` (at least one), so that the workers share the cores.
+        num_workers`` (at least one) for local workers, so that they share
+        the cores, and the cores its launcher gives it for a worker started
+        by ``worker_command``.
+    roi : Roi or (offset, shape), optional
+        World ROI to process (z-y-x, world units), inside the gt's ROI: only
+        the blocks that cover it are processed (it is snapped outward to the
+        block grid); the outputs keep the gt's full extent, and a later run
+        without ``roi`` skips the blocks done.
+    worker_command : str, optional
+        Start each worker with this shell command instead of as a local
+        process: ``{command}`` in it is replaced by the worker's command line
+        (``python -m gp_hotdistance worker ...``), e.g. ``"srun -n1 -c8
+        {command}"``. The workers must see ``container`` at the same path (a
+        shared filesystem) and run the same Python environment.
+    host : str, optional
+        Address of this machine that the workers connect to (daisy's
+        scheduler). By default the environment variable ``DAISY_HOST``, else
+        daisy's guess (this machine's address on its default route).
+    connect_timeout : float, optional
+        Seconds a worker started by ``worker_command`` tries to reach the
+        scheduler before it gives up; the run then stops with a message.
+    on_plan : callable, optional
+        Called with a :class:`PrecomputePlan` once the run is planned and
+        before any block is scheduled (the command line prints it).
 
     Returns
     -------
@@ -214,7 +354,9 @@ def precompute_target(
     ------
     TypeError
         ``predictor`` is not a :class:`HotDistancePredictor`, a dataset name
-        is not a string, or the gt or mask is not a bool, integer or float
+        is not a string, ``num_workers`` is not an int, ``roi``,
+        ``worker_command``, ``host``, ``connect_timeout`` or ``on_plan`` is
+        of the wrong type, or the gt or mask is not a bool, integer or float
         array.
     FileNotFoundError
         The container or a dataset does not exist.
@@ -230,11 +372,18 @@ def precompute_target(
     ValueError
         An output is, contains or lies inside the gt or mask; the gt's
         channels do not match the predictor's classes; the mask does not fit
-        the gt; ``block_size``, ``num_workers`` or ``threads`` is invalid; or ``log_dir``
-        cannot be made a directory.
+        the gt; ``block_size``, ``num_workers`` or ``threads`` is invalid;
+        ``roi`` is empty, has the wrong number of axes or is not inside the
+        gt's ROI; ``worker_command`` has no ``{command}``; ``log_dir`` cannot
+        be made a directory; or the gt or mask is zarr format 3 and this zarr
+        reads format 2 only.
+    BlockFailedError
+        Some blocks could not be read or written (e.g. an unreadable chunk);
+        every other block was written and a new run retries only those.
     RuntimeError
-        Some blocks failed for another reason (a worker died); a new run
-        retries them.
+        Some blocks failed for another reason (a worker died), or the
+        workers could not be started or could not reach the scheduler; a new
+        run retries the blocks not done.
 
     Examples
     --------
@@ -261,7 +410,22 @@ def precompute_target(
     """
     if threads is not None:
         threads = check_threads(threads)
+    worker_command = check_worker_command(worker_command)
+    host = _host(host)
+    if isinstance(connect_timeout, bool) or not isinstance(connect_timeout, (int, float)):
+        raise TypeError(f"connect_timeout must be a number of seconds, got {connect_timeout!r}")
+    if not 0 < connect_timeout < math.inf:
+        raise ValueError(f"connect_timeout must be positive, got {connect_timeout!r}")
+    if on_plan is not None and not callable(on_plan):
+        raise TypeError(f"on_plan must be callable, got {on_plan!r}")
     job = _plan(container, gt, out, predictor, mask, block_size, num_workers)
+    job.roi = as_roi(roi, job.gt_array.roi, job.block_world)
+    job.worker_command = worker_command
+    job.host = host
+    job.connect_timeout = float(connect_timeout)
+    # launched workers get the threads asked for, else the cores their
+    # launcher gives them; local ones share this machine's cores
+    job.worker_threads = threads
     if threads is None:
         threads = max(1, (os.cpu_count() or 1) // job.num_workers)
     job.threads = threads
@@ -272,7 +436,15 @@ def precompute_target(
     if not resume:
         distance_mask = distance_mask_dataset_name(job.out)
         create_outputs(job, done, distance_mask if predictor.mask_distances else None)
-    return _run(job, resume, progress, log_dir)
+    return _run(job, resume, progress, log_dir, on_plan)
+
+
+def _host(host):
+    if host is None:
+        return os.environ.get("DAISY_HOST") or None
+    if not isinstance(host, str) or not host.strip():
+        raise TypeError(f"host must be a host name or address (str), got {host!r}")
+    return host.strip()
 
 
 # ---------------------------------------------------------------------------
@@ -297,6 +469,11 @@ class _Job:
     settings: dict
     zarr_format: int
     threads: int = 1
+    worker_threads: object = None
+    roi: object = None
+    worker_command: object = None
+    host: object = None
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
 
     @property
     def block_world(self):
@@ -310,6 +487,13 @@ class _Job:
     def path(self, dataset):
         return os.path.join(self.container, dataset)
 
+    def block_slices(self):
+        """The done markers' slices of the blocks that cover ``roi``."""
+        origin = self.gt_array.roi.offset
+        begin = (self.roi.begin - origin) / self.block_world
+        end = (self.roi.end - origin + self.block_world - 1) / self.block_world
+        return tuple(slice(int(b), int(e)) for b, e in zip(begin, end))
+
 
 def _plan(container, gt, out, predictor, mask, block_size, num_workers):
     """Check the arguments, open the inputs and check their metadata; the
@@ -318,7 +502,8 @@ def _plan(container, gt, out, predictor, mask, block_size, num_workers):
         raise TypeError(
             f"predictor must be a HotDistancePredictor, got {type(predictor).__name__}"
         )
-    container = os.fspath(container)
+    # absolute: workers on other machines are given this path
+    container = os.path.abspath(os.fspath(container))
     gt = dataset_name(gt, "gt")
     out = dataset_name(out, "out")
     if mask is not None:
@@ -353,53 +538,107 @@ def _plan(container, gt, out, predictor, mask, block_size, num_workers):
     )
 
 
-def _run(job, resume, progress, log_dir):
+def _run(job, resume, progress, log_dir, on_plan):
     """Run the blocks not done yet on daisy; the result."""
     done_path = job.path(done_dataset_name(job.out))
+    blocks = job.block_slices()
     done_before = zarr.open_array(done_path, mode="r")[...] != 0
-    skipped = int(done_before.sum())
-    logger.info(
-        "%s %s: %d blocks of %s voxels, %d already done, %d workers",
-        "resuming" if resume else "writing", job.out, done_before.size,
-        tuple(job.block_voxels), skipped, job.num_workers,
-    )
-    scratch = tempfile.mkdtemp(prefix="gp_hotdistance_")
+    total = int(done_before[blocks].size)
+    skipped = int(done_before[blocks].sum())
+    plan = _make_plan(job, total, skipped)
+    logger.info("%s %s", "resuming" if resume else "writing", plan.describe())
+    if on_plan is not None:
+        on_plan(plan)
+    paths = run_paths(done_path)
+    # a run folder left by an earlier run (its failures are retried now)
+    shutil.rmtree(paths["run"], ignore_errors=True)
+    os.makedirs(paths["failed"])
+    os.makedirs(paths["progress"])
     try:
-        failure_path = os.path.join(scratch, "failure")
-        progress_path = os.path.join(scratch, "progress")
         distance_mask_path = (
             job.path(distance_mask_dataset_name(job.out))
             if job.predictor.mask_distances else None
         )
-        writer = _BlockWriter(job, distance_mask_path, done_path, failure_path,
-                              progress_path)
+        writer = _BlockWriter(job, distance_mask_path, done_path)
         check = _DoneCheck(done_before, job.gt_array.roi.offset, job.block_world,
-                           failure_path)
-        task = _task(job, writer, check)
-        with _Progress(progress_path, done_before.size, skipped, job.out, progress):
-            cause = _run_task(task, log_dir)
-        failure = _read_failure(failure_path)
+                           paths["invalid"])
+        task = _task(job, writer, check, paths)
+        with _Progress(paths["progress"], total, skipped, job.out, progress):
+            try:
+                cause = _run_task(task, log_dir, job.host)
+            except RuntimeError:  # daisy 1 raises a launcher's error
+                if read_text(paths["fatal"]) is None:
+                    raise
+                cause = None
+        invalid = read_text(paths["invalid"])
+        fatal = read_text(paths["fatal"])
+        failed = failed_blocks(paths["failed"])
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    if failure is not None:
+        shutil.rmtree(paths["run"], ignore_errors=True)
+    if invalid is not None:
         raise InvalidDataError(
-            f"{failure}; the run stopped at that block (the blocks written so far "
+            f"{invalid}; the run stopped at that block (the blocks written so far "
             f"stay done): fix the data, then run again"
         )
     done_after = zarr.open_array(done_path, mode="r")[...] != 0
-    missing = int(done_after.size - done_after.sum())
+    written = int((done_after & ~done_before)[blocks].sum())
+    if fatal is not None and not done_after[blocks].all():
+        raise RuntimeError(
+            f"{fatal}. The run stopped: {written} blocks were written by this run, "
+            f"{int((~done_after[blocks]).sum())} of {total} are not done; run again "
+            f"with the same settings to do them"
+        )
+    if failed:
+        raise BlockFailedError(_failed_message(job, failed, total, done_after[blocks]))
+    missing = int((~done_after[blocks]).sum())
     if missing:
         cause = f"first failure: {cause}" if cause else "see daisy's worker logs"
         raise RuntimeError(
-            f"{missing} of {done_after.size} blocks of {job.out!r} were not written "
+            f"{missing} of {total} blocks of {job.out!r} were not written "
             f"({cause}); run again with the same settings to retry them"
         )
     return PrecomputeResult(
         target=job.path(job.out),
         distance_mask=writer.distance_mask_path,
-        total_blocks=int(done_after.size),
+        total_blocks=total,
         skipped_blocks=skipped,
-        processed_blocks=int((done_after & ~done_before).sum()),
+        processed_blocks=written,
+    )
+
+
+def _make_plan(job, total, skipped):
+    padding = job.predictor.padding(job.gt_array.voxel_size)
+    voxel_size = job.gt_array.voxel_size
+    per_voxel = 4 * job.predictor.embedding_dims
+    if job.predictor.mask_distances:
+        per_voxel += job.predictor.classes
+    voxels = int(np.prod(job.roi.shape / voxel_size))
+    return PrecomputePlan(
+        target=job.path(job.out),
+        blocks=total,
+        done_blocks=skipped,
+        block_size=tuple(job.block_voxels),
+        context=tuple(int(-(-p // v)) for p, v in zip(padding, voxel_size)),
+        workers=job.num_workers,
+        worker_command=job.worker_command,
+        output_bytes=voxels * per_voxel + total,
+        roi=job.roi,
+    )
+
+
+def _failed_message(job, failed, total, done):
+    shown = "; ".join(
+        f"{tuple(record['index'])} at {record['roi']}" for record in failed[:_FAILED_SHOWN]
+    )
+    more = len(failed) - _FAILED_SHOWN
+    if more > 0:
+        shown += f" and {more} more"
+    first = failed[0]
+    return (
+        f"{len(failed)} of {total} blocks of {job.out!r} failed and were not written "
+        f"(blocks {shown}); the first while {first['stage']}: {first['error']}. "
+        f"The other {int(done.sum())} blocks were written. Once the data is fixed, "
+        f"run again with the same settings: only the blocks not done are processed"
     )
 
 
@@ -408,10 +647,25 @@ def _run(job, resume, progress, log_dir):
 # ---------------------------------------------------------------------------
 
 
-def _task(job, writer, check):
+def _task(job, writer, check, paths):
     padding = job.predictor.padding(job.gt_array.voxel_size)
     spatial_dims = job.gt_array.voxel_size.dims
-    workers = {"max_workers" if _DAISY_2 else "num_workers": job.num_workers}
+    options = {"max_workers" if _DAISY_2 else "num_workers": job.num_workers}
+    process_function = writer
+    if job.worker_command is not None:
+        # the workers read the writer from the run folder in the container
+        _write_atomically(paths["writer"], pickle.dumps(writer))
+        # killed workers are replaced this often before the run stops (a
+        # rerun resumes it)
+        max_restarts = max(2, job.num_workers)
+        process_function = _Launcher(
+            job.worker_command, job.container, job.out, paths, None,
+            job.connect_timeout, max_restarts, threads=job.worker_threads,
+        )
+        if _DAISY_2:
+            # once ours has stopped the run, each spawn fails at once, until
+            # daisy's cap gives the task up
+            options["max_worker_restarts"] = max_restarts
     with warnings.catch_warnings():
         # daisy 2 advises its own done markers over a check function, unless
         # "the ground truth genuinely lives in your output data": ours does
@@ -421,18 +675,25 @@ def _task(job, writer, check):
         )
         return daisy.Task(
             task_id="gp_hotdistance_precompute_" + job.out.replace("/", "_"),
-            total_roi=job.gt_array.roi.grow(padding, padding),
+            total_roi=job.roi.grow(padding, padding),
             read_roi=Roi((0,) * spatial_dims, job.block_world + padding * 2),
             write_roi=Roi(padding, job.block_world),
-            process_function=writer,
+            process_function=process_function,
             check_function=check,
             read_write_conflict=False,
             fit="shrink",
-            **workers,
+            **options,
         )
 
 
-def _run_task(task, log_dir):
+def _write_atomically(path, data):
+    temporary = path + ".partial"
+    with open(temporary, "wb") as file:
+        file.write(data)
+    os.replace(temporary, path)
+
+
+def _run_task(task, log_dir, host):
     """Run ``task`` on daisy's server and workers, without daisy's own
     progress bar and summary (daisy 1 has no switch for them in
     ``run_blockwise``, so the server is used directly); the last line of the
@@ -440,11 +701,12 @@ def _run_task(task, log_dir):
     previous_log_dir = daisy.logging.get_log_basedir()
     daisy.logging.set_log_basedir(None if log_dir is None else os.fspath(log_dir))
     try:
-        server = daisy.Server()
         if _DAISY_2:
-            states = server.run_blockwise([task], progress=False, summary=False)
+            states = daisy.Server().run_blockwise(
+                [task], progress=False, summary=False, host=host
+            )
         else:
-            states = server.run_blockwise([task])
+            states = daisy.Server(host=host).run_blockwise([task])
     finally:
         daisy.logging.set_log_basedir(previous_log_dir)
     error = getattr(states.get(task.task_id), "first_worker_error", None)
@@ -453,8 +715,9 @@ def _run_task(task, log_dir):
 
 
 class _Progress:
-    """A tqdm bar over the blocks, fed by a thread that watches the length of
-    the file to which each worker appends one byte per block written."""
+    """A tqdm bar over the blocks, fed by a thread that sums the lengths of
+    the files (one per worker) to which the workers append one byte per
+    block written."""
 
     def __init__(self, path, total, done, description, enabled):
         self.path = path
@@ -465,14 +728,20 @@ class _Progress:
         self.thread = threading.Thread(target=self._watch, daemon=True)
 
     def _update(self):
+        written = 0
         try:
-            written = os.path.getsize(self.path)
+            with os.scandir(self.path) as entries:
+                for entry in entries:
+                    try:
+                        written += entry.stat().st_size
+                    except FileNotFoundError:
+                        pass
         except FileNotFoundError:
-            written = 0
+            pass
         self.bar.update(self.done + written - self.bar.n)
 
     def _watch(self):
-        while not self.stop.wait(0.2):
+        while not self.stop.wait(0.5):
             self._update()
 
     def __enter__(self):

@@ -7,6 +7,7 @@ logs), all before any block is scheduled. ``job`` is always
 :func:`gp_hotdistance.precompute.precompute_target`.
 """
 
+import json
 import logging
 import os
 import shutil
@@ -159,6 +160,37 @@ def create_outputs(job, done, distance_mask):
         chunks=(1,) * spatial, dtype=np.uint8, fill_value=0, **fmt,
     )
     markers.attrs[OWNER_ATTRIBUTE] = job.settings
+    refresh_consolidated(job.container, job.outputs)
+
+
+def refresh_consolidated(container, outputs):
+    """Consolidate the metadata of ``container`` again if its root has
+    consolidated metadata (zarr 2 ``.zmetadata``, zarr 3
+    ``consolidated_metadata`` in ``zarr.json``), so that readers who use it
+    see the new ``outputs``; a container without any is left so. The
+    folders above the outputs become groups first: consolidation (and zarr
+    3) only sees arrays whose parents are groups."""
+    if os.path.isfile(os.path.join(container, ".zmetadata")):
+        fmt = 2
+    else:
+        try:
+            with open(os.path.join(container, "zarr.json")) as file:
+                root = json.load(file)
+        except (OSError, ValueError):
+            return
+        if not isinstance(root, dict) or root.get("consolidated_metadata") is None:
+            return
+        fmt = 3
+    options = {"zarr_format": fmt} if _ZARR_3 else {}
+    group_file = ".zgroup" if fmt == 2 else "zarr.json"
+    for output in outputs:
+        parts = output.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            path = os.path.join(container, *parts[:depth])
+            if not os.path.exists(os.path.join(path, group_file)):
+                zarr.open_group(path, mode="a", **options)
+    logger.info("consolidating the metadata of %s again", container)
+    zarr.consolidate_metadata(container, **options)
 
 
 def prepare_log_dir(log_dir):
