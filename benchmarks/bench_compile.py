@@ -103,7 +103,10 @@ def run_child(cache_dir, which, tmpdir):
     )
     out = subprocess.run(
         [sys.executable, "-c", CHILD, which, os.path.join(tmpdir, "labels.npy")],
-        env=env, check=True, capture_output=True, text=True,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     import json
 
@@ -129,25 +132,33 @@ def main():
     print(describe())
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average (1 min) after the run: {load:.1f}")
-    print(f"fresh process, NUMBA_CACHE_DIR an empty folder (whole child {wall:.1f} s "
-          f"wall, interpreter start included)\n")
+    print(
+        f"fresh process, NUMBA_CACHE_DIR an empty folder (whole child {wall:.1f} s "
+        f"wall, interpreter start included)\n"
+    )
     print("| step | s, empty cache | CPU s | new kernels | s, cache it left |")
     print("|---|---:|---:|---:|---:|")
     warm_rows = {row[0]: row[1] for row in warm["rows"]}
     for name, seconds, new, cpu in cold["rows"]:
         again = warm_rows.get(name)
-        print(f"| {name} | {seconds:.2f} | {cpu:.2f} | {'' if new is None else new} | "
-              f"{'' if again is None else f'{again:.2f}'} |")
+        print(
+            f"| {name} | {seconds:.2f} | {cpu:.2f} | {'' if new is None else new} | "
+            f"{'' if again is None else f'{again:.2f}'} |"
+        )
     later = cold["rows"][5:]
     later_new = sum(row[2] for row in later)
     later_s = sum(row[1] for row in later)
     ok = cold["first"] <= GOAL_S and later_new == 0
-    print(f"\nimport and first target, weights, distance mask and uint64 face_distance: "
-          f"{cold['first']:.1f} s from an empty cache ({cold['first_cpu']:.1f} s of CPU; "
-          f"goal <= {GOAL_S:g} s), "
-          f"{warm['first']:.1f} s with the cache it left")
-    print(f"{len(later)} later dtypes, byte orders and layouts: {later_s:.2f} s, "
-          f"{later_new} new kernel specialisations (goal 0) {'ok' if ok else 'MISS'}")
+    print(
+        f"\nimport and first target, weights, distance mask and uint64 face_distance: "
+        f"{cold['first']:.1f} s from an empty cache ({cold['first_cpu']:.1f} s of CPU; "
+        f"goal <= {GOAL_S:g} s), "
+        f"{warm['first']:.1f} s with the cache it left"
+    )
+    print(
+        f"{len(later)} later dtypes, byte orders and layouts: {later_s:.2f} s, "
+        f"{later_new} new kernel specialisations (goal 0) {'ok' if ok else 'MISS'}"
+    )
     return 0 if ok else 1
 
 

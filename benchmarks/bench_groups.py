@@ -30,9 +30,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))  # the package of this checkout
 
 import numba  # noqa: E402
-from machine import describe, parse_args  # noqa: E402  (benchmarks/machine.py)
 
 from gp_hotdistance import HotDistancePredictor  # noqa: E402
+from machine import describe, parse_args  # noqa: E402  (benchmarks/machine.py)
 
 SCALE = 50.0
 VOXEL_SIZE = (8.0, 8.0, 8.0)
@@ -89,18 +89,26 @@ def main():
     target = binary.compute_target(channels, VOXEL_SIZE)
     equal = np.array_equal(target, grouped.compute_target(labels, VOXEL_SIZE))
     rows = {
-        "target": median_times({
-            "channels": lambda: binary.compute_target(channels, VOXEL_SIZE),
-            "groups": lambda: grouped.compute_target(labels, VOXEL_SIZE),
-        }, args.runs),
-        "weights": median_times({
-            "channels": lambda: binary.process_weight(channels, target, None, VOXEL_SIZE),
-            "groups": lambda: grouped.process_weight(labels, target, None, VOXEL_SIZE),
-        }, args.runs),
+        "target": median_times(
+            {
+                "channels": lambda: binary.compute_target(channels, VOXEL_SIZE),
+                "groups": lambda: grouped.compute_target(labels, VOXEL_SIZE),
+            },
+            args.runs,
+        ),
+        "weights": median_times(
+            {
+                "channels": lambda: binary.process_weight(channels, target, None, VOXEL_SIZE),
+                "groups": lambda: grouped.process_weight(labels, target, None, VOXEL_SIZE),
+            },
+            args.runs,
+        ),
     }
     print(describe())
-    print(f"{CLASSES} classes of balls (2 ids each), {side}^3 uint64 labels at 8 nm, "
-          f"scale_factor {SCALE:g}, 1 thread, medians of {args.runs}; targets equal: {equal}\n")
+    print(
+        f"{CLASSES} classes of balls (2 ids each), {side}^3 uint64 labels at 8 nm, "
+        f"scale_factor {SCALE:g}, 1 thread, medians of {args.runs}; targets equal: {equal}\n"
+    )
     print("| call | 40 channels s | label image s | label image / channels | bar |")
     print("|---|---:|---:|---:|---|")
     misses = 0
@@ -108,8 +116,10 @@ def main():
         ratio = medians["groups"] / medians["channels"]
         ok = ratio <= BAR
         misses += not ok
-        print(f"| {name} | {medians['channels']:.3f} | {medians['groups']:.3f} | {ratio:.3f} "
-              f"| <= {BAR:.2f} {'ok' if ok else 'MISS'} |")
+        print(
+            f"| {name} | {medians['channels']:.3f} | {medians['groups']:.3f} | {ratio:.3f} "
+            f"| <= {BAR:.2f} {'ok' if ok else 'MISS'} |"
+        )
     return 1 if misses or not equal else 0
 
 

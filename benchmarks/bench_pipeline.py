@@ -60,10 +60,12 @@ print(time.perf_counter() - start)
 def volume(size, seed=0):
     rng = np.random.default_rng(seed)
     shape = (size,) * 3
-    gt = np.stack([
-        ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), 2.0) > 0.3
-        for _ in range(3)
-    ]).astype(np.uint8)
+    gt = np.stack(
+        [
+            ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), 2.0) > 0.3
+            for _ in range(3)
+        ]
+    ).astype(np.uint8)
     mask = np.ones(shape, np.uint8)
     mask[size // 4 : size // 2, size // 4 : size // 2, : size // 3] = 0
     return gt, mask
@@ -71,16 +73,22 @@ def volume(size, seed=0):
 
 def as_array(data):
     channels = data.ndim - 3
-    return Array(data, offset=(0, 0, 0), voxel_size=VOXEL_SIZE,
-                 axis_names=["c^"] * channels + ["z", "y", "x"],
-                 types=["channel"] * channels + ["space"] * 3)
+    return Array(
+        data,
+        offset=(0, 0, 0),
+        voxel_size=VOXEL_SIZE,
+        axis_names=["c^"] * channels + ["z", "y", "x"],
+        types=["channel"] * channels + ["space"] * 3,
+    )
 
 
 def step_pipeline(gt, mask, keys, predictor, with_weights):
     gt_key, mask_key, target_key, weights_key = keys
     pipeline = (
-        (gp.ArraySource(gt_key, as_array(gt), interpolatable=False),
-         gp.ArraySource(mask_key, as_array(mask), interpolatable=False))
+        (
+            gp.ArraySource(gt_key, as_array(gt), interpolatable=False),
+            gp.ArraySource(mask_key, as_array(mask), interpolatable=False),
+        )
         + gp.MergeProvider()
         + gp.RandomLocation()
         + AddHotDistance(predictor, gt_key, target_key, mask_key)
@@ -92,10 +100,8 @@ def step_pipeline(gt, mask, keys, predictor, with_weights):
 
 def batch_step_seconds(gt, mask, batches, size, threads):
     """Median seconds per batch of the target alone and of target + weights."""
-    keys = (gp.ArrayKey("GT"), gp.ArrayKey("MASK"), gp.ArrayKey("TARGET"),
-            gp.ArrayKey("WEIGHTS"))
-    predictor = HotDistancePredictor(["a", "b", "c"], SCALE, mask_distances=True,
-                                     threads=threads)
+    keys = (gp.ArrayKey("GT"), gp.ArrayKey("MASK"), gp.ArrayKey("TARGET"), gp.ArrayKey("WEIGHTS"))
+    predictor = HotDistancePredictor(["a", "b", "c"], SCALE, mask_distances=True, threads=threads)
     roi = Roi((0, 0, 0), Coordinate(size, size, size) * VOXEL_SIZE)
     pipelines = {}
     requests = {}
@@ -139,8 +145,9 @@ def batches_per_second(gt, mask, workers, batches, size):
 
 def first_call_seconds(cache_dir):
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
-    out = subprocess.run([sys.executable, "-c", FIRST_CALL], env=env, check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", FIRST_CALL], env=env, check=True, capture_output=True, text=True
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -167,26 +174,31 @@ def main():
         warm = first_call_seconds(cache_dir)
 
     print(f"\n{describe()}")
-    print(f"(3, {size}, {size}, {size}) gt, {request_size}^3 requests of target and "
-          f"weights (mask_distances), {args.batches} timed batches\n")
+    print(
+        f"(3, {size}, {size}, {size}) gt, {request_size}^3 requests of target and "
+        f"weights (mask_distances), {args.batches} timed batches\n"
+    )
     print("| threads | target alone s | target + weights s | ratio (bar <= 1.4) |")
     print("|---:|---:|---:|---|")
     step_ok = True
     for threads, (alone, whole) in steps.items():
         ratio = whole / alone
         step_ok &= ratio <= 1.4
-        print(f"| {threads} | {alone:.4f} | {whole:.4f} | {ratio:.2f}x "
-              f"{'ok' if ratio <= 1.4 else 'MISS'} |")
+        print(
+            f"| {threads} | {alone:.4f} | {whole:.4f} | {ratio:.2f}x "
+            f"{'ok' if ratio <= 1.4 else 'MISS'} |"
+        )
     print()
     print("| PreCache workers | batches/s |")
     print("|---:|---:|")
     for workers, rate in rates.items():
         print(f"| {workers} | {rate:.2f} |")
     ratio = rates[2] / rates[1]
-    print(f"\n2 workers / 1 worker: {ratio:.2f}x (bar: >= 1) "
-          f"{'ok' if ratio >= 1 else 'MISS'}")
-    print(f"first call in a fresh process (import included): {cold:.1f} s with an empty "
-          f"numba cache, {warm:.1f} s with the cache it left")
+    print(f"\n2 workers / 1 worker: {ratio:.2f}x (bar: >= 1) {'ok' if ratio >= 1 else 'MISS'}")
+    print(
+        f"first call in a fresh process (import included): {cold:.1f} s with an empty "
+        f"numba cache, {warm:.1f} s with the cache it left"
+    )
     return 0 if ratio >= 1 and step_ok else 1
 
 

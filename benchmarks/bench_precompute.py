@@ -63,16 +63,31 @@ def write_volume(container, size, slab=32, seed=0):
     10-40 voxels across)."""
     rng = np.random.default_rng(seed)
     shape = (size,) * 3
-    gt = prepare_ds(os.path.join(container, "gt"), (3,) + shape, offset=(0, 0, 0),
-                    voxel_size=VOXEL_SIZE, axis_names=["c", "z", "y", "x"],
-                    types=["channel", "space", "space", "space"], dtype=np.uint8,
-                    chunk_shape=(3, 64, 64, 64))
-    mask = prepare_ds(os.path.join(container, "mask"), shape, offset=(0, 0, 0),
-                      voxel_size=VOXEL_SIZE, axis_names=["z", "y", "x"],
-                      types=["space"] * 3, dtype=np.uint8, chunk_shape=(64, 64, 64))
+    gt = prepare_ds(
+        os.path.join(container, "gt"),
+        (3,) + shape,
+        offset=(0, 0, 0),
+        voxel_size=VOXEL_SIZE,
+        axis_names=["c", "z", "y", "x"],
+        types=["channel", "space", "space", "space"],
+        dtype=np.uint8,
+        chunk_shape=(3, 64, 64, 64),
+    )
+    mask = prepare_ds(
+        os.path.join(container, "mask"),
+        shape,
+        offset=(0, 0, 0),
+        voxel_size=VOXEL_SIZE,
+        axis_names=["z", "y", "x"],
+        types=["space"] * 3,
+        dtype=np.uint8,
+        chunk_shape=(64, 64, 64),
+    )
     waves = [
-        (rng.normal(size=(8, 3)) * rng.uniform(0.05, 0.25, size=(8, 1)),
-         rng.uniform(0, 2 * np.pi, size=8))
+        (
+            rng.normal(size=(8, 3)) * rng.uniform(0.05, 0.25, size=(8, 1)),
+            rng.uniform(0, 2 * np.pi, size=8),
+        )
         for _ in CLASSES
     ]
     y, x = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
@@ -80,14 +95,13 @@ def write_volume(container, size, slab=32, seed=0):
         z = np.arange(z0, min(z0 + slab, size))[:, None, None]
         labels = np.empty((3, len(z), size, size), np.uint8)
         for c, (vectors, phases) in enumerate(waves):
-            field = sum(np.cos(k[0] * z + k[1] * y + k[2] * x + p)
-                        for k, p in zip(vectors, phases))
+            field = sum(np.cos(k[0] * z + k[1] * y + k[2] * x + p) for k, p in zip(vectors, phases))
             labels[c] = field > 0.3 * len(phases) / 2
-        gt._source_data[:, z0:z0 + len(z)] = labels
+        gt._source_data[:, z0 : z0 + len(z)] = labels
         # the mask: unknown in a slab through the middle of the volume
         known = np.ones((len(z), size, size), np.uint8)
-        known[:, size // 2 - 4:size // 2 + 4] = 0
-        mask._source_data[z0:z0 + len(z)] = known
+        known[:, size // 2 - 4 : size // 2 + 4] = 0
+        mask._source_data[z0 : z0 + len(z)] = known
 
 
 # ------------------------------------------------------------------ memory
@@ -161,9 +175,18 @@ def run(container, size, block, workers, predictor, launcher=False):
     through = {"worker_command": "{command}", "host": "127.0.0.1"} if launcher else {}
     try:
         start = time.perf_counter()
-        result = precompute_target(container, "gt", "target", predictor, mask="mask",
-                                   block_size=block, num_workers=workers,
-                                   overwrite=True, progress=False, **through)
+        result = precompute_target(
+            container,
+            "gt",
+            "target",
+            predictor,
+            mask="mask",
+            block_size=block,
+            num_workers=workers,
+            overwrite=True,
+            progress=False,
+            **through,
+        )
         seconds = time.perf_counter() - start
         reports = []
         for name in sorted(os.listdir(REPORT_DIR)):
@@ -172,9 +195,12 @@ def run(container, size, block, workers, predictor, launcher=False):
     finally:
         shutil.rmtree(REPORT_DIR)
     return {
-        "size": size, "block": block, "blocks": result.total_blocks,
+        "size": size,
+        "block": block,
+        "blocks": result.total_blocks,
         "workers": f"{workers} via launcher" if launcher else str(workers),
-        "seconds": seconds, "voxels_per_s": size ** 3 / seconds,
+        "seconds": seconds,
+        "voxels_per_s": size**3 / seconds,
         "worker_blocks": [r["blocks"] for r in reports],
         "worker_peak_mb": [r["hwm_kb"] / 1024 for r in reports],
         "worker_extra_mb": [(r["hwm_kb"] - r["rss_start_kb"]) / 1024 for r in reports],
@@ -192,8 +218,10 @@ def main():
     padding = predictor.padding(Coordinate(VOXEL_SIZE)) / Coordinate(VOXEL_SIZE)
     region = tuple(block + 2 * p for p in padding)
     print(describe())
-    print(f"block {block}^3 voxels, padding {tuple(padding)} voxels per side: "
-          f"each block reads {region} voxels")
+    print(
+        f"block {block}^3 voxels, padding {tuple(padding)} voxels per side: "
+        f"each block reads {region} voxels"
+    )
 
     rows, references = [], []
     workdir = tempfile.mkdtemp(prefix="bench_precompute_")
@@ -217,15 +245,19 @@ def main():
                     + f"); main process VmHWM {row['main_peak_mb']:.0f} MB"
                 )
             reference = subprocess.run(
-                [sys.executable, "-c", IN_MEMORY, container], capture_output=True,
-                text=True, check=True,
+                [sys.executable, "-c", IN_MEMORY, container],
+                capture_output=True,
+                text=True,
+                check=True,
             )
             ref = json.loads(reference.stdout.strip().splitlines()[-1])
             ref["size"] = size
             references.append(ref)
-            print(f"  in memory, whole volume: {ref['seconds']:.1f} s = "
-                  f"{size ** 3 / ref['seconds'] / 1e6:.3f} Mvoxel/s; VmHWM growth "
-                  f"{ref['peak_extra_mb']:.0f} MB")
+            print(
+                f"  in memory, whole volume: {ref['seconds']:.1f} s = "
+                f"{size**3 / ref['seconds'] / 1e6:.3f} Mvoxel/s; VmHWM growth "
+                f"{ref['peak_extra_mb']:.0f} MB"
+            )
             shutil.rmtree(container)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -236,8 +268,10 @@ def main():
         print(
             f"| 3 x {row['size']}^3 | {row['workers']} | {row['blocks']} | "
             f"{row['seconds']:.1f} | {row['voxels_per_s'] / 1e6:.3f} | "
-            + ", ".join(f"{p:.0f}" for p in row["worker_peak_mb"]) + " | "
-            + ", ".join(f"{p:.0f}" for p in row["worker_extra_mb"]) + " |"
+            + ", ".join(f"{p:.0f}" for p in row["worker_peak_mb"])
+            + " | "
+            + ", ".join(f"{p:.0f}" for p in row["worker_extra_mb"])
+            + " |"
         )
     for ref in references:
         print(

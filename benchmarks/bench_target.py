@@ -41,10 +41,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 sys.path.insert(0, os.path.join(HERE, ".."))  # the package of this checkout
 
+import gp_hotdistance as hd  # noqa: E402
 from machine import describe, parse_args  # noqa: E402  (benchmarks/machine.py)
 from oracles import doubled_grid_face_distance, reference_hot_distance_target  # noqa: E402
-
-import gp_hotdistance as hd  # noqa: E402
 
 SCALE = 50.0
 VOXEL_SIZES = {"8x8x8": (8.0, 8.0, 8.0), "40x4x4": (40.0, 4.0, 4.0)}
@@ -169,7 +168,9 @@ def working_memory(gt, voxel_key, tmpdir):
     np.savez(path, gt=gt)
     out = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--measure-memory", path, voxel_key],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -190,10 +191,15 @@ def time_case(gt, voxel_size, methods, runs, reference_runs):
             run_method(m, gt, voxel_size)
             times[m].append(time.perf_counter() - start)
             after = resource.getrusage(resource.RUSAGE_SELF)
-            usage[m] += (after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime,
-                         after.ru_minflt - before.ru_minflt)
-    return ({m: float(np.median(t)) for m, t in times.items()},
-            {m: usage[m] / len(times[m]) for m in methods})
+            usage[m] += (
+                after.ru_utime - before.ru_utime,
+                after.ru_stime - before.ru_stime,
+                after.ru_minflt - before.ru_minflt,
+            )
+    return (
+        {m: float(np.median(t)) for m, t in times.items()},
+        {m: usage[m] / len(times[m]) for m in methods},
+    )
 
 
 def exactness(gt, voxel_size):
@@ -208,8 +214,9 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--reference-runs", type=int, default=3)
     parser.add_argument("--no-reference", action="store_true", help="skip the doubled grid")
-    parser.add_argument("--quick", action="store_true",
-                        help="small smoke sizes: (3, 32^3) sets, (40, 24^3) classes")
+    parser.add_argument(
+        "--quick", action="store_true", help="small smoke sizes: (3, 32^3) sets, (40, 24^3) classes"
+    )
     parser.add_argument("--measure-memory", nargs=2, help=argparse.SUPPRESS)
     args = parse_args(parser)
     if args.measure_memory:
@@ -218,8 +225,7 @@ def main():
 
     size, many_size = (32, 24) if args.quick else (128, 96)
     warm_up()
-    cases = [(kind, vkey, 3, size) for kind in ("dense", "sparse", "blobs")
-             for vkey in VOXEL_SIZES]
+    cases = [(kind, vkey, 3, size) for kind in ("dense", "sparse", "blobs") for vkey in VOXEL_SIZES]
     cases.append(("sparse", "8x8x8", 40, many_size))
     tmpdir = tempfile.mkdtemp(prefix="bench_target_")
     rows = []
@@ -237,25 +243,32 @@ def main():
         rows.append((case, medians, usage, exact, memory))
 
     print(f"\n{describe()}")
-    print(f"scale_factor {SCALE:g}; medians of {args.runs} runs (the doubled grid: "
-          f"{args.reference_runs}), methods alternating each run\n")
-    print("| labels | pkg 1t s | edt 1t s | pkg 2t s | edt 2t s | ref s | edt/pkg 1t "
-          "| edt/pkg 2t | ref/pkg 2t | exact | pkg working MB | bars |")
+    print(
+        f"scale_factor {SCALE:g}; medians of {args.runs} runs (the doubled grid: "
+        f"{args.reference_runs}), methods alternating each run\n"
+    )
+    print(
+        "| labels | pkg 1t s | edt 1t s | pkg 2t s | edt 2t s | ref s | edt/pkg 1t "
+        "| edt/pkg 2t | ref/pkg 2t | exact | pkg working MB | bars |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|")
     failures = 0
     for case, medians, _usage, exact, memory in rows:
         ratios = {t: medians[f"edt {t}t"] / medians[f"pkg {t}t"] for t in (1, 2)}
-        verdicts = [f"{t}t >= {bar:g}x " + ("ok" if ratios[t] >= bar else "MISS")
-                    for t, bar in BARS.items()]
+        verdicts = [
+            f"{t}t >= {bar:g}x " + ("ok" if ratios[t] >= bar else "MISS") for t, bar in BARS.items()
+        ]
         verdicts.append("exact " + ("ok" if exact else "MISS"))
         failures += any("MISS" in v for v in verdicts)
         ref = medians.get("ref")
         ref_s = "-" if ref is None else f"{ref:.2f}"
         ref_ratio = "-" if ref is None else f"{ref / medians['pkg 2t']:.1f}x"
-        print(f"| {case} | {medians['pkg 1t']:.3f} | {medians['edt 1t']:.3f} "
-              f"| {medians['pkg 2t']:.3f} | {medians['edt 2t']:.3f} "
-              f"| {ref_s} | {ratios[1]:.2f}x | {ratios[2]:.2f}x | {ref_ratio} "
-              f"| {'bit-identical' if exact else 'DIFFERENT'} | {memory:.1f} | {', '.join(verdicts)} |")
+        print(
+            f"| {case} | {medians['pkg 1t']:.3f} | {medians['edt 1t']:.3f} "
+            f"| {medians['pkg 2t']:.3f} | {medians['edt 2t']:.3f} "
+            f"| {ref_s} | {ratios[1]:.2f}x | {ratios[2]:.2f}x | {ref_ratio} "
+            f"| {'bit-identical' if exact else 'DIFFERENT'} | {memory:.1f} | {', '.join(verdicts)} |"
+        )
     print("\nCPU per call at 1 thread (user / system ms, minor page faults):\n")
     for case, _medians, usage, _exact, _memory in rows:
         parts = []
@@ -279,17 +292,22 @@ def predictor_path(runs, side=128):
 
     rng = np.random.default_rng(0)
     shape = (side,) * 3
-    gt = np.stack([smoothed_noise_labels((1,) + shape, rng, 3.0, share)[0]
-                   for share in (0.087, 0.034, 0.012)])
+    gt = np.stack(
+        [smoothed_noise_labels((1,) + shape, rng, 3.0, share)[0] for share in (0.087, 0.034, 0.012)]
+    )
     mask = np.ones(shape, np.uint8)
     voxel_size = (8.0, 8.0, 8.0)
     predictor = hd.HotDistancePredictor(["a", "b", "c"], SCALE, mask_distances=True)
 
     def funlib_array(data):
         # named here, so that building it does not hash the data (not timed)
-        return Array(da.from_array(data, chunks=data.shape, name=False), offset=(0, 0, 0),
-                     voxel_size=(8, 8, 8), axis_names=["c^"] * (data.ndim - 3) + ["z", "y", "x"],
-                     types=["channel"] * (data.ndim - 3) + ["space"] * 3)
+        return Array(
+            da.from_array(data, chunks=data.shape, name=False),
+            offset=(0, 0, 0),
+            voxel_size=(8, 8, 8),
+            axis_names=["c^"] * (data.ndim - 3) + ["z", "y", "x"],
+            types=["channel"] * (data.ndim - 3) + ["space"] * 3,
+        )
 
     gt_array, mask_array = funlib_array(gt), funlib_array(mask)
     target = hd.hot_distance_target(gt, voxel_size, SCALE)
@@ -300,15 +318,18 @@ def predictor_path(runs, side=128):
             lambda: predictor.create_target(gt_array),
         ),
         "weights": (
-            lambda: hd.hot_distance_weights(gt, target, mask, voxel_size, SCALE,
-                                            mask_distances=True),
+            lambda: hd.hot_distance_weights(
+                gt, target, mask, voxel_size, SCALE, mask_distances=True
+            ),
             lambda: predictor.create_weight(gt_array, target_array, mask_array),
         ),
     }
     pairs["nodes"] = nodes_pair(gt, voxel_size)
-    print(f"\npredictor path: 3 blob channels {side}^3 at 8 nm (fg "
-          f"{', '.join(f'{m:.1%}' for m in gt.mean(axis=(1, 2, 3)))}), scale_factor "
-          f"{SCALE:g}, 1 thread, medians of {runs}\n")
+    print(
+        f"\npredictor path: 3 blob channels {side}^3 at 8 nm (fg "
+        f"{', '.join(f'{m:.1%}' for m in gt.mean(axis=(1, 2, 3)))}), scale_factor "
+        f"{SCALE:g}, 1 thread, medians of {runs}\n"
+    )
     print("| call | numpy s | predictor s | overhead |")
     print("|---|---:|---:|---:|")
     for name, (numpy_call, predictor_call) in pairs.items():
@@ -320,8 +341,10 @@ def predictor_path(runs, side=128):
                 call()
                 times[which].append(time.perf_counter() - start)
         numpy_s, predictor_s = (float(np.median(times[w])) for w in (0, 1))
-        print(f"| {name} | {numpy_s:.3f} | {predictor_s:.3f} "
-              f"| {100 * (predictor_s / numpy_s - 1):+.1f}% |")
+        print(
+            f"| {name} | {numpy_s:.3f} | {predictor_s:.3f} "
+            f"| {100 * (predictor_s / numpy_s - 1):+.1f}% |"
+        )
 
 
 def nodes_pair(gt, voxel_size):
@@ -335,18 +358,24 @@ def nodes_pair(gt, voxel_size):
     predictor = hd.HotDistancePredictor(["a", "b", "c"], SCALE, mask_distances=False)
     keys = [gp.ArrayKey(name) for name in ("BENCH_GT", "BENCH_TARGET", "BENCH_WEIGHTS")]
     gt_key, target_key, weights_key = keys
-    source = Array(gt, offset=(0, 0, 0), voxel_size=(8, 8, 8),
-                   axis_names=["c^", "z", "y", "x"], types=["channel"] + ["space"] * 3)
-    pipeline = (gp.ArraySource(gt_key, source, interpolatable=False)
-                + hd.AddHotDistance(predictor, gt_key, target_key)
-                + hd.BalanceHotDistance(predictor, gt_key, target_key, weights_key))
+    source = Array(
+        gt,
+        offset=(0, 0, 0),
+        voxel_size=(8, 8, 8),
+        axis_names=["c^", "z", "y", "x"],
+        types=["channel"] + ["space"] * 3,
+    )
+    pipeline = (
+        gp.ArraySource(gt_key, source, interpolatable=False)
+        + hd.AddHotDistance(predictor, gt_key, target_key)
+        + hd.BalanceHotDistance(predictor, gt_key, target_key, weights_key)
+    )
     padding = predictor.padding(gp.Coordinate(8, 8, 8))
     roi = source.roi.grow(-padding, -padding)
     request = gp.BatchRequest()
     request[target_key] = gp.ArraySpec(roi=roi)
     request[weights_key] = gp.ArraySpec(roi=roi)
-    inner = (slice(None),) + tuple(slice(p // 8, s - p // 8)
-                                   for p, s in zip(padding, gt.shape[1:]))
+    inner = (slice(None),) + tuple(slice(p // 8, s - p // 8) for p, s in zip(padding, gt.shape[1:]))
     pipeline.setup()  # torn down at exit, as gp.build would
 
     def numpy_call():

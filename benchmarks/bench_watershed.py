@@ -24,9 +24,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))  # the package of this checkout
 
-from machine import describe, parse_args  # noqa: E402  (benchmarks/machine.py)
-
 from gp_hotdistance import instance_segmentation  # noqa: E402
+from machine import describe, parse_args  # noqa: E402  (benchmarks/machine.py)
 
 VOXEL_SIZE = (8.0, 8.0, 8.0)
 SCALE_FACTOR = 16.0
@@ -52,22 +51,22 @@ def median_time(runs, *args, **kwargs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="runs per method and edge")
-    parser.add_argument("--edges", type=int, nargs="+", default=[32, 80],
-                        help="cube edges in voxels")
+    parser.add_argument(
+        "--edges", type=int, nargs="+", default=[32, 80], help="cube edges in voxels"
+    )
     args = parse_args(parser)
     print(describe())
-    print(f"specks on a pitch-{PITCH} grid, voxel size {VOXEL_SIZE}, scale_factor "
-          f"{SCALE_FACTOR}; median of {args.runs} runs")
-    print(f"{'edge':>5} {'voxels':>9} {'components':>10} {'watershed s':>12} "
-          f"{'components s':>13}")
+    print(
+        f"specks on a pitch-{PITCH} grid, voxel size {VOXEL_SIZE}, scale_factor "
+        f"{SCALE_FACTOR}; median of {args.runs} runs"
+    )
+    print(f"{'edge':>5} {'voxels':>9} {'components':>10} {'watershed s':>12} {'components s':>13}")
     rows = []
     for edge in sorted(args.edges):
         distance = specks(edge)
         labels = instance_segmentation(distance, VOXEL_SIZE, scale_factor=SCALE_FACTOR)
         count = int(labels.max())
-        watershed = median_time(
-            args.runs, distance, VOXEL_SIZE, scale_factor=SCALE_FACTOR
-        )
+        watershed = median_time(args.runs, distance, VOXEL_SIZE, scale_factor=SCALE_FACTOR)
         components = median_time(args.runs, distance, VOXEL_SIZE, method="components")
         rows.append((edge, distance.size, watershed))
         print(f"{edge:>5} {distance.size:>9} {count:>10} {watershed:>12.4f} {components:>13.4f}")
@@ -76,8 +75,10 @@ def main():
         voxels = large_voxels / small_voxels
         times = large_time / small_time
         verdict = "linear (within 2x)" if times <= 2 * voxels else "NOT linear"
-        print(f"edge {large} against {small}: voxels x{voxels:.1f}, watershed time "
-              f"x{times:.1f}, time ratio / voxel ratio {times / voxels:.2f}: {verdict}")
+        print(
+            f"edge {large} against {small}: voxels x{voxels:.1f}, watershed time "
+            f"x{times:.1f}, time ratio / voxel ratio {times / voxels:.2f}: {verdict}"
+        )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from importlib import metadata
 AVX2_TARGET = {
     "NUMBA_CPU_NAME": "haswell",
     "NUMBA_CPU_FEATURES": "+avx,+avx2,+fma,+sse4.2,+bmi,+bmi2,+popcnt,+f16c,+lzcnt,+movbe,"
-                          "-avx512f,-avx512bw,-avx512dq,-avx512vl,-avx512cd",
+    "-avx512f,-avx512bw,-avx512dq,-avx512vl,-avx512cd",
 }
 
 
@@ -45,8 +45,12 @@ def _cpu_model():
 
 def _simd(features):
     """The widest x86 SIMD extension among LLVM's feature flags, or None."""
-    for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"),
-                       ("sse4.2", "SSE4.2")):
+    for flag, name in (
+        ("avx512f", "AVX-512"),
+        ("avx2", "AVX2"),
+        ("avx", "AVX"),
+        ("sse4.2", "SSE4.2"),
+    ):
         if features.get(flag):
             return name
     return None
@@ -91,15 +95,17 @@ def rerun_for_avx2():
     sys.stdout.flush()
     sys.stderr.flush()
     # orig_argv keeps the interpreter's own options (-u, -X ...)
-    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]],
-              {**os.environ, **AVX2_TARGET})
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, **AVX2_TARGET})
 
 
 def parse_args(parser):
     """``parser.parse_args()`` with the ``--avx2`` option added; with it, the
     script runs again first (:func:`rerun_for_avx2`)."""
-    parser.add_argument("--avx2", action="store_true",
-                        help="numba compiles for AVX2 without AVX-512 (benchmarks/machine.py)")
+    parser.add_argument(
+        "--avx2",
+        action="store_true",
+        help="numba compiles for AVX2 without AVX-512 (benchmarks/machine.py)",
+    )
     args = parser.parse_args()
     if args.avx2:
         rerun_for_avx2()
@@ -112,14 +118,19 @@ def describe():
     import numba
     import numpy
 
-    versions = [f"Python {platform.python_version()}", f"numpy {numpy.__version__}",
-                f"numba {numba.__version__}"]
+    versions = [
+        f"Python {platform.python_version()}",
+        f"numpy {numpy.__version__}",
+        f"numba {numba.__version__}",
+    ]
     try:
         versions.append(f"edt {metadata.version('edt')}")
     except metadata.PackageNotFoundError:  # without the bench extra
         pass
-    return (f"machine: {_cpu_model()}, {os.cpu_count()} logical CPUs ({sys.platform}); "
-            f"numba compiles for {numba_target()}; " + ", ".join(versions))
+    return (
+        f"machine: {_cpu_model()}, {os.cpu_count()} logical CPUs ({sys.platform}); "
+        f"numba compiles for {numba_target()}; " + ", ".join(versions)
+    )
 
 
 if __name__ == "__main__":

@@ -77,9 +77,7 @@ def step_inputs(kernels, labels, voxel_size, scale):
     scratch = np.empty_like(out)
     kernels._in_plane_pass(labels, spacing2, *head, has_outside, cap2, out, *planes)
     after_in_plane = out.copy()
-    kernels._across_planes_pass(
-        labels, spacing2, *head, has_outside, cap2, out, scratch, *slabs
-    )
+    kernels._across_planes_pass(labels, spacing2, *head, has_outside, cap2, out, scratch, *slabs)
     after_across, along_z = out.copy(), scratch.copy()
 
     def in_plane():
@@ -131,7 +129,9 @@ def main():
         os.path.isfile(os.path.join(args.against, "gp_hotdistance", *path))
         for path in (("_kernels", "face.py"), ("_kernels.py",))
     ):
-        parser.error(f"--against must be a checkout of this project, {args.against!r} has no gp_hotdistance/_kernels")
+        parser.error(
+            f"--against must be a checkout of this project, {args.against!r} has no gp_hotdistance/_kernels"
+        )
     if args.against:
         # two packages with the same file names: keep their compiled kernels
         # apart, and out of the checkouts' own caches
@@ -149,7 +149,9 @@ def main():
                 f"one of {', '.join(VOXEL_SIZES)}, got {label_set!r}"
             )
 
-    from gp_hotdistance._kernels import face as _kernels  # this checkout's (bench_target puts it first)
+    from gp_hotdistance._kernels import (
+        face as _kernels,
+    )  # this checkout's (bench_target puts it first)
 
     versions = {"this": _kernels}
     if args.against:

@@ -86,21 +86,43 @@ def dacapo_side(source):
     with open(path) as f:
         tree = ast.parse(f.read())
     wanted = ("ArrayEvaluator", "CremiEvaluator")
-    keep = [n for n in tree.body
-            if isinstance(n, ast.ClassDef) and n.name in wanted
-            or isinstance(n, ast.Assign) and getattr(n.targets[0], "id", None) == "BG"]
-    namespace = {"np": np, "sitk": sitk, "lazy_property": lazy_property, "scipy": scipy,
-                 "voi": voi_module.voi}
+    keep = [
+        n
+        for n in tree.body
+        if isinstance(n, ast.ClassDef)
+        and n.name in wanted
+        or isinstance(n, ast.Assign)
+        and getattr(n.targets[0], "id", None) == "BG"
+    ]
+    namespace = {
+        "np": np,
+        "sitk": sitk,
+        "lazy_property": lazy_property,
+        "scipy": scipy,
+        "voi": voi_module.voi,
+    }
     exec(compile(ast.Module(keep, []), path, "exec"), namespace)
     array_evaluator = namespace["ArrayEvaluator"]
-    names = ("dice", "jaccard", "precision", "recall", "hausdorff",
-             "mean_false_positive_distance", "mean_false_negative_distance",
-             "precision_with_tolerance", "recall_with_tolerance", "false_discovery_rate")
+    names = (
+        "dice",
+        "jaccard",
+        "precision",
+        "recall",
+        "hausdorff",
+        "mean_false_positive_distance",
+        "mean_false_negative_distance",
+        "precision_with_tolerance",
+        "recall_with_tolerance",
+        "false_discovery_rate",
+    )
     results = {}
     for name, (prediction, gt, voxel_size, tolerance) in cases().items():
         # as BinarySegmentationEvaluator.evaluate builds it for one channel
         evaluator = array_evaluator(
-            gt, prediction, not gt.any(), not prediction.any(),
+            gt,
+            prediction,
+            not gt.any(),
+            not prediction.any(),
             metric_params={"clip_distance": 200, "tol_distance": tolerance},
             resolution=voxel_size,
         )
@@ -116,19 +138,33 @@ def dacapo_side(source):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dacapo-python", required=True,
-                        help="a Python with SimpleITK, numpy, scipy, lazy-property")
-    parser.add_argument("--dacapo-source", required=True,
-                        help="the folder the dacapo-ml wheel was unzipped into")
+    parser.add_argument(
+        "--dacapo-python",
+        required=True,
+        help="a Python with SimpleITK, numpy, scipy, lazy-property",
+    )
+    parser.add_argument(
+        "--dacapo-source", required=True, help="the folder the dacapo-ml wheel was unzipped into"
+    )
     parser.add_argument("--side", choices=["dacapo"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side == "dacapo":
         dacapo_side(args.dacapo_source)
         return
     run = subprocess.run(
-        [args.dacapo_python, os.path.abspath(__file__), "--side", "dacapo",
-         "--dacapo-python", args.dacapo_python, "--dacapo-source", args.dacapo_source],
-        capture_output=True, text=True, check=True,
+        [
+            args.dacapo_python,
+            os.path.abspath(__file__),
+            "--side",
+            "dacapo",
+            "--dacapo-python",
+            args.dacapo_python,
+            "--dacapo-source",
+            args.dacapo_source,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     theirs = json.loads(run.stdout)
 
@@ -136,12 +172,22 @@ def main():
 
     for name, (prediction, gt, voxel_size, tolerance) in cases().items():
         ours = binary_scores(prediction, gt, voxel_size, tolerance=tolerance)
-        print(f"{name} (|P| {int(prediction.sum())}, |G| {int(gt.sum())}, "
-              f"voxel {voxel_size}, tolerance {tolerance})")
+        print(
+            f"{name} (|P| {int(prediction.sum())}, |G| {int(gt.sum())}, "
+            f"voxel {voxel_size}, tolerance {tolerance})"
+        )
         print(f"  {'score':32s} {'dacapo':>10s} {'here':>10s}")
-        for key in ("dice", "jaccard", "precision", "recall", "hausdorff",
-                    "mean_false_positive_distance", "mean_false_negative_distance",
-                    "precision_with_tolerance", "recall_with_tolerance"):
+        for key in (
+            "dice",
+            "jaccard",
+            "precision",
+            "recall",
+            "hausdorff",
+            "mean_false_positive_distance",
+            "mean_false_negative_distance",
+            "precision_with_tolerance",
+            "recall_with_tolerance",
+        ):
             value = theirs[name][key]
             shown = f"{value:10.4g}" if isinstance(value, float) else f"{value:>10s}"
             here = ours[key]
@@ -149,12 +195,16 @@ def main():
         print(f"  {'hausdorff_95':32s} {'-':>10s} {ours['hausdorff_95']:10.4g}")
         fp, not_gt = int((prediction & ~gt).sum()), int((gt == 0).sum())
         if not_gt and ours["false_positives"]:
-            print(f"  (SimpleITK FalsePositiveError {theirs[name]['false_discovery_rate']:.6g}; "
-                  f"FP / |not G| = {fp / not_gt:.6g}, FP / |P| = "
-                  f"{fp / max(1, int(prediction.sum())):.6g})")
+            print(
+                f"  (SimpleITK FalsePositiveError {theirs[name]['false_discovery_rate']:.6g}; "
+                f"FP / |not G| = {fp / not_gt:.6g}, FP / |P| = "
+                f"{fp / max(1, int(prediction.sum())):.6g})"
+            )
         if not math.isnan(ours["hausdorff"]) and voxel_size != (1.0, 1.0, 1.0):
-            print(f"  (hausdorff with the voxel size reversed, as SimpleITK x-y-z: "
-                  f"{binary_scores(prediction, gt, voxel_size[::-1])['hausdorff']:.4g})")
+            print(
+                f"  (hausdorff with the voxel size reversed, as SimpleITK x-y-z: "
+                f"{binary_scores(prediction, gt, voxel_size[::-1])['hausdorff']:.4g})"
+            )
         print()
 
 

@@ -85,11 +85,16 @@ def open_data(container, raw_name, gt_name, mask_name, classes):
     gt = open_dataset(container, gt_name, "--gt")
     mask = open_dataset(container, mask_name, "--mask") if mask_name else None
 
-    for option, name, array in (("--raw", raw_name, raw), ("--gt", gt_name, gt),
-                                ("--mask", mask_name, mask)):
+    for option, name, array in (
+        ("--raw", raw_name, raw),
+        ("--gt", gt_name, gt),
+        ("--mask", mask_name, mask),
+    ):
         if array is not None and array.voxel_size.dims != 3:
-            fail(f"{option} {name!r} must have 3 spatial axes (z, y, x), has "
-                 f"{array.voxel_size.dims} (shape {array.shape})")
+            fail(
+                f"{option} {name!r} must have 3 spatial axes (z, y, x), has "
+                f"{array.voxel_size.dims} (shape {array.shape})"
+            )
     if _channels(raw) not in (0, 1):
         fail(f"--raw {raw_name!r} must have one channel, has shape {raw.shape}")
     wanted = f"{len(classes)} channels, one per class in --classes {','.join(classes)}"
@@ -98,25 +103,32 @@ def open_data(container, raw_name, gt_name, mask_name, classes):
         has = "no channel axis" if gt_channels == 0 else f"shape {gt.shape}"
         fail(f"--gt {gt_name!r} must have {wanted}; it has {has}")
     if mask is not None and _channels(mask) not in (0, len(classes)):
-        fail(f"--mask {mask_name!r} must have {wanted} or no channel axis; it has "
-             f"shape {mask.shape}")
+        fail(
+            f"--mask {mask_name!r} must have {wanted} or no channel axis; it has shape {mask.shape}"
+        )
     for option, name, array in (("--gt", gt_name, gt), ("--mask", mask_name, mask)):
         if array is not None and array.voxel_size != raw.voxel_size:
-            fail(f"{option} {name!r} has voxel size {tuple(array.voxel_size)}, --raw "
-                 f"{raw_name!r} has {tuple(raw.voxel_size)}; they must be equal")
+            fail(
+                f"{option} {name!r} has voxel size {tuple(array.voxel_size)}, --raw "
+                f"{raw_name!r} has {tuple(raw.voxel_size)}; they must be equal"
+            )
     for option, name, array in (("--gt", gt_name, gt), ("--mask", mask_name, mask)):
         if array is None:
             continue
         if array.roi.intersect(raw.roi).empty:
-            fail(f"{option} {name!r} ROI {array.roi} does not overlap --raw "
-                 f"{raw_name!r} ROI {raw.roi}")
+            fail(
+                f"{option} {name!r} ROI {array.roi} does not overlap --raw "
+                f"{raw_name!r} ROI {raw.roi}"
+            )
         if not (np.issubdtype(array.dtype, np.integer) or array.dtype == bool):
             fail(f"{option} {name!r} must be binary (0/1 integers), has dtype {array.dtype}")
         sample = _central_sample(array)
         values = np.unique(sample)
         if not np.isin(values, (0, 1)).all():
-            fail(f"{option} {name!r} must be binary (0/1); found values "
-                 f"{values[:5].tolist()} (a label image? make one 0/1 channel per class)")
+            fail(
+                f"{option} {name!r} must be binary (0/1); found values "
+                f"{values[:5].tolist()} (a label image? make one 0/1 channel per class)"
+            )
     return raw, gt, mask
 
 
@@ -129,8 +141,10 @@ def check_raw_dtype(raw):
     if raw.dtype == np.float32:
         sample = _central_sample(raw)
         if sample.size and not (sample.min() >= 0 and sample.max() <= 1):
-            fail(f"--raw is float32 but not in [0, 1] (found {sample.min():g} to "
-                 f"{sample.max():g} near its centre); scale it to [0, 1]")
+            fail(
+                f"--raw is float32 but not in [0, 1] (found {sample.min():g} to "
+                f"{sample.max():g} near its centre); scale it to [0, 1]"
+            )
 
 
 def ones_like_gt(gt):
@@ -139,9 +153,13 @@ def ones_like_gt(gt):
     from funlib.persistence import Array
 
     shape = tuple(gt.roi.shape / gt.voxel_size)
-    return Array(dask.array.ones(shape, dtype=np.uint8, chunks=64), offset=gt.roi.offset,
-                 voxel_size=gt.voxel_size, axis_names=["z", "y", "x"],
-                 types=["space"] * 3)
+    return Array(
+        dask.array.ones(shape, dtype=np.uint8, chunks=64),
+        offset=gt.roi.offset,
+        voxel_size=gt.voxel_size,
+        axis_names=["z", "y", "x"],
+        types=["space"] * 3,
+    )
 
 
 def _central_sample(array, size=64):
@@ -209,9 +227,11 @@ def make_predictor(config):
     from gp_hotdistance import HotDistancePredictor
 
     return HotDistancePredictor(
-        config["classes"], scale_factor=config["scale_factor"],
+        config["classes"],
+        scale_factor=config["scale_factor"],
         mask_distances=config["mask_distances"],
-        clipmin=config["clipmin"], clipmax=config["clipmax"],
+        clipmin=config["clipmin"],
+        clipmax=config["clipmax"],
     )
 
 
@@ -283,8 +303,11 @@ def panel_figure(columns, rows, title, path):
     first = columns[0][1][0]
     aspect = first.shape[0] / first.shape[1]
     fig, axes = plt.subplots(
-        n_rows, n_cols, figsize=(1.9 * n_cols, 1.9 * n_rows * aspect + 1.0),
-        squeeze=False, constrained_layout=True,
+        n_rows,
+        n_cols,
+        figsize=(1.9 * n_cols, 1.9 * n_rows * aspect + 1.0),
+        squeeze=False,
+        constrained_layout=True,
     )
     for col, (heading, images, style, colorbar) in enumerate(columns):
         for row in range(n_rows):
@@ -297,8 +320,9 @@ def panel_figure(columns, rows, title, path):
             if col == 0:
                 ax.set_ylabel(rows[row], fontsize=10)
         if colorbar:
-            bar = fig.colorbar(image, ax=axes[:, col], location="bottom", shrink=0.8,
-                               aspect=12, pad=0.01)
+            bar = fig.colorbar(
+                image, ax=axes[:, col], location="bottom", shrink=0.8, aspect=12, pad=0.01
+            )
             bar.ax.tick_params(labelsize=7)
     fig.suptitle(title, fontsize=10)
     fig.savefig(path, dpi=110)

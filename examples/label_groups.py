@@ -20,14 +20,24 @@ def main():
     voxel_size = (8, 8, 8)
     data = synthetic.make_volume(shape=(32, 64, 64), voxel_size=voxel_size, seed=1)
     predictor = HotDistancePredictor(
-        list(synthetic.CLASSES), scale_factor=40.0, mask_distances=True,
-        groups=synthetic.GROUPS, unannotated=[synthetic.UNANNOTATED_ID],
+        list(synthetic.CLASSES),
+        scale_factor=40.0,
+        mask_distances=True,
+        groups=synthetic.GROUPS,
+        unannotated=[synthetic.UNANNOTATED_ID],
     )
-    labels = Array(data["labels"], offset=(0, 0, 0), voxel_size=voxel_size,
-                   axis_names=["z", "y", "x"], types=["space"] * 3)
+    labels = Array(
+        data["labels"],
+        offset=(0, 0, 0),
+        voxel_size=voxel_size,
+        axis_names=["z", "y", "x"],
+        types=["space"] * 3,
+    )
     target = predictor.create_target(labels)[labels.roi]
-    print(f"label image {data['labels'].shape} {data['labels'].dtype}, ids "
-          f"{np.unique(data['labels']).tolist()}: target {target.shape} {target.dtype}")
+    print(
+        f"label image {data['labels'].shape} {data['labels'].dtype}, ids "
+        f"{np.unique(data['labels']).tolist()}: target {target.shape} {target.dtype}"
+    )
     mito = data["gt"][synthetic.CLASSES.index("mito")]
     print(f"mito one-hot equals the binary mito channel: {np.array_equal(target[0], mito)}")
 
@@ -46,8 +56,10 @@ def main():
     with gp.build(pipeline):
         batch = pipeline.request_batch(request)
     unannotated = batch[weights].data[:, (batch[gt].data == synthetic.UNANNOTATED_ID)]
-    print(f"batch weights {batch[weights].data.shape}; weight in the unannotated box: "
-          f"{float(np.abs(unannotated).max()) if unannotated.size else 0.0}")
+    print(
+        f"batch weights {batch[weights].data.shape}; weight in the unannotated box: "
+        f"{float(np.abs(unannotated).max()) if unannotated.size else 0.0}"
+    )
 
 
 if __name__ == "__main__":

@@ -46,8 +46,9 @@ mask_array = open_ds(f"{run}/data.zarr/mask")
 predictor = HotDistancePredictor(
     list(synthetic.CLASSES), scale_factor=16.0, mask_distances=True, clipmin=0.25, clipmax=0.75
 )
-unet = UNet(in_channels=1, num_fmaps=12, fmap_inc_factor=2, downsample_factors=[(2, 2, 2)],
-            num_convs=2)
+unet = UNet(
+    in_channels=1, num_fmaps=12, fmap_inc_factor=2, downsample_factors=[(2, 2, 2)], num_convs=2
+)
 model = predictor.create_model(unet)
 loss = HotDistanceLoss()
 optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -79,8 +80,12 @@ pipeline += gp.Pad(raw, context, mode="reflect")
 pipeline += gp.Pad(gt, None)
 pipeline += gp.Pad(mask, None)
 pipeline += gp.RandomLocation()
-pipeline += gp.ElasticAugment(control_point_spacing=(10, 10, 10), jitter_sigma=(0.5, 0.5, 0.5),
-                              rotation_interval=(0, math.pi / 2), subsample=4)
+pipeline += gp.ElasticAugment(
+    control_point_spacing=(10, 10, 10),
+    jitter_sigma=(0.5, 0.5, 0.5),
+    rotation_interval=(0, math.pi / 2),
+    subsample=4,
+)
 pipeline += gp.SimpleAugment()
 # ElasticAugment's interpolation blurs the raw and takes ~70% of its noise's
 # variance: give the noise back (train.py leaves ElasticAugment out by default)
@@ -92,7 +97,9 @@ pipeline += gp.PreCache(cache_size=8, num_workers=2)
 # torch wants (batch, channel, z, y, x)
 pipeline += gp.Unsqueeze([raw]) + gp.Unsqueeze([raw, target, weights])
 pipeline += gp.torch.Train(
-    model, loss, optimizer,
+    model,
+    loss,
+    optimizer,
     inputs={0: raw},
     outputs={0: prediction},
     loss_inputs={0: prediction, 1: target, 2: weights},
@@ -109,5 +116,7 @@ with gp.build(pipeline):
             print(f"iteration {batch.iteration}: loss {batch.loss:.4f}", flush=True)
 
 probabilities = predictor.to_target_range(batch[prediction].data, channel_axis=1)
-print(f"last batch: prediction {batch[prediction].data.shape}, one-hot in "
-      f"[{probabilities[:, :predictor.classes].min():.2f}, {probabilities[:, :predictor.classes].max():.2f}]; run folder {run}")
+print(
+    f"last batch: prediction {batch[prediction].data.shape}, one-hot in "
+    f"[{probabilities[:, : predictor.classes].min():.2f}, {probabilities[:, : predictor.classes].max():.2f}]; run folder {run}"
+)

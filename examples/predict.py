@@ -48,23 +48,34 @@ def parse_args(argv):
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("run", nargs="?",
-                        help=f"run folder of train.py (default: the newest ./{RUN_PATTERN})")
+    parser.add_argument(
+        "run", nargs="?", help=f"run folder of train.py (default: the newest ./{RUN_PATTERN})"
+    )
     parser.add_argument("--checkpoint", help="checkpoint file (default: the run's newest)")
     parser.add_argument("--zarr", help="zarr container to predict on (default: the run's data)")
     parser.add_argument("--raw", help="raw dataset (default: the run's)")
-    parser.add_argument("--gt", help="gt dataset to compare with (default: the run's, if "
-                                     "--zarr is not given)")
-    parser.add_argument("--mask", help="mask dataset for the comparison (default: the run's, "
-                                       "if --zarr is not given)")
-    parser.add_argument("--block-shape", default="64",
-                        help="output voxels per block, z,y,x (or one for all); rounded down "
-                             "to what the network can produce")
-    parser.add_argument("--out", help="zarr container for the results "
-                                      "(default: <run>/prediction.zarr)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace results that an earlier predict.py wrote there "
-                             "(anything else at those names is never replaced)")
+    parser.add_argument(
+        "--gt", help="gt dataset to compare with (default: the run's, if --zarr is not given)"
+    )
+    parser.add_argument(
+        "--mask",
+        help="mask dataset for the comparison (default: the run's, if --zarr is not given)",
+    )
+    parser.add_argument(
+        "--block-shape",
+        default="64",
+        help="output voxels per block, z,y,x (or one for all); rounded down "
+        "to what the network can produce",
+    )
+    parser.add_argument(
+        "--out", help="zarr container for the results (default: <run>/prediction.zarr)"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace results that an earlier predict.py wrote there "
+        "(anything else at those names is never replaced)",
+    )
     args = parser.parse_args(argv)
     if args.zarr is not None and args.raw is None:
         parser.error("--zarr needs --raw (and --gt to compare with)")
@@ -85,15 +96,19 @@ def check_outputs(container, names, overwrite):
         if not os.path.lexists(path):
             continue
         if not overwrite:
-            fail(f"--out {container}: {name!r} exists; pick another --out, or pass "
-                 f"--overwrite to replace the results of an earlier predict.py")
+            fail(
+                f"--out {container}: {name!r} exists; pick another --out, or pass "
+                f"--overwrite to replace the results of an earlier predict.py"
+            )
         try:
             written_by = zarr.open_array(path, mode="r").attrs.get(WRITER_ATTRIBUTE)
         except Exception:  # not a zarr array at all
             written_by = None
         if written_by != WRITER:
-            fail(f"--out {container}: {name!r} exists and was not written by "
-                 f"predict.py; it is left as it is: pick another --out")
+            fail(
+                f"--out {container}: {name!r} exists and was not written by "
+                f"predict.py; it is left as it is: pick another --out"
+            )
 
 
 def find_run(args):
@@ -102,8 +117,10 @@ def find_run(args):
     if run is None and args.checkpoint is None:
         runs = sorted(d for d in glob.glob(RUN_PATTERN) if os.path.isdir(d))
         if not runs:
-            fail(f"no run folder given and no ./{RUN_PATTERN} here; run examples/train.py "
-                 f"first, or name the run folder")
+            fail(
+                f"no run folder given and no ./{RUN_PATTERN} here; run examples/train.py "
+                f"first, or name the run folder"
+            )
         run = runs[-1]
         print(f"run folder: {run} (the newest here)")
     if args.checkpoint is not None:
@@ -114,8 +131,10 @@ def find_run(args):
         fail(f"run folder {run}: no such directory")
     found = _common.checkpoints(run)
     if not found:
-        fail(f"run folder {run} has no {_common.CHECKPOINT_BASENAME}_checkpoint_*; "
-             f"did train.py finish?")
+        fail(
+            f"run folder {run} has no {_common.CHECKPOINT_BASENAME}_checkpoint_*; "
+            f"did train.py finish?"
+        )
     return run, found[-1][1]
 
 
@@ -184,32 +203,53 @@ def score(segmentation, instances, gt, mask, roi, classes):
         channel_mask = None if known is None else known[c]
         scores[c]["instance_f1"] = instance_f1(labels[c], gt_instances, mask=channel_mask)
         components, _ = ndimage.label(seg[c])
-        scores[c]["instance_f1_components"] = instance_f1(components, gt_instances,
-                                                          mask=channel_mask)
+        scores[c]["instance_f1_components"] = instance_f1(
+            components, gt_instances, mask=channel_mask
+        )
         scores[c]["instances"] = (len(np.unique(labels[c][labels[c] > 0])), int(gt_instances.max()))
     return scores
 
 
 def print_scores(scores, classes, roi, masked):
     where = " where the mask is 1" if masked else ""
-    print(f"scores of the segmentation (distance > 0) against the gt over {roi}{where} "
-          f"(distances in nm; nan: undefined, e.g. nothing to measure):")
-    print(f"  {'class':>10s} {'IoU':>6s} {'dice':>6s} {'prec':>6s} {'recall':>6s} "
-          f"{'HD95':>6s} {'HD':>6s} {'FPdist':>6s} {'FNdist':>6s} {'prec@1':>6s} "
-          f"{'rec@1':>6s} {'instF1':>6s} {'ccF1':>6s}  instances (pred/gt)")
+    print(
+        f"scores of the segmentation (distance > 0) against the gt over {roi}{where} "
+        f"(distances in nm; nan: undefined, e.g. nothing to measure):"
+    )
+    print(
+        f"  {'class':>10s} {'IoU':>6s} {'dice':>6s} {'prec':>6s} {'recall':>6s} "
+        f"{'HD95':>6s} {'HD':>6s} {'FPdist':>6s} {'FNdist':>6s} {'prec@1':>6s} "
+        f"{'rec@1':>6s} {'instF1':>6s} {'ccF1':>6s}  instances (pred/gt)"
+    )
     for name, s in zip(classes, scores):
-        values = [s[k] for k in ("jaccard", "dice", "precision", "recall", "hausdorff_95",
-                                 "hausdorff", "mean_false_positive_distance",
-                                 "mean_false_negative_distance", "precision_with_tolerance",
-                                 "recall_with_tolerance", "instance_f1",
-                                 "instance_f1_components")]
-        print(f"  {name:>10s} " + " ".join(f"{v:6.3f}" if v < 100 else f"{v:6.0f}"
-                                          for v in values)
-              + f"  {s['instances'][0]}/{s['instances'][1]}")
+        values = [
+            s[k]
+            for k in (
+                "jaccard",
+                "dice",
+                "precision",
+                "recall",
+                "hausdorff_95",
+                "hausdorff",
+                "mean_false_positive_distance",
+                "mean_false_negative_distance",
+                "precision_with_tolerance",
+                "recall_with_tolerance",
+                "instance_f1",
+                "instance_f1_components",
+            )
+        ]
+        print(
+            f"  {name:>10s} "
+            + " ".join(f"{v:6.3f}" if v < 100 else f"{v:6.0f}" for v in values)
+            + f"  {s['instances'][0]}/{s['instances'][1]}"
+        )
     ious = [s["jaccard"] for s in scores]
     f1 = [s["instance_f1"] for s in scores]
-    print("  (prec@1, rec@1: precision and recall within one voxel; instF1: instance F1 of "
-          "the watershed instances, ccF1: of connected components)")
+    print(
+        "  (prec@1, rec@1: precision and recall within one voxel; instF1: instance F1 of "
+        "the watershed instances, ccF1: of connected components)"
+    )
     print(f"  mean IoU: {np.nanmean(ious):.3f}; mean instance F1: {np.nanmean(f1):.3f}")
     return float(np.nanmean(ious)), float(np.nanmean(f1))
 
@@ -222,8 +262,7 @@ def instance_colors(labels):
     return palette[labels.astype(np.int64)]
 
 
-def predict_figure(raw, gt, mask, prediction, segmentation, instances, classes, roi, path,
-                   title):
+def predict_figure(raw, gt, mask, prediction, segmentation, instances, classes, roi, path, title):
     """Central z-slices of the comparison ROI, one row per class."""
     n = len(classes)
     z = roi.begin[0] + (roi.shape[0] // raw.voxel_size[0]) // 2 * raw.voxel_size[0]
@@ -240,16 +279,21 @@ def predict_figure(raw, gt, mask, prediction, segmentation, instances, classes, 
         truth = np.asarray(gt[plane]).reshape((n,) + raw_slice.shape) > 0
         known = np.ones_like(truth)
         if mask is not None:
-            known = np.broadcast_to(np.asarray(mask[plane]).reshape(
-                (-1,) + raw_slice.shape) > 0, truth.shape)
-        columns.append(("gt (grey: unknown)",
-                        list(np.where(known, truth.astype(np.float32), 0.5)),
-                        _common.BINARY_STYLE, False))
+            known = np.broadcast_to(
+                np.asarray(mask[plane]).reshape((-1,) + raw_slice.shape) > 0, truth.shape
+            )
+        columns.append(
+            (
+                "gt (grey: unknown)",
+                list(np.where(known, truth.astype(np.float32), 0.5)),
+                _common.BINARY_STYLE,
+                False,
+            )
+        )
     columns += [
         ("prediction: hot", list(pred[:n]), _common.HOT_STYLE, True),
         ("prediction: distance", list(pred[n:]), _common.DISTANCE_STYLE, True),
-        ("segmentation: distance > 0", list(seg.astype(np.float32)), _common.BINARY_STYLE,
-         False),
+        ("segmentation: distance > 0", list(seg.astype(np.float32)), _common.BINARY_STYLE, False),
     ]
     if gt is not None:
         # green: right, red: false positive, blue: missed; dim where unknown
@@ -272,8 +316,12 @@ def main(argv=None):
     classes = config["classes"]
     data = dict(config["data"])
     if args.zarr is not None:
-        data = {"zarr": os.path.abspath(args.zarr), "raw": args.raw, "gt": args.gt,
-                "mask": args.mask}
+        data = {
+            "zarr": os.path.abspath(args.zarr),
+            "raw": args.raw,
+            "gt": args.gt,
+            "mask": args.mask,
+        }
     else:
         for name in ("raw", "gt", "mask"):
             if getattr(args, name) is not None:
@@ -285,10 +333,13 @@ def main(argv=None):
         gt_array = mask_array = None
     else:
         raw_array, gt_array, mask_array = _common.open_data(
-            data["zarr"], data["raw"], data["gt"], data["mask"], classes)
+            data["zarr"], data["raw"], data["gt"], data["mask"], classes
+        )
     if list(raw_array.voxel_size) != list(config["voxel_size"]):
-        fail(f"--raw has voxel size {tuple(raw_array.voxel_size)}, the network was trained "
-             f"on {tuple(config['voxel_size'])}")
+        fail(
+            f"--raw has voxel size {tuple(raw_array.voxel_size)}, the network was trained "
+            f"on {tuple(config['voxel_size'])}"
+        )
     block = _common.parse_shape(args.block_shape, "--block-shape")
 
     import dask
@@ -309,25 +360,46 @@ def main(argv=None):
     volume = out_roi.shape / voxel_size
     shapes = largest_output(model.unet, [min(b, v) for b, v in zip(block, volume)])
     if shapes is None:
-        fail(f"the raw ({tuple(volume)} voxels) is smaller than the smallest block the "
-             f"network can predict")
+        fail(
+            f"the raw ({tuple(volume)} voxels) is smaller than the smallest block the "
+            f"network can predict"
+        )
     input_shape, output_shape = (Coordinate(s) for s in shapes)
     context = (input_shape - output_shape) / 2 * voxel_size
 
     container = args.out or os.path.join(run, "prediction.zarr")
     check_outputs(container, OUTPUTS, args.overwrite)
     n = len(classes)
-    spatial = {"offset": out_roi.offset, "voxel_size": voxel_size,
-               "units": list(raw_array.units) or ["nm"] * 3,
-               "axis_names": ["c^", "z", "y", "x"],
-               "types": ["channel", "space", "space", "space"], "mode": "w"}
+    spatial = {
+        "offset": out_roi.offset,
+        "voxel_size": voxel_size,
+        "units": list(raw_array.units) or ["nm"] * 3,
+        "axis_names": ["c^", "z", "y", "x"],
+        "types": ["channel", "space", "space", "space"],
+        "mode": "w",
+    }
     chunks = tuple(int(min(s, 64)) for s in volume)
-    prediction_array = prepare_ds(f"{container}/prediction", (2 * n,) + tuple(volume),
-                                  dtype=np.float32, chunk_shape=(2 * n,) + chunks, **spatial)
-    segmentation_array = prepare_ds(f"{container}/segmentation", (n,) + tuple(volume),
-                                    dtype=np.uint8, chunk_shape=(n,) + chunks, **spatial)
-    instances_array = prepare_ds(f"{container}/instances", (n,) + tuple(volume),
-                                 dtype=np.uint64, chunk_shape=(n,) + chunks, **spatial)
+    prediction_array = prepare_ds(
+        f"{container}/prediction",
+        (2 * n,) + tuple(volume),
+        dtype=np.float32,
+        chunk_shape=(2 * n,) + chunks,
+        **spatial,
+    )
+    segmentation_array = prepare_ds(
+        f"{container}/segmentation",
+        (n,) + tuple(volume),
+        dtype=np.uint8,
+        chunk_shape=(n,) + chunks,
+        **spatial,
+    )
+    instances_array = prepare_ds(
+        f"{container}/instances",
+        (n,) + tuple(volume),
+        dtype=np.uint64,
+        chunk_shape=(n,) + chunks,
+        **spatial,
+    )
     for name in OUTPUTS:
         zarr.open_array(f"{container}/{name}", mode="r+").attrs[WRITER_ATTRIBUTE] = WRITER
 
@@ -338,9 +410,12 @@ def main(argv=None):
     pipeline += gp.Pad(raw, context, mode="reflect")
     pipeline += gp.IntensityScaleShift(raw, 2, -1)
     pipeline += gp.torch.Predict(
-        model, inputs={0: raw}, outputs={0: prediction},
-        array_specs={prediction: gp.ArraySpec(roi=out_roi, voxel_size=voxel_size,
-                                              dtype=np.float32)},
+        model,
+        inputs={0: raw},
+        outputs={0: prediction},
+        array_specs={
+            prediction: gp.ArraySpec(roi=out_roi, voxel_size=voxel_size, dtype=np.float32)
+        },
     )
     pipeline += write_blocks_node(prediction, prediction_array, segmentation_array, predictor)
     reference = gp.BatchRequest()
@@ -348,19 +423,25 @@ def main(argv=None):
     reference[raw] = gp.ArraySpec(roi=block_roi.grow(context, context))
     reference[prediction] = gp.ArraySpec(roi=block_roi)
     pipeline += gp.Scan(reference)
-    print(f"predicting {tuple(volume)} voxels in blocks of {tuple(output_shape)} "
-          f"(input {tuple(input_shape)}) with {checkpoint_file}")
+    print(
+        f"predicting {tuple(volume)} voxels in blocks of {tuple(output_shape)} "
+        f"(input {tuple(input_shape)}) with {checkpoint_file}"
+    )
     with gp.build(pipeline):
         pipeline.request_batch(gp.BatchRequest())
     # instances of each class, over the whole volume in memory
     distances = np.asarray(prediction_array[out_roi])[n:]
-    instances_array[out_roi] = np.stack([
-        instance_segmentation(d, tuple(voxel_size), scale_factor=predictor.scale_factor)
-        for d in distances
-    ])
-    print(f"prediction: {container}/prediction {prediction_array.shape}, "
-          f"segmentation: {container}/segmentation, instances: {container}/instances; "
-          f"voxel size {tuple(voxel_size)}, offset {tuple(out_roi.offset)}")
+    instances_array[out_roi] = np.stack(
+        [
+            instance_segmentation(d, tuple(voxel_size), scale_factor=predictor.scale_factor)
+            for d in distances
+        ]
+    )
+    print(
+        f"prediction: {container}/prediction {prediction_array.shape}, "
+        f"segmentation: {container}/segmentation, instances: {container}/instances; "
+        f"voxel size {tuple(voxel_size)}, offset {tuple(out_roi.offset)}"
+    )
 
     title = f"prediction of {os.path.basename(checkpoint_file)} (central z-slice)"
     figure_roi = out_roi
@@ -369,15 +450,26 @@ def main(argv=None):
         if eval_roi.empty:
             print("the gt does not overlap the prediction: no scores")
         else:
-            scores = score(segmentation_array, instances_array, gt_array, mask_array, eval_roi,
-                           classes)
+            scores = score(
+                segmentation_array, instances_array, gt_array, mask_array, eval_roi, classes
+            )
             print_scores(scores, classes, eval_roi, mask_array is not None)
-            title += "; IoU " + ", ".join(f"{c} {s['jaccard']:.2f}"
-                                          for c, s in zip(classes, scores))
+            title += "; IoU " + ", ".join(
+                f"{c} {s['jaccard']:.2f}" for c, s in zip(classes, scores)
+            )
             figure_roi = eval_roi
-    figure = predict_figure(raw_array, gt_array, mask_array, prediction_array,
-                            segmentation_array, instances_array, classes, figure_roi,
-                            os.path.join(run, "predict.png"), title)
+    figure = predict_figure(
+        raw_array,
+        gt_array,
+        mask_array,
+        prediction_array,
+        segmentation_array,
+        instances_array,
+        classes,
+        figure_roi,
+        os.path.join(run, "predict.png"),
+        title,
+    )
     print(f"figure: {figure}")
     print(f"done in {time.time() - started:.0f} s")
 

@@ -41,10 +41,7 @@ NOISE_STD = 0.06
 
 def _world_grid(shape, voxel_size):
     """Voxel centre coordinates in world units, one array per axis (open grid)."""
-    return [
-        (np.arange(n, dtype=np.float32) + 0.5) * v
-        for n, v in zip(shape, voxel_size)
-    ]
+    return [(np.arange(n, dtype=np.float32) + 0.5) * v for n, v in zip(shape, voxel_size)]
 
 
 def _add_ellipsoids(labels, occupied, rng, voxel_size, count, semi_axes_range, spacing):
@@ -67,9 +64,10 @@ def _add_ellipsoids(labels, occupied, rng, voxel_size, count, semi_axes_range, s
         if np.any(hi <= lo):
             continue
         box = tuple(slice(a, b) for a, b in zip(lo, hi))
-        offsets = np.stack(
-            np.meshgrid(*[g[s] for g, s in zip(grid, box)], indexing="ij"), axis=-1
-        ) - centre
+        offsets = (
+            np.stack(np.meshgrid(*[g[s] for g, s in zip(grid, box)], indexing="ij"), axis=-1)
+            - centre
+        )
         local = offsets @ rotation
         inside = ((local / semi_axes) ** 2).sum(-1) <= 1.0
         if not inside.any() or (inside & keep_out[box]).any():
@@ -141,16 +139,34 @@ def make_volume(shape=(64, 128, 128), voxel_size=(8, 8, 8), seed=0):
 
     mito = np.zeros(shape, dtype=bool)
     _add_ellipsoids(
-        mito, np.zeros(shape, bool), rng, voxel_size,
-        count=max(1, round(14 * per_volume)), semi_axes_range=(60.0, 150.0), spacing=24.0,
+        mito,
+        np.zeros(shape, bool),
+        rng,
+        voxel_size,
+        count=max(1, round(14 * per_volume)),
+        semi_axes_range=(60.0, 150.0),
+        spacing=24.0,
     )
     er = np.zeros(shape, dtype=bool)
-    _add_tubes(er, mito, rng, voxel_size, count=max(1, round(6 * per_volume)),
-               length=1500.0, radius=40.0, spacing=16.0)
+    _add_tubes(
+        er,
+        mito,
+        rng,
+        voxel_size,
+        count=max(1, round(6 * per_volume)),
+        length=1500.0,
+        radius=40.0,
+        spacing=16.0,
+    )
     vesicle = np.zeros(shape, dtype=bool)
     _add_ellipsoids(
-        vesicle, mito | er, rng, voxel_size,
-        count=max(1, round(50 * per_volume)), semi_axes_range=(32.0, 48.0), spacing=16.0,
+        vesicle,
+        mito | er,
+        rng,
+        voxel_size,
+        count=max(1, round(50 * per_volume)),
+        semi_axes_range=(32.0, 48.0),
+        spacing=16.0,
     )
     labels = {"mito": mito, "er": er, "vesicle": vesicle}
 
@@ -171,8 +187,13 @@ def make_volume(shape=(64, 128, 128), voxel_size=(8, 8, 8), seed=0):
     mask[CLASSES.index("er"), : z // 6] = 0
     gt = np.stack([labels[name] for name in CLASSES]).astype(np.uint8)
     gt[mask == 0] = 0  # unannotated: nobody drew the organelles there
-    return {"raw": raw, "gt": gt, "mask": mask, "classes": list(CLASSES),
-            "labels": _part_labels(labels, mask, voxel_size)}
+    return {
+        "raw": raw,
+        "gt": gt,
+        "mask": mask,
+        "classes": list(CLASSES),
+        "labels": _part_labels(labels, mask, voxel_size),
+    }
 
 
 def _part_labels(labels, mask, voxel_size):
@@ -190,8 +211,9 @@ def _part_labels(labels, mask, voxel_size):
     return parts
 
 
-def write_volume(container, shape=(64, 128, 128), voxel_size=(8, 8, 8), seed=0,
-                 offset_voxels=(4, 8, 8)):
+def write_volume(
+    container, shape=(64, 128, 128), voxel_size=(8, 8, 8), seed=0, offset_voxels=(4, 8, 8)
+):
     """Write :func:`make_volume`'s arrays into the zarr ``container`` as
     ``raw``, ``gt``, ``mask`` and ``labels`` with funlib.persistence; returns
     the dict.
@@ -203,20 +225,41 @@ def write_volume(container, shape=(64, 128, 128), voxel_size=(8, 8, 8), seed=0,
 
     data = make_volume(shape, voxel_size, seed)
     offset = tuple(int(o) * int(v) for o, v in zip(offset_voxels, voxel_size))
-    spatial = {"offset": offset, "voxel_size": tuple(int(v) for v in voxel_size),
-               "units": ["nm"] * 3}
+    spatial = {
+        "offset": offset,
+        "voxel_size": tuple(int(v) for v in voxel_size),
+        "units": ["nm"] * 3,
+    }
     chunks = tuple(min(s, 64) for s in shape)
-    raw = prepare_ds(f"{container}/raw", data["raw"].shape, axis_names=["z", "y", "x"],
-                     types=["space"] * 3, dtype=np.uint8, chunk_shape=chunks, **spatial)
+    raw = prepare_ds(
+        f"{container}/raw",
+        data["raw"].shape,
+        axis_names=["z", "y", "x"],
+        types=["space"] * 3,
+        dtype=np.uint8,
+        chunk_shape=chunks,
+        **spatial,
+    )
     raw[raw.roi] = data["raw"]
     for name in ("gt", "mask"):
         array = prepare_ds(
-            f"{container}/{name}", data[name].shape, axis_names=["c^", "z", "y", "x"],
-            types=["channel", "space", "space", "space"], dtype=np.uint8,
-            chunk_shape=(1,) + chunks, **spatial,
+            f"{container}/{name}",
+            data[name].shape,
+            axis_names=["c^", "z", "y", "x"],
+            types=["channel", "space", "space", "space"],
+            dtype=np.uint8,
+            chunk_shape=(1,) + chunks,
+            **spatial,
         )
         array[array.roi] = data[name]
-    labels = prepare_ds(f"{container}/labels", data["labels"].shape, axis_names=["z", "y", "x"],
-                        types=["space"] * 3, dtype=np.uint64, chunk_shape=chunks, **spatial)
+    labels = prepare_ds(
+        f"{container}/labels",
+        data["labels"].shape,
+        axis_names=["z", "y", "x"],
+        types=["space"] * 3,
+        dtype=np.uint64,
+        chunk_shape=chunks,
+        **spatial,
+    )
     labels[labels.roi] = data["labels"]
     return data

@@ -55,9 +55,25 @@ SYNTHETIC_NOISE_VAR = round((1 - (2 / 3) ** 3) * NOISE_STD**2, 5)
 
 # the options whose values a run saves and --resume takes from the checkpoint
 SAVED_SETTINGS = (
-    "zarr", "raw", "gt", "mask", "classes", "shape", "voxel_size", "seed", "scale_factor",
-    "no_mask_distances", "clipmin", "clipmax", "elastic", "noise_var", "output_shape",
-    "num_fmaps", "levels", "num_convs", "lr",
+    "zarr",
+    "raw",
+    "gt",
+    "mask",
+    "classes",
+    "shape",
+    "voxel_size",
+    "seed",
+    "scale_factor",
+    "no_mask_distances",
+    "clipmin",
+    "clipmax",
+    "elastic",
+    "noise_var",
+    "output_shape",
+    "num_fmaps",
+    "levels",
+    "num_convs",
+    "lr",
 )
 
 DEFAULTS = {
@@ -83,70 +99,123 @@ def parse_args(argv):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--out", help="run folder (default: a new ./hotdistance_run_<time>)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --out from its newest checkpoint, with its "
-                             "settings, up to --iterations in total")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its newest checkpoint, with its "
+        "settings, up to --iterations in total",
+    )
     data = parser.add_argument_group("your data (default: a synthetic volume)")
     data.add_argument("--zarr", help="zarr container with the datasets below")
     data.add_argument("--raw", help="raw dataset (z, y, x), uint8, uint16 or float in [0, 1]")
     data.add_argument("--gt", help="gt dataset (class, z, y, x), one 0/1 channel per class")
-    data.add_argument("--mask", help="mask dataset, 1 where the gt is known; one channel per "
-                                     "class or none (optional)")
+    data.add_argument(
+        "--mask",
+        help="mask dataset, 1 where the gt is known; one channel per class or none (optional)",
+    )
     data.add_argument("--classes", help="class names, comma-separated, one per gt channel")
     synthetic = parser.add_argument_group("the synthetic volume")
     synthetic.add_argument("--shape", default=DEFAULTS["shape"], help="voxels z,y,x")
-    synthetic.add_argument("--voxel-size", default=DEFAULTS["voxel_size"],
-                           help="nm per voxel z,y,x, e.g. 16,8,8")
+    synthetic.add_argument(
+        "--voxel-size", default=DEFAULTS["voxel_size"], help="nm per voxel z,y,x, e.g. 16,8,8"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the data and training")
     training = parser.add_argument_group("training")
-    training.add_argument("--iterations", type=int, default=DEFAULTS["iterations"],
-                          help="iterations in total")
-    training.add_argument("--scale-factor", type=float, default=DEFAULTS["scale_factor"],
-                          help="world distance (nm) at which the target reaches tanh(1)")
-    training.add_argument("--no-mask-distances", action="store_true",
-                          help="do not zero distance weights near unknown regions")
-    training.add_argument("--clipmin", type=float, default=DEFAULTS["clipmin"],
-                          help="class balancing: a class's voxel fraction is clipped to "
-                               "[clipmin, clipmax] before weighting it by 0.5 / fraction; "
-                               "0.05 (the library's default) weights a rare class up to 19x "
-                               "its background, which pushes predicted boundaries outwards")
-    training.add_argument("--clipmax", type=float, default=DEFAULTS["clipmax"],
-                          help="see --clipmin")
-    training.add_argument("--elastic", action="store_true",
-                          help="add gp.ElasticAugment (rotations and elastic deformation), then "
-                               "gp.NoiseAugment (see --noise-var); its interpolation blurs the "
-                               "raw, which in "
-                               "the default short training moved the predicted boundaries "
-                               "outwards")
-    training.add_argument("--noise-var", type=float, default=argparse.SUPPRESS,
-                          help="with --elastic: variance of the gaussian noise gp.NoiseAugment "
-                               "adds to the raw (intensities in [0, 1]); the default for the "
-                               f"synthetic volume, {DEFAULTS['noise_var']}, gives back the noise "
-                               "the interpolation takes from it; with --zarr the default is 0")
-    training.add_argument("--output-shape", default=DEFAULTS["output_shape"],
-                          help="network output per batch in voxels, z,y,x (or one for all); "
-                               "the input is as large as the network needs")
-    training.add_argument("--num-fmaps", type=int, default=DEFAULTS["num_fmaps"],
-                          help="U-Net feature maps at the top level")
-    training.add_argument("--levels", type=int, default=DEFAULTS["levels"],
-                          help="U-Net downsampling levels")
-    training.add_argument("--num-convs", type=int, default=DEFAULTS["num_convs"],
-                          help="U-Net convolutions per level and side")
-    training.add_argument("--lr", type=float, default=DEFAULTS["lr"],
-                          help="Adam learning rate at the start; it decays linearly to "
-                               f"{FINAL_LR_SHARE:.0%}% of that at the last iteration")
-    training.add_argument("--snapshot-every", type=int, default=DEFAULTS["snapshot_every"],
-                          help="write a gp.Snapshot every N iterations")
-    training.add_argument("--checkpoint-every", type=int,
-                          help="save a checkpoint every N iterations (default: at the end)")
+    training.add_argument(
+        "--iterations", type=int, default=DEFAULTS["iterations"], help="iterations in total"
+    )
+    training.add_argument(
+        "--scale-factor",
+        type=float,
+        default=DEFAULTS["scale_factor"],
+        help="world distance (nm) at which the target reaches tanh(1)",
+    )
+    training.add_argument(
+        "--no-mask-distances",
+        action="store_true",
+        help="do not zero distance weights near unknown regions",
+    )
+    training.add_argument(
+        "--clipmin",
+        type=float,
+        default=DEFAULTS["clipmin"],
+        help="class balancing: a class's voxel fraction is clipped to "
+        "[clipmin, clipmax] before weighting it by 0.5 / fraction; "
+        "0.05 (the library's default) weights a rare class up to 19x "
+        "its background, which pushes predicted boundaries outwards",
+    )
+    training.add_argument(
+        "--clipmax", type=float, default=DEFAULTS["clipmax"], help="see --clipmin"
+    )
+    training.add_argument(
+        "--elastic",
+        action="store_true",
+        help="add gp.ElasticAugment (rotations and elastic deformation), then "
+        "gp.NoiseAugment (see --noise-var); its interpolation blurs the "
+        "raw, which in "
+        "the default short training moved the predicted boundaries "
+        "outwards",
+    )
+    training.add_argument(
+        "--noise-var",
+        type=float,
+        default=argparse.SUPPRESS,
+        help="with --elastic: variance of the gaussian noise gp.NoiseAugment "
+        "adds to the raw (intensities in [0, 1]); the default for the "
+        f"synthetic volume, {DEFAULTS['noise_var']}, gives back the noise "
+        "the interpolation takes from it; with --zarr the default is 0",
+    )
+    training.add_argument(
+        "--output-shape",
+        default=DEFAULTS["output_shape"],
+        help="network output per batch in voxels, z,y,x (or one for all); "
+        "the input is as large as the network needs",
+    )
+    training.add_argument(
+        "--num-fmaps",
+        type=int,
+        default=DEFAULTS["num_fmaps"],
+        help="U-Net feature maps at the top level",
+    )
+    training.add_argument(
+        "--levels", type=int, default=DEFAULTS["levels"], help="U-Net downsampling levels"
+    )
+    training.add_argument(
+        "--num-convs",
+        type=int,
+        default=DEFAULTS["num_convs"],
+        help="U-Net convolutions per level and side",
+    )
+    training.add_argument(
+        "--lr",
+        type=float,
+        default=DEFAULTS["lr"],
+        help="Adam learning rate at the start; it decays linearly to "
+        f"{FINAL_LR_SHARE:.0%}% of that at the last iteration",
+    )
+    training.add_argument(
+        "--snapshot-every",
+        type=int,
+        default=DEFAULTS["snapshot_every"],
+        help="write a gp.Snapshot every N iterations",
+    )
+    training.add_argument(
+        "--checkpoint-every",
+        type=int,
+        help="save a checkpoint every N iterations (default: at the end)",
+    )
     training.add_argument("--workers", type=int, default=2, help="gp.PreCache workers")
     args = parser.parse_args(argv)
     if args.resume:
-        given = [f"--{dest.replace('_', '-')}" for dest in SAVED_SETTINGS
-                 if dest in vars(args) and getattr(args, dest) != parser.get_default(dest)]
+        given = [
+            f"--{dest.replace('_', '-')}"
+            for dest in SAVED_SETTINGS
+            if dest in vars(args) and getattr(args, dest) != parser.get_default(dest)
+        ]
         if given:
-            parser.error(f"--resume continues with the run's saved settings; drop "
-                         f"{', '.join(given)}")
+            parser.error(
+                f"--resume continues with the run's saved settings; drop {', '.join(given)}"
+            )
 
     if args.iterations < 1:
         parser.error(f"--iterations must be at least 1, got {args.iterations}")
@@ -165,8 +234,10 @@ def parse_args(argv):
     else:
         args.noise_var = 0.0  # your data's noise is yours to give: --noise-var
     if not 0 < args.clipmin <= args.clipmax <= 1:
-        parser.error(f"--clipmin and --clipmax must satisfy 0 < clipmin <= clipmax <= 1, "
-                     f"got {args.clipmin} and {args.clipmax}")
+        parser.error(
+            f"--clipmin and --clipmax must satisfy 0 < clipmin <= clipmax <= 1, "
+            f"got {args.clipmin} and {args.clipmax}"
+        )
     if args.levels < 0:
         parser.error("--levels must be at least 0")
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
@@ -175,8 +246,7 @@ def parse_args(argv):
     if args.zarr is None and any(value is not None for value in user_data):
         parser.error("--raw, --gt, --mask and --classes need --zarr")
     if args.zarr is not None:
-        missing = [f"--{name}" for name in ("raw", "gt", "classes")
-                   if getattr(args, name) is None]
+        missing = [f"--{name}" for name in ("raw", "gt", "classes") if getattr(args, name) is None]
         if missing:
             parser.error(f"--zarr needs {', '.join(missing)}")
     if args.resume and args.out is None:
@@ -205,15 +275,25 @@ def prepare_run(args):
 
     voxel_size = None
     if args.zarr is None:
-        data = {"zarr": os.path.abspath(os.path.join(out, "data.zarr")),
-                "raw": "raw", "gt": "gt", "mask": "mask", "synthetic": True}
+        data = {
+            "zarr": os.path.abspath(os.path.join(out, "data.zarr")),
+            "raw": "raw",
+            "gt": "gt",
+            "mask": "mask",
+            "synthetic": True,
+        }
         classes = None
         voxel_size = _common.parse_shape(args.voxel_size, "--voxel-size")
         shape = _common.parse_shape(args.shape, "--shape")
         data["shape"] = list(shape)
     else:
-        data = {"zarr": os.path.abspath(args.zarr), "raw": args.raw, "gt": args.gt,
-                "mask": args.mask, "synthetic": False}
+        data = {
+            "zarr": os.path.abspath(args.zarr),
+            "raw": args.raw,
+            "gt": args.gt,
+            "mask": args.mask,
+            "synthetic": False,
+        }
         classes = _common.parse_classes(args.classes)
     config = {
         "data": data,
@@ -243,20 +323,21 @@ def load_data(config):
         import synthetic
 
         started = time.time()
-        synthetic.write_volume(data["zarr"], data["shape"], config["voxel_size"],
-                               config["seed"])
-        print(f"synthetic volume {tuple(data['shape'])} voxels of {tuple(config['voxel_size'])} "
-              f"nm, classes {', '.join(synthetic.CLASSES)}: {data['zarr']} "
-              f"({time.time() - started:.1f} s)")
+        synthetic.write_volume(data["zarr"], data["shape"], config["voxel_size"], config["seed"])
+        print(
+            f"synthetic volume {tuple(data['shape'])} voxels of {tuple(config['voxel_size'])} "
+            f"nm, classes {', '.join(synthetic.CLASSES)}: {data['zarr']} "
+            f"({time.time() - started:.1f} s)"
+        )
         config["classes"] = list(synthetic.CLASSES)
-    raw, gt, mask = _common.open_data(data["zarr"], data["raw"], data["gt"], data["mask"],
-                                      config["classes"])
+    raw, gt, mask = _common.open_data(
+        data["zarr"], data["raw"], data["gt"], data["mask"], config["classes"]
+    )
     config["voxel_size"] = list(raw.voxel_size)
     return raw, gt, mask
 
 
-def build_pipeline(config, predictor, raw_array, gt_array, mask_array, model, optimizer,
-                   run_dir):
+def build_pipeline(config, predictor, raw_array, gt_array, mask_array, model, optimizer, run_dir):
     import gunpowder as gp
     from funlib.geometry import Coordinate, Roi
 
@@ -275,8 +356,10 @@ def build_pipeline(config, predictor, raw_array, gt_array, mask_array, model, op
     # network's context
     raw_roi = gt_array.roi.grow(context, context).intersect(raw_array.roi)
     if (raw_roi.shape / voxel_size) < input_shape:
-        fail(f"the raw around the gt ({raw_roi.shape / voxel_size} voxels) is smaller than "
-             f"the network input {tuple(input_shape)}; lower --output-shape")
+        fail(
+            f"the raw around the gt ({raw_roi.shape / voxel_size} voxels) is smaller than "
+            f"the network input {tuple(input_shape)}; lower --output-shape"
+        )
     pipeline = (
         gp.ArraySource(raw, raw_array, interpolatable=True),
         gp.ArraySource(gt, gt_array, interpolatable=False),
@@ -297,8 +380,10 @@ def build_pipeline(config, predictor, raw_array, gt_array, mask_array, model, op
         spacing = Coordinate(max(1, round(80 / v)) for v in voxel_size)
         jitter = tuple(max(0.5, 4.0 / v) for v in voxel_size)
         pipeline += gp.ElasticAugment(
-            control_point_spacing=spacing, jitter_sigma=jitter,
-            rotation_interval=(0, math.pi / 2), subsample=4,
+            control_point_spacing=spacing,
+            jitter_sigma=jitter,
+            rotation_interval=(0, math.pi / 2),
+            subsample=4,
         )
         if config.get("noise_var", 0.0) > 0:
             pipeline += gp.NoiseAugment(raw, var=config["noise_var"])  # see SYNTHETIC_NOISE_VAR
@@ -325,8 +410,14 @@ def build_pipeline(config, predictor, raw_array, gt_array, mask_array, model, op
     )
     pipeline += gp.Squeeze([raw, target, weights, prediction]) + gp.Squeeze([raw])
     pipeline += gp.Snapshot(
-        {raw: "raw", gt: "gt", mask: "mask", target: "target", weights: "weights",
-         prediction: "prediction"},
+        {
+            raw: "raw",
+            gt: "gt",
+            mask: "mask",
+            target: "target",
+            weights: "weights",
+            prediction: "prediction",
+        },
         output_dir=os.path.join(run_dir, "snapshots"),
         output_filename="batch_{iteration}.zarr",
         every=config["snapshot_every"],
@@ -337,8 +428,14 @@ def build_pipeline(config, predictor, raw_array, gt_array, mask_array, model, op
     request[raw] = gp.ArraySpec(roi=output_roi.grow(context, context))
     for key in (gt, mask, target, weights, prediction):
         request[key] = gp.ArraySpec(roi=output_roi)
-    keys = {"raw": raw, "gt": gt, "mask": mask, "target": target, "weights": weights,
-            "prediction": prediction}
+    keys = {
+        "raw": raw,
+        "gt": gt,
+        "mask": mask,
+        "target": target,
+        "weights": weights,
+        "prediction": prediction,
+    }
     return pipeline, request, balance, keys
 
 
@@ -361,8 +458,10 @@ def save_checkpoint(run_dir, iteration, model, optimizer, balance, config):
             "optimizer_state_dict": optimizer.state_dict(),
             "iteration": iteration,
             # plain lists, so that the checkpoint loads with weights_only=True
-            "balance": {"channels": list(state["channels"]),
-                        "moving_class_counts": np.asarray(state["moving_class_counts"]).tolist()},
+            "balance": {
+                "channels": list(state["channels"]),
+                "moving_class_counts": np.asarray(state["moving_class_counts"]).tolist(),
+            },
             "config": config,
         },
         path,
@@ -380,8 +479,7 @@ def batch_figure(batch, keys, predictor, path, iteration):
     mask = _common.central_slice(batch[keys["mask"]].data)
     target = _common.central_slice(batch[keys["target"]].data)
     weights = _common.central_slice(batch[keys["weights"]].data)
-    prediction = _common.central_slice(
-        predictor.to_target_range(batch[keys["prediction"]].data))
+    prediction = _common.central_slice(predictor.to_target_range(batch[keys["prediction"]].data))
     n = len(classes)
     if mask.ndim == 2:
         mask = np.broadcast_to(mask, gt.shape)
@@ -415,7 +513,7 @@ def loss_figure(losses, path):
     ax.plot(iterations, losses, lw=0.6, alpha=0.4, label="per batch")
     window = max(1, len(losses) // 20)
     smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
-    ax.plot(iterations[window - 1:], smooth, lw=1.5, label=f"mean of {window}")
+    ax.plot(iterations[window - 1 :], smooth, lw=1.5, label=f"mean of {window}")
     ax.set_xlabel("iteration")
     ax.set_ylabel("HotDistanceLoss")
     ax.set_yscale("log")
@@ -449,8 +547,9 @@ def main(argv=None):
     if mask_array is None:
         mask_array = _common.ones_like_gt(gt_array)
     predictor = _common.make_predictor(config)
-    config["unet"] = _common.unet_config(config["voxel_size"], config["num_fmaps"],
-                                         config["levels"], config["num_convs"])
+    config["unet"] = _common.unet_config(
+        config["voxel_size"], config["num_fmaps"], config["levels"], config["num_convs"]
+    )
     model = _common.HotDistanceNet(predictor, config["unet"])
     input_shape, output_shape = model.unet.valid_input_shape(config["output_shape"])
     config["input_shape"], config["output_shape"] = list(input_shape), list(output_shape)
@@ -466,17 +565,25 @@ def main(argv=None):
         start_iteration = checkpoint["iteration"]
     if start_iteration >= args.iterations:
         fail(f"the run is at iteration {start_iteration} already; raise --iterations")
-    print(f"classes {', '.join(config['classes'])}; voxel size {tuple(config['voxel_size'])}; "
-          f"network input {tuple(input_shape)} -> output {tuple(output_shape)} voxels; "
-          f"context for the target {tuple(predictor.padding(config['voxel_size']))} nm")
+    print(
+        f"classes {', '.join(config['classes'])}; voxel size {tuple(config['voxel_size'])}; "
+        f"network input {tuple(input_shape)} -> output {tuple(output_shape)} voxels; "
+        f"context for the target {tuple(predictor.padding(config['voxel_size']))} nm"
+    )
 
     losses = []
     checkpoint_every = args.checkpoint_every or args.iterations
     running = None
     batch = None
     with gp.build(pipeline):
-        progress = tqdm(range(start_iteration, args.iterations), initial=start_iteration,
-                        total=args.iterations, desc="train", unit="it", dynamic_ncols=True)
+        progress = tqdm(
+            range(start_iteration, args.iterations),
+            initial=start_iteration,
+            total=args.iterations,
+            desc="train",
+            unit="it",
+            dynamic_ncols=True,
+        )
         for _ in progress:
             batch = pipeline.request_batch(request)
             set_learning_rate(optimizer, config["lr"], batch.iteration, args.iterations)
@@ -485,13 +592,14 @@ def main(argv=None):
             running = loss if running is None else 0.95 * running + 0.05 * loss
             progress.set_postfix(loss=f"{running:.4f}")
             if batch.iteration % checkpoint_every == 0 or batch.iteration == args.iterations:
-                path = save_checkpoint(run_dir, batch.iteration, model, optimizer, balance,
-                                       config)
+                path = save_checkpoint(run_dir, batch.iteration, model, optimizer, balance, config)
         progress.close()
 
     window = max(1, min(20, len(losses) // 5))
-    print(f"loss: {np.mean(losses[:window]):.4f} (first {window} iterations) -> "
-          f"{np.mean(losses[-window:]):.4f} (last {window})")
+    print(
+        f"loss: {np.mean(losses[:window]):.4f} (first {window} iterations) -> "
+        f"{np.mean(losses[-window:]):.4f} (last {window})"
+    )
     counts = balance.moving_class_counts
     names = predictor.output_array_type.channel_names
     fractions = ", ".join(f"{name} {c[1] / max(1, c.sum()):.3f}" for name, c in zip(names, counts))
@@ -500,8 +608,9 @@ def main(argv=None):
     with open(os.path.join(run_dir, "loss.csv"), "a") as f:
         for i, loss in enumerate(losses, start=start_iteration + 1):
             f.write(f"{i},{loss}\n")
-    figure = batch_figure(batch, keys, predictor, os.path.join(run_dir, "train.png"),
-                          batch.iteration)
+    figure = batch_figure(
+        batch, keys, predictor, os.path.join(run_dir, "train.png"), batch.iteration
+    )
     print(f"figure: {figure}")
     all_losses = np.loadtxt(os.path.join(run_dir, "loss.csv"), delimiter=",", ndmin=2)[:, 1]
     print(f"loss curve: {loss_figure(all_losses, os.path.join(run_dir, 'loss.png'))}")

@@ -21,9 +21,7 @@ class ConvBlock(torch.nn.Module):
         super().__init__()
         layers = []
         for i in range(num_convs):
-            layers.append(
-                torch.nn.Conv3d(in_channels if i == 0 else out_channels, out_channels, 3)
-            )
+            layers.append(torch.nn.Conv3d(in_channels if i == 0 else out_channels, out_channels, 3))
             layers.append(torch.nn.LeakyReLU(0.01, inplace=True))
         self.layers = torch.nn.Sequential(*layers)
 

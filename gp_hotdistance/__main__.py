@@ -55,8 +55,7 @@ def _groups(text):
         name, ids = name.strip(), ids.strip()
         if not sep or not name:
             raise argparse.ArgumentTypeError(
-                f"expected groups as name=id,id;name=id (e.g. mito=3,4,5;er=16), "
-                f"got {text!r}"
+                f"expected groups as name=id,id;name=id (e.g. mito=3,4,5;er=16), got {text!r}"
             )
         if ids == "nonzero":
             groups[name] = ids
@@ -151,9 +150,7 @@ def build_parser():
     except ImportError:  # without the blockwise extra: the commands say so
         DEFAULT_BLOCK_SIZE, DEFAULT_CONNECT_TIMEOUT = 64, 60.0
 
-    parser = _Parser(
-        prog=PROGRAM, description="Hot-distance targets for gunpowder training."
-    )
+    parser = _Parser(prog=PROGRAM, description="Hot-distance targets for gunpowder training.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     precompute = commands.add_parser(
@@ -166,80 +163,146 @@ def build_parser():
             "interrupted run resumes when run again with the same arguments."
         ),
     )
-    precompute.add_argument("--zarr", required=True, metavar="PATH",
-                            help="the zarr container")
-    precompute.add_argument("--gt", required=True, metavar="DS",
-                            help="binary gt dataset, (classes, z, y, x), or an "
-                                 "integer label image (z, y, x) with --groups")
-    precompute.add_argument("--mask", metavar="DS",
-                            help="binary mask dataset (1 known), for --mask-distances")
-    precompute.add_argument("--out", required=True, metavar="DS",
-                            help="target dataset to write (float32, 2 * classes channels)")
-    precompute.add_argument("--classes", required=True, type=_classes, metavar="A,B,...",
-                            help="class names, one per gt channel")
-    precompute.add_argument("--groups", type=_groups, default=None,
-                            metavar="NAME=ID,ID;...",
-                            help="the gt is an integer label image: the label ids of "
-                                 "each class, as name=id,id;name=id (name=nonzero "
-                                 "for every non-zero id) or as JSON")
-    precompute.add_argument("--unannotated", type=_ids, default=None, metavar="ID,ID",
-                            help="with --groups: label ids that mean not annotated "
-                                 "(mask 0 for every class)")
-    precompute.add_argument("--instances", type=_classes, default=None, metavar="A,B",
-                            help="with --groups: classes whose distances are measured "
-                                 "between instances (different ids)")
-    precompute.add_argument("--scale-factor", required=True, type=_positive_float,
-                            metavar="S", help="world distance where the target is tanh(1)")
-    precompute.add_argument("--mask-distances", action="store_true",
-                            help="also write the distance mask to <out>_distance_mask")
-    precompute.add_argument("--block-size", type=_block_size, default=None,
-                            metavar="Z,Y,X",
-                            help=f"write block in voxels (default {DEFAULT_BLOCK_SIZE} "
-                                 f"per axis)")
-    precompute.add_argument("--workers", type=_positive_int, default=1, metavar="N",
-                            help="worker processes (default 1)")
-    precompute.add_argument("--threads", type=_positive_int, default=None, metavar="T",
-                            help="threads per worker (default: cores / workers)")
+    precompute.add_argument("--zarr", required=True, metavar="PATH", help="the zarr container")
+    precompute.add_argument(
+        "--gt",
+        required=True,
+        metavar="DS",
+        help="binary gt dataset, (classes, z, y, x), or an "
+        "integer label image (z, y, x) with --groups",
+    )
+    precompute.add_argument(
+        "--mask", metavar="DS", help="binary mask dataset (1 known), for --mask-distances"
+    )
+    precompute.add_argument(
+        "--out",
+        required=True,
+        metavar="DS",
+        help="target dataset to write (float32, 2 * classes channels)",
+    )
+    precompute.add_argument(
+        "--classes",
+        required=True,
+        type=_classes,
+        metavar="A,B,...",
+        help="class names, one per gt channel",
+    )
+    precompute.add_argument(
+        "--groups",
+        type=_groups,
+        default=None,
+        metavar="NAME=ID,ID;...",
+        help="the gt is an integer label image: the label ids of "
+        "each class, as name=id,id;name=id (name=nonzero "
+        "for every non-zero id) or as JSON",
+    )
+    precompute.add_argument(
+        "--unannotated",
+        type=_ids,
+        default=None,
+        metavar="ID,ID",
+        help="with --groups: label ids that mean not annotated (mask 0 for every class)",
+    )
+    precompute.add_argument(
+        "--instances",
+        type=_classes,
+        default=None,
+        metavar="A,B",
+        help="with --groups: classes whose distances are measured "
+        "between instances (different ids)",
+    )
+    precompute.add_argument(
+        "--scale-factor",
+        required=True,
+        type=_positive_float,
+        metavar="S",
+        help="world distance where the target is tanh(1)",
+    )
+    precompute.add_argument(
+        "--mask-distances",
+        action="store_true",
+        help="also write the distance mask to <out>_distance_mask",
+    )
+    precompute.add_argument(
+        "--block-size",
+        type=_block_size,
+        default=None,
+        metavar="Z,Y,X",
+        help=f"write block in voxels (default {DEFAULT_BLOCK_SIZE} per axis)",
+    )
+    precompute.add_argument(
+        "--workers", type=_positive_int, default=1, metavar="N", help="worker processes (default 1)"
+    )
+    precompute.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        metavar="T",
+        help="threads per worker (default: cores / workers)",
+    )
 
-    precompute.add_argument("--worker-command", metavar="TEMPLATE",
-                            help="start each worker with this shell command, "
-                                 "{command} standing for the worker's command line, "
-                                 "e.g. 'srun -n1 -c8 {command}' (default: local "
-                                 "processes)")
-    precompute.add_argument("--host", metavar="ADDRESS",
-                            help="address of this machine that the workers connect "
-                                 "to (default: $DAISY_HOST, else daisy's guess)")
-    precompute.add_argument("--connect-timeout", type=_positive_float,
-                            default=DEFAULT_CONNECT_TIMEOUT, metavar="SECONDS",
-                            help="how long a worker tries to reach this machine "
-                                 f"(default {DEFAULT_CONNECT_TIMEOUT:g})")
-    precompute.add_argument("--roi", type=_roi, metavar="OFFSET:SHAPE",
-                            help="process only the blocks covering this world ROI, "
-                                 "z,y,x:z,y,x (the output keeps the gt's extent)")
-    precompute.add_argument("--overwrite", action="store_true",
-                            help="replace existing outputs written by this package "
-                                 "(anything else is refused)")
-    precompute.add_argument("--log-dir", metavar="PATH",
-                            help="directory for daisy's worker logs (default: stderr)")
-    precompute.add_argument("--no-progress", action="store_true",
-                            help="no progress bar")
-    precompute.add_argument("-v", "--verbose", action="store_true",
-                            help="log what is done")
+    precompute.add_argument(
+        "--worker-command",
+        metavar="TEMPLATE",
+        help="start each worker with this shell command, "
+        "{command} standing for the worker's command line, "
+        "e.g. 'srun -n1 -c8 {command}' (default: local "
+        "processes)",
+    )
+    precompute.add_argument(
+        "--host",
+        metavar="ADDRESS",
+        help="address of this machine that the workers connect "
+        "to (default: $DAISY_HOST, else daisy's guess)",
+    )
+    precompute.add_argument(
+        "--connect-timeout",
+        type=_positive_float,
+        default=DEFAULT_CONNECT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"how long a worker tries to reach this machine (default {DEFAULT_CONNECT_TIMEOUT:g})",
+    )
+    precompute.add_argument(
+        "--roi",
+        type=_roi,
+        metavar="OFFSET:SHAPE",
+        help="process only the blocks covering this world ROI, "
+        "z,y,x:z,y,x (the output keeps the gt's extent)",
+    )
+    precompute.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing outputs written by this package (anything else is refused)",
+    )
+    precompute.add_argument(
+        "--log-dir", metavar="PATH", help="directory for daisy's worker logs (default: stderr)"
+    )
+    precompute.add_argument("--no-progress", action="store_true", help="no progress bar")
+    precompute.add_argument("-v", "--verbose", action="store_true", help="log what is done")
     worker = commands.add_parser(
         "worker",
         help="one worker of a precompute run (started by --worker-command)",
         description="Connect to a precompute run's scheduler and write the blocks "
-                    "it hands out. The run builds this command line.",
+        "it hands out. The run builds this command line.",
     )
     worker.add_argument("--zarr", required=True, metavar="PATH")
     worker.add_argument("--out", required=True, metavar="DS")
     worker.add_argument("--scheduler", required=True, metavar="HOST:PORT")
     worker.add_argument("--task-id", required=True)
     worker.add_argument("--worker-id", type=int, required=True)
-    worker.add_argument("--connect-timeout", type=_positive_float,
-                        default=DEFAULT_CONNECT_TIMEOUT, metavar="SECONDS")
-    worker.add_argument("--threads", type=_positive_int, default=None, metavar="N",
-                        help="numba threads (default: the cores this process may use)")
+    worker.add_argument(
+        "--connect-timeout",
+        type=_positive_float,
+        default=DEFAULT_CONNECT_TIMEOUT,
+        metavar="SECONDS",
+    )
+    worker.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="numba threads (default: the cores this process may use)",
+    )
     return parser
 
 
@@ -248,8 +311,12 @@ def _precompute(args):
     from .predictor import HotDistancePredictor
 
     predictor = HotDistancePredictor(
-        args.classes, scale_factor=args.scale_factor, mask_distances=args.mask_distances,
-        groups=args.groups, unannotated=args.unannotated, instances=args.instances,
+        args.classes,
+        scale_factor=args.scale_factor,
+        mask_distances=args.mask_distances,
+        groups=args.groups,
+        unannotated=args.unannotated,
+        instances=args.instances,
     )
 
     def show(plan):
@@ -294,8 +361,15 @@ def _worker(args):
     from .precompute import _worker as worker
 
     try:
-        worker.run_worker(args.zarr, args.out, args.scheduler, args.task_id,
-                          args.worker_id, args.connect_timeout, args.threads)
+        worker.run_worker(
+            args.zarr,
+            args.out,
+            args.scheduler,
+            args.task_id,
+            args.worker_id,
+            args.connect_timeout,
+            args.threads,
+        )
     except worker.SchedulerUnreachableError as error:
         print(f"{PROGRAM} worker: error: {error}", file=sys.stderr)
         return worker.EXIT_UNREACHABLE
@@ -337,8 +411,8 @@ def main(argv=None):
         return _RUN_ERROR
     except KeyboardInterrupt:
         print(
-            f"{PROGRAM} {args.command}: interrupted; run the same command again to "
-            f"resume", file=sys.stderr,
+            f"{PROGRAM} {args.command}: interrupted; run the same command again to resume",
+            file=sys.stderr,
         )
         return _INTERRUPTED
     return 0

@@ -17,9 +17,7 @@ CHANNEL_AXIS = "c^"
 def array_data(array, name):
     """The data of a funlib.persistence ``array`` over its ROI, as numpy."""
     if not isinstance(array, Array):
-        raise TypeError(
-            f"{name} must be a funlib.persistence Array, got {type(array).__name__}"
-        )
+        raise TypeError(f"{name} must be a funlib.persistence Array, got {type(array).__name__}")
     spatial_dims = array.voxel_size.dims
     if not 1 <= spatial_dims <= 3:
         raise ValueError(
@@ -75,8 +73,7 @@ def _numpy_to_dask(data):
     to name the array, unless it is given a name)."""
     name = f"gp_hotdistance-{uuid.uuid4().hex}"
     key = (name,) + (0,) * data.ndim
-    return da.Array({key: data}, name, chunks=tuple((n,) for n in data.shape),
-                    dtype=data.dtype)
+    return da.Array({key: data}, name, chunks=tuple((n,) for n in data.shape), dtype=data.dtype)
 
 
 def check_aligned(gt, **others):
@@ -86,8 +83,7 @@ def check_aligned(gt, **others):
     for name, other in others.items():
         if other is not None and Coordinate(other.voxel_size) != Coordinate(gt.voxel_size):
             raise ValueError(
-                f"{name} voxel size {other.voxel_size} must equal gt voxel size "
-                f"{gt.voxel_size}"
+                f"{name} voxel size {other.voxel_size} must equal gt voxel size {gt.voxel_size}"
             )
     for name, other in others.items():
         if other is not None and other.roi != gt.roi:
@@ -100,8 +96,7 @@ def spec_roi(spec, name):
     grid. Read by attribute, so the predictor needs no gunpowder."""
     if not hasattr(spec, "roi") or not hasattr(spec, "copy"):
         raise TypeError(
-            f"{name} must be an ArraySpec with roi and voxel_size, "
-            f"got {type(spec).__name__}"
+            f"{name} must be an ArraySpec with roi and voxel_size, got {type(spec).__name__}"
         )
     if spec.voxel_size is None:
         raise ValueError(f"{name}.voxel_size must be set to grow its ROI")

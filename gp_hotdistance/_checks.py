@@ -36,8 +36,7 @@ def check_numeric_dtype(array, name):
     if array.dtype.kind not in "biuf":
         what = _REFUSED_KINDS.get(array.dtype.kind, "no numbers")
         raise TypeError(
-            f"{name} must be a bool, integer or float array, got dtype {array.dtype} "
-            f"({what})"
+            f"{name} must be a bool, integer or float array, got dtype {array.dtype} ({what})"
         )
 
 
@@ -127,8 +126,7 @@ def as_voxel_size(voxel_size, spatial_dims, name="voxel_size"):
         return (1.0,) * spatial_dims
     if isinstance(voxel_size, (str, bytes)) or not hasattr(voxel_size, "__len__"):
         raise TypeError(
-            f"{name} must be a sequence of {spatial_dims} numbers (z-y-x), "
-            f"got {voxel_size!r}"
+            f"{name} must be a sequence of {spatial_dims} numbers (z-y-x), got {voxel_size!r}"
         )
     if len(voxel_size) != spatial_dims:
         raise ValueError(
@@ -157,9 +155,7 @@ def class_names(channels):
     try:
         channels = list(channels)
     except TypeError:
-        raise TypeError(
-            f"channels must be a list of class names, got {channels!r}"
-        ) from None
+        raise TypeError(f"channels must be a list of class names, got {channels!r}") from None
     if not channels:
         raise ValueError("channels must name at least one class, got []")
     if not all(isinstance(name, str) for name in channels):
@@ -212,8 +208,7 @@ def check_spatial_rank(array, name, channel_axis):
     if not 1 <= spatial <= 3:
         expected = "(channels, [z,] [y,] x)" if channel_axis else "([z,] [y,] x)"
         raise ValueError(
-            f"{name} must have shape {expected} with 1 to 3 spatial axes, "
-            f"got shape {array.shape}"
+            f"{name} must have shape {expected} with 1 to 3 spatial axes, got shape {array.shape}"
         )
     if array.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {array.shape}")
@@ -305,18 +300,12 @@ def as_counts(counts, channels, name="moving_class_counts"):
             f"another number of classes?"
         )
     if not np.issubdtype(counts.dtype, np.integer):
-        raise TypeError(
-            f"{name} must hold non-negative integer counts, got dtype {counts.dtype}"
-        )
+        raise TypeError(f"{name} must hold non-negative integer counts, got dtype {counts.dtype}")
     if np.any(counts < 0):
-        raise ValueError(
-            f"{name} must hold non-negative integer counts, got {counts.min()}"
-        )
+        raise ValueError(f"{name} must hold non-negative integer counts, got {counts.min()}")
     if counts.size and counts.max() > np.iinfo(np.int64).max:
         # a uint64 count past int64 would wrap to a negative one
-        raise ValueError(
-            f"{name} must hold counts below 2**63, got {counts.max()}"
-        )
+        raise ValueError(f"{name} must hold counts below 2**63, got {counts.max()}")
     return counts.astype(np.int64)
 
 
@@ -335,9 +324,7 @@ def as_spatial_voxel_size(voxel_size, name="voxel_size"):
     try:
         voxel_size = tuple(voxel_size)
     except TypeError:
-        raise TypeError(
-            f"{name} must be a sequence of numbers, got {voxel_size!r}"
-        ) from None
+        raise TypeError(f"{name} must be a sequence of numbers, got {voxel_size!r}") from None
     if not 1 <= len(voxel_size) <= 3:
         raise ValueError(f"{name} must have 1 to 3 entries (z-y-x), got {voxel_size!r}")
     return as_voxel_size(voxel_size, len(voxel_size), name)

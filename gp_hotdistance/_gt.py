@@ -43,8 +43,7 @@ class LabelGroups:
         """The groups as plain JSON values, to record with a run."""
         return {
             "groups": {
-                name: NONZERO if ids is None else list(ids)
-                for name, ids in zip(channels, self.ids)
+                name: NONZERO if ids is None else list(ids) for name, ids in zip(channels, self.ids)
             },
             "unannotated": list(self.unannotated),
             "instances": [name for name, flag in zip(channels, self.instances) if flag],
@@ -57,8 +56,7 @@ def _id_list(values, name):
         raise TypeError(f"{name} must be a list of integer label ids, got {values!r}")
     values = list(values.tolist() if isinstance(values, np.ndarray) else values)
     odd = [
-        v for v in values
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral)
+        v for v in values if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral)
     ]
     if odd:
         raise TypeError(f"{name} must hold integer label ids, got {odd[:5]!r}")
@@ -93,8 +91,7 @@ def label_groups(groups, channels, unannotated=None, instances=None):
     unknown = [name for name in groups if name not in channels]
     if unknown:
         raise ValueError(
-            f"groups names the class {unknown[0]!r}, which is not in channels "
-            f"{list(channels)}"
+            f"groups names the class {unknown[0]!r}, which is not in channels {list(channels)}"
         )
     missing = [name for name in channels if name not in groups]
     if missing:
@@ -126,8 +123,7 @@ def label_groups(groups, channels, unannotated=None, instances=None):
         for name in instances:
             if name not in channels:
                 raise ValueError(
-                    f"instances names the class {name!r}, which is not in channels "
-                    f"{list(channels)}"
+                    f"instances names the class {name!r}, which is not in channels {list(channels)}"
                 )
             c = list(channels).index(name)
             if ids[c] is not None and 0 in ids[c]:
@@ -177,8 +173,7 @@ class ClassGt:
         return ids
 
 
-def class_gt(gt, mask, *, channels, spatial_dims, groups=None, gt_name="gt",
-             mask_name="mask"):
+def class_gt(gt, mask, *, channels, spatial_dims, groups=None, gt_name="gt", mask_name="mask"):
     """Turn the user's gt (binary channels, or a label image with ``groups``)
     and mask into a :class:`ClassGt`, checked once.
 

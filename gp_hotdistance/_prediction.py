@@ -65,9 +65,7 @@ def model_head(architecture, out_channels, kernel_size):
         dims = len(architecture.input_shape)
     convolutions = {2: torch.nn.Conv2d, 3: torch.nn.Conv3d}
     if dims not in convolutions:
-        raise ValueError(
-            f"architecture.dims must be 2 or 3, got {dims!r}"
-        )
+        raise ValueError(f"architecture.dims must be 2 or 3, got {dims!r}")
     channels = _checks.check_positive_int(
         getattr(architecture, "num_out_channels", None), "architecture.num_out_channels"
     )
@@ -91,8 +89,7 @@ def to_target_range(prediction, channels, channel_axis):
         if prediction.dtype.kind not in "biuf":
             # strings failed inside astype, complex lost its imaginary part
             raise TypeError(
-                f"prediction must be a numeric (float) array, got dtype "
-                f"{prediction.dtype}"
+                f"prediction must be a numeric (float) array, got dtype {prediction.dtype}"
             )
         if prediction.dtype != np.float64:
             prediction = prediction.astype(np.float32)

@@ -67,9 +67,7 @@ class SharedCounts:
             weakref.finalize(self, os.close, fd)
             memory = mmap.mmap(fd, self._nbytes())
         self._current = np.frombuffer(memory, dtype=np.uint8, count=1)
-        self._buffers = np.frombuffer(memory, dtype=np.int64, offset=8).reshape(
-            (2,) + self.shape
-        )
+        self._buffers = np.frombuffer(memory, dtype=np.int64, offset=8).reshape((2,) + self.shape)
         self._pid = os.getpid()
         self._thread_lock = threading.Lock()
 

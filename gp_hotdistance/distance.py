@@ -66,9 +66,7 @@ __all__ = [
 ]
 
 
-def context_distance(
-    scale_factor: float, tolerance: float = 1e-3, threshold: float = 0.8
-) -> float:
+def context_distance(scale_factor: float, tolerance: float = 1e-3, threshold: float = 0.8) -> float:
     """World distance beyond which a label change no longer matters.
 
     Past ``c = scale_factor * artanh(1 - tolerance)`` the target ``tanh(d /
@@ -296,8 +294,13 @@ def _signed_channel(labels, voxel_size, inverse_scale, out, scratch, threads):
     """Signed (and, if ``inverse_scale > 0``, tanh-normalized) distance of one
     checked binary channel into ``out``, with ``scratch`` as work space."""
     _kernels.face_distance_3d(
-        _checks.kernel_binary(labels), voxel_size, out, scratch,
-        sign_mode=_kernels.SIGNED, inverse_scale=inverse_scale, threads=threads,
+        _checks.kernel_binary(labels),
+        voxel_size,
+        out,
+        scratch,
+        sign_mode=_kernels.SIGNED,
+        inverse_scale=inverse_scale,
+        threads=threads,
     )
 
 
@@ -375,8 +378,13 @@ def _target(gt, voxel_size, inverse_scale, instance_labels=None, threads=1):
             )
         else:
             _kernels.face_distance_3d(
-                _checks.kernel_labels(ids)[0], voxel_size, target[classes + c], target[c],
-                sign_mode=_kernels.SIGNED, inverse_scale=inverse_scale, threads=threads,
+                _checks.kernel_labels(ids)[0],
+                voxel_size,
+                target[classes + c],
+                target[c],
+                sign_mode=_kernels.SIGNED,
+                inverse_scale=inverse_scale,
+                threads=threads,
             )
         target[c] = gt[c]
     return target
@@ -449,8 +457,13 @@ def _unknown_channel(mask, voxel_size, out, max_distance=np.inf, threads=1):
     known = _checks.kernel_binary(mask)
     if not math.isfinite(max_distance):
         _kernels.face_distance_3d(
-            known, voxel_size, out, np.empty_like(out), outside=0,
-            sign_mode=_kernels.ZERO_OUTSIDE, threads=threads,
+            known,
+            voxel_size,
+            out,
+            np.empty_like(out),
+            outside=0,
+            sign_mode=_kernels.ZERO_OUTSIDE,
+            threads=threads,
         )
         return
     # Within max_distance, only the array's edge and the unknown voxels' box
@@ -469,8 +482,13 @@ def _unknown_channel(mask, voxel_size, out, max_distance=np.inf, threads=1):
     known = np.ascontiguousarray(known[box])
     near = np.empty(known.shape, dtype=np.float32)
     _kernels.face_distance_3d(
-        known, voxel_size, near, np.empty_like(near), sign_mode=_kernels.ZERO_OUTSIDE,
-        max_distance=max_distance, threads=threads,
+        known,
+        voxel_size,
+        near,
+        np.empty_like(near),
+        sign_mode=_kernels.ZERO_OUTSIDE,
+        max_distance=max_distance,
+        threads=threads,
     )
     np.minimum(out[box], near, out=out[box])
 

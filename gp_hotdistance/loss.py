@@ -133,14 +133,11 @@ def _check_inputs(torch, prediction, target, weights):
             )
     if prediction.numel() == 0:
         # every mean would be 0 / 0: nan, silently
-        raise ValueError(
-            f"prediction must not be empty, got shape {tuple(prediction.shape)}"
-        )
+        raise ValueError(f"prediction must not be empty, got shape {tuple(prediction.shape)}")
     for name, tensor in (("prediction", prediction), ("target", target), ("weights", weights)):
         if not tensor.dtype.is_floating_point:
             raise TypeError(
-                f"{name} must be a floating-point tensor (e.g. float32), got dtype "
-                f"{tensor.dtype}"
+                f"{name} must be a floating-point tensor (e.g. float32), got dtype {tensor.dtype}"
             )
         if tensor.device != prediction.device:
             raise ValueError(

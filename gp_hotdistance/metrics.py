@@ -186,9 +186,7 @@ def binary_scores(
     if prediction.size == 0:
         raise ValueError(f"prediction must not be empty, got shape {prediction.shape}")
     if gt.shape != prediction.shape:
-        raise ValueError(
-            f"gt must have the prediction's shape {prediction.shape}, got {gt.shape}"
-        )
+        raise ValueError(f"gt must have the prediction's shape {prediction.shape}, got {gt.shape}")
     single = prediction.ndim == dims
     if single:
         prediction, gt = prediction[np.newaxis], gt[np.newaxis]

@@ -100,9 +100,10 @@ class _HotDistanceFilter(BatchFilter):
             super().check_request_consistency(request)
         except AssertionError as error:
             outputs = (self.target, getattr(self, "weights", None))  # shrunk ROIs
-            if not (_TOO_LARGE[1] in str(error) and any(
-                f"{key}'s ROI" in str(error) for key in outputs if key is not None
-            )):
+            if not (
+                _TOO_LARGE[1] in str(error)
+                and any(f"{key}'s ROI" in str(error) for key in outputs if key is not None)
+            ):
                 raise
             raise BatchFilterError(self, f"{error}; {self._too_large_hint()}") from error
 
@@ -180,8 +181,11 @@ class _HotDistanceFilter(BatchFilter):
         """The data of the gt (and mask) ``Array`` through the package's one
         entry (:func:`gp_hotdistance._gt.class_gt`), named by their keys."""
         return self.predictor._class_gt(
-            gt.data, None if mask is None else mask.data,
-            self.spec[self.gt].voxel_size.dims, f"gt {self.gt}", f"mask {self.mask}",
+            gt.data,
+            None if mask is None else mask.data,
+            self.spec[self.gt].voxel_size.dims,
+            f"gt {self.gt}",
+            f"mask {self.mask}",
         )
 
     @staticmethod
@@ -196,7 +200,7 @@ class _HotDistanceFilter(BatchFilter):
             message = str(error)
             for kind, key in keys.items():
                 if message.startswith(kind + " "):
-                    named = f"{kind} {key} {message[len(kind) + 1:]}"
+                    named = f"{kind} {key} {message[len(kind) + 1 :]}"
                     raise type(error)(named) from error
             raise
 
@@ -506,7 +510,8 @@ class BalanceHotDistance(_HotDistanceFilter):
                 f"predictor has {self.predictor.channels}"
             )
         counts = _checks.as_counts(
-            state["moving_class_counts"], self.predictor.embedding_dims,
+            state["moving_class_counts"],
+            self.predictor.embedding_dims,
             "state['moving_class_counts']",
         )
         self._counts.assign(counts)
@@ -526,12 +531,13 @@ class BalanceHotDistance(_HotDistanceFilter):
         # reach only: the mask is needed that far around the requested ROI
         voxel_size = self.spec[self.gt].voxel_size
         self.trust_reach = trust_reach(
-            self.predictor.scale_factor, self.predictor.threshold,
+            self.predictor.scale_factor,
+            self.predictor.threshold,
             voxel_size=tuple(voxel_size),
         )
-        self.mask_padding = Coordinate(
-            padding_voxels(self.trust_reach, tuple(voxel_size))
-        ) * voxel_size
+        self.mask_padding = (
+            Coordinate(padding_voxels(self.trust_reach, tuple(voxel_size))) * voxel_size
+        )
         self._warn_if_unshared()
 
     def _warn_if_unshared(self):
@@ -614,8 +620,10 @@ class BalanceHotDistance(_HotDistanceFilter):
         annotated = None
         if unannotated:
             labels = _gt.label_image(
-                batch[self.gt].crop(grown, copy=False).data, f"gt {self.gt}",
-                spatial_dims, self.predictor.channels,
+                batch[self.gt].crop(grown, copy=False).data,
+                f"gt {self.gt}",
+                spatial_dims,
+                self.predictor.channels,
             )
             annotated = ~_gt.members(labels, unannotated)
             shape = (classes,) + labels.shape

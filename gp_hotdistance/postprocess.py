@@ -170,8 +170,10 @@ def instance_segmentation(
         )
     if scale_factor is not None:
         scale_factor = _checks.check_positive(scale_factor, "scale_factor")
-    if method == "watershed" and scale_factor is None and (
-        min_distance is None or min_prominence is None
+    if (
+        method == "watershed"
+        and scale_factor is None
+        and (min_distance is None or min_prominence is None)
     ):
         raise ValueError(
             "scale_factor must be given for method='watershed' (it sets the defaults "

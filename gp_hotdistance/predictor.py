@@ -172,9 +172,7 @@ class HotDistancePredictor:
         self.clipmin, self.clipmax = _checks.check_clip(clipmin, clipmax)
         self.groups = _gt.label_groups(groups, channels, unannotated, instances)
         self.threads = _checks.check_threads(threads)
-        self.max_distance = context_distance(
-            self.scale_factor, self.tolerance, self.threshold
-        )
+        self.max_distance = context_distance(self.scale_factor, self.tolerance, self.threshold)
 
     @property
     def dt_scale_factor(self) -> float:
@@ -361,9 +359,7 @@ class HotDistancePredictor:
         data = _arrays.array_data(gt, "gt")
         voxel_size = _checks.as_spatial_voxel_size(gt.voxel_size)
         class_gt = self._class_gt(data, None, len(voxel_size), "gt")
-        target = self._target(
-            class_gt, voxel_size, 1.0 / self.scale_factor, self._threads(threads)
-        )
+        target = self._target(class_gt, voxel_size, 1.0 / self.scale_factor, self._threads(threads))
         return _arrays.like(target, gt)
 
     # -- weights ---------------------------------------------------------------
@@ -509,8 +505,13 @@ class HotDistancePredictor:
             )
         voxel_size = _checks.as_spatial_voxel_size(voxel_size)
         return distance_mask(
-            distances, mask, voxel_size, scale,
-            epsilon=self.epsilon, threshold=self.threshold, threads=self._threads(threads),
+            distances,
+            mask,
+            voxel_size,
+            scale,
+            epsilon=self.epsilon,
+            threshold=self.threshold,
+            threads=self._threads(threads),
         )
 
     # -- context ---------------------------------------------------------------
@@ -536,9 +537,9 @@ class HotDistancePredictor:
         voxel_size = _checks.as_spatial_voxel_size(gt_voxel_size)
         reach = self.max_distance
         if self.mask_distances:
-            reach = max(reach, trust_reach(
-                self.dt_scale_factor, self.threshold, voxel_size=voxel_size
-            ))
+            reach = max(
+                reach, trust_reach(self.dt_scale_factor, self.threshold, voxel_size=voxel_size)
+            )
         return Coordinate(padding_voxels(reach, voxel_size)) * Coordinate(gt_voxel_size)
 
     def gt_region_for_roi(self, target_spec: "gunpowder.ArraySpec") -> "gunpowder.ArraySpec":
@@ -623,8 +624,13 @@ class HotDistancePredictor:
         """The gt (and mask) through the package's one entry: a checked
         :class:`~gp_hotdistance._gt.ClassGt`."""
         return _gt.class_gt(
-            gt, mask, channels=self.channels, spatial_dims=spatial_dims,
-            groups=self.groups, gt_name=gt_name, mask_name=mask_name,
+            gt,
+            mask,
+            channels=self.channels,
+            spatial_dims=spatial_dims,
+            groups=self.groups,
+            gt_name=gt_name,
+            mask_name=mask_name,
         )
 
     def _numpy_target(self, gt, voxel_size, inverse_scale, name, threads):
@@ -635,15 +641,28 @@ class HotDistancePredictor:
     def _target(self, class_gt, voxel_size, inverse_scale, threads=None):
         """The target of a checked gt (raw distances where ``inverse_scale``
         is 0); ``threads`` checked, the predictor's where ``None``."""
-        return _target(class_gt.channels, voxel_size, inverse_scale,
-                       class_gt.instance_labels,
-                       threads=self.threads if threads is None else threads)
+        return _target(
+            class_gt.channels,
+            voxel_size,
+            inverse_scale,
+            class_gt.instance_labels,
+            threads=self.threads if threads is None else threads,
+        )
 
     def _weights(self, class_gt, target, voxel_size, counts, unknown, threads=None):
         """``(weights, counts)`` of a checked gt and mask."""
         return _weights(
-            class_gt.channels, target, class_gt.mask, voxel_size, self.scale_factor,
-            counts=counts, mask_distances=self.mask_distances, epsilon=self.epsilon,
-            threshold=self.threshold, clipmin=self.clipmin, clipmax=self.clipmax,
-            unknown=unknown, threads=self.threads if threads is None else threads,
+            class_gt.channels,
+            target,
+            class_gt.mask,
+            voxel_size,
+            self.scale_factor,
+            counts=counts,
+            mask_distances=self.mask_distances,
+            epsilon=self.epsilon,
+            threshold=self.threshold,
+            clipmin=self.clipmin,
+            clipmax=self.clipmax,
+            unknown=unknown,
+            threads=self.threads if threads is None else threads,
         )

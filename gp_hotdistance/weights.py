@@ -16,8 +16,10 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _checks, _kernels
-from .distance import hot_distance_target  # noqa: F401 (used by the doctests)
-from .distance import _unknown_channel
+from .distance import (
+    _unknown_channel,
+    hot_distance_target,  # noqa: F401 (used by the doctests)
+)
 
 # relative margin on the trust reach, far above float rounding and far below
 # a voxel
@@ -187,8 +189,13 @@ def _distance_mask(distances, masks, voxel_size, scale_factor, epsilon, threshol
     flat = result.reshape(distances.shape[0], -1)
     for c in range(distances.shape[0]):
         _distrust(
-            _checks.kernel_float32(distances[c]).reshape(-1), unknown.channel(c).reshape(-1),
-            scale_factor, epsilon, threshold, reach, flat[c],
+            _checks.kernel_float32(distances[c]).reshape(-1),
+            unknown.channel(c).reshape(-1),
+            scale_factor,
+            epsilon,
+            threshold,
+            reach,
+            flat[c],
         )
     return result
 
@@ -257,8 +264,12 @@ def balance_weights(
     flat_weights = weights.reshape(labels.shape[0], -1)
     for c in range(labels.shape[0]):
         _balance_channel(
-            _flat_bool(labels[c]), _known(masks, c, labels.shape), counts[c],
-            clipmin, clipmax, flat_weights[c],
+            _flat_bool(labels[c]),
+            _known(masks, c, labels.shape),
+            counts[c],
+            clipmin,
+            clipmax,
+            flat_weights[c],
         )
     return weights, counts
 
@@ -355,14 +366,38 @@ def hot_distance_weights(
     masks = _checks.mask_channels(mask, gt.shape, "mask")
     threads = _checks.check_threads(threads)
     return _weights(
-        gt, target, masks, voxel_size, scale_factor, counts=counts,
-        mask_distances=mask_distances, epsilon=epsilon, threshold=threshold,
-        clipmin=clipmin, clipmax=clipmax, unknown=unknown, threads=threads,
+        gt,
+        target,
+        masks,
+        voxel_size,
+        scale_factor,
+        counts=counts,
+        mask_distances=mask_distances,
+        epsilon=epsilon,
+        threshold=threshold,
+        clipmin=clipmin,
+        clipmax=clipmax,
+        unknown=unknown,
+        threads=threads,
     )
 
 
-def _weights(gt, target, masks, voxel_size, scale_factor, *, counts, mask_distances,
-             epsilon, threshold, clipmin, clipmax, unknown, threads=1):
+def _weights(
+    gt,
+    target,
+    masks,
+    voxel_size,
+    scale_factor,
+    *,
+    counts,
+    mask_distances,
+    epsilon,
+    threshold,
+    clipmin,
+    clipmax,
+    unknown,
+    threads=1,
+):
     """:func:`hot_distance_weights` of checked binary channels ``gt`` ``(C,
     ...)`` and masks ``(C, ...)`` (or ``None``); the other arguments are
     checked here (cheap: shapes and numbers)."""
@@ -391,10 +426,18 @@ def _weights(gt, target, masks, voxel_size, scale_factor, *, counts, mask_distan
             _distrust(
                 _checks.kernel_float32(target[classes + c]).reshape(-1),
                 unknown.channel(c).reshape(-1),
-                scale_factor, epsilon, threshold, reach, known,
+                scale_factor,
+                epsilon,
+                threshold,
+                reach,
+                known,
             )
         _balance_channel(
-            foreground, known, counts[classes + c], clipmin, clipmax,
+            foreground,
+            known,
+            counts[classes + c],
+            clipmin,
+            clipmax,
             flat_weights[classes + c],
         )
     return weights, counts
@@ -477,9 +520,7 @@ class _UnknownDistances:
                 known = np.ones(self.distances.shape, dtype=bool)
             else:
                 known = self.masks[c]
-            _unknown_channel(
-                known, self.voxel_size, self.distances, self.reach, self.threads
-            )
+            _unknown_channel(known, self.voxel_size, self.distances, self.reach, self.threads)
             self.computed = True
         return self.distances
 

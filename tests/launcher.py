@@ -20,8 +20,9 @@ def progress_file(command, pid):
     done markers, see gp_hotdistance.precompute._worker.run_paths)."""
     container = command[command.index("--zarr") + 1]
     out = command[command.index("--out") + 1]
-    return os.path.join(container, f"{out}_done", "run", "progress",
-                        f"{socket.gethostname()}-{pid}")
+    return os.path.join(
+        container, f"{out}_done", "run", "progress", f"{socket.gethostname()}-{pid}"
+    )
 
 
 def main(argv):

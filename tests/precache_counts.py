@@ -42,8 +42,13 @@ def pipeline_of(balance, predictor, keys, num_workers, cache_size):
     gt = (rng.random((2, 16, 16, 16)) < 0.3).astype(np.uint8)
     source = gp.ArraySource(
         gt_key,
-        Array(gt, offset=(0, 0, 0), voxel_size=VOXEL_SIZE,
-              axis_names=["c^", "z", "y", "x"], types=["channel", "space", "space", "space"]),
+        Array(
+            gt,
+            offset=(0, 0, 0),
+            voxel_size=VOXEL_SIZE,
+            axis_names=["c^", "z", "y", "x"],
+            types=["channel", "space", "space", "space"],
+        ),
         interpolatable=False,
     )
     return (
@@ -90,8 +95,10 @@ def run_counts(batches, num_workers=2, cache_size=2, wait=120.0):
         during = totals(balance.moving_class_counts)
     after = totals(balance.state_dict()["moving_class_counts"])
     return {
-        "batches_made": made, "voxels_per_batch": 8**3,
-        "totals_while_built": during, "totals_after_teardown": after,
+        "batches_made": made,
+        "voxels_per_batch": 8**3,
+        "totals_while_built": during,
+        "totals_after_teardown": after,
     }
 
 

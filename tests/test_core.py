@@ -173,9 +173,7 @@ def test_target_layout_2d():
 def test_context_distance_closed_form():
     assert hd.context_distance(10.0, 1e-3) == pytest.approx(10 * math.atanh(0.999))
     # a threshold past 1 - tolerance widens the context
-    assert hd.context_distance(10.0, 1e-3, 0.9999) == pytest.approx(
-        10 * math.atanh(0.9999)
-    )
+    assert hd.context_distance(10.0, 1e-3, 0.9999) == pytest.approx(10 * math.atanh(0.9999))
 
 
 @pytest.mark.parametrize("voxel_size", [(4, 4, 4), (40, 4, 4), (3, 7, 5)])
@@ -189,12 +187,17 @@ def test_crop_consistency_with_padding(voxel_size):
     worst = 0.0
     for _ in range(4):
         start = [int(rng.integers(p, s - p - 4)) for p, s in zip(pad, gt.shape[1:])]
-        size = [int(rng.integers(1, min(8, s - p - st) + 1)) for p, s, st in zip(pad, gt.shape[1:], start)]
+        size = [
+            int(rng.integers(1, min(8, s - p - st) + 1))
+            for p, s, st in zip(pad, gt.shape[1:], start)
+        ]
         grown = tuple(slice(st - p, st + sz + p) for st, sz, p in zip(start, size, pad))
         inner = tuple(slice(p, p + sz) for p, sz in zip(pad, size))
         crop = hd.hot_distance_target(gt[(slice(None),) + grown], voxel_size, scale_factor)
         window = tuple(slice(st, st + sz) for st, sz in zip(start, size))
-        worst = max(worst, np.abs(crop[(slice(None),) + inner] - whole[(slice(None),) + window]).max())
+        worst = max(
+            worst, np.abs(crop[(slice(None),) + inner] - whole[(slice(None),) + window]).max()
+        )
     assert worst <= 1e-3
 
 
@@ -258,18 +261,19 @@ def test_distance_weights_are_balanced_and_masked():
     target = hd.hot_distance_target(gt, (1, 1), 3.0)
     mask = np.ones((1, 30), np.uint8)
     mask[0, 20:] = 0
-    w, counts = hd.hot_distance_weights(
-        gt, target, mask, (1, 1), 3.0, mask_distances=True
-    )
+    w, counts = hd.hot_distance_weights(gt, target, mask, (1, 1), 3.0, mask_distances=True)
     trusted = hd.distance_mask(target[1:], mask, (1, 1), 3.0)[0, 0].astype(bool)
     known = trusted.sum()
     fg = (trusted & (gt[0, 0] == 1)).sum()
     np.testing.assert_array_equal(counts[1], [known - fg, fg])
-    expected = np.where(
-        gt[0, 0] == 1,
-        0.5 / np.clip(fg / (1 + known), 0.05, 0.95),
-        0.5 / np.clip((known - fg) / (1 + known), 0.05, 0.95),
-    ) * trusted
+    expected = (
+        np.where(
+            gt[0, 0] == 1,
+            0.5 / np.clip(fg / (1 + known), 0.05, 0.95),
+            0.5 / np.clip((known - fg) / (1 + known), 0.05, 0.95),
+        )
+        * trusted
+    )
     np.testing.assert_allclose(w[1, 0], expected, rtol=1e-6)
     # the one-hot weights are not distance-masked
     assert np.all(w[0, 0, :20] > 0) and np.all(w[0, 0, 20:] == 0)

@@ -26,11 +26,11 @@ from pathlib import Path
 import dask
 import gunpowder as gp
 import numpy as np
-import precache_counts
 import pytest
 from funlib.geometry import Roi
 from funlib.persistence import Array
 
+import precache_counts
 from gp_hotdistance import AddHotDistance, BalanceHotDistance, HotDistancePredictor
 
 dask.config.set(scheduler="synchronous")
@@ -54,9 +54,21 @@ def run_script(method, batches, teardowns):
     )
     try:
         done = subprocess.run(
-            [sys.executable, str(ROOT / "tests" / "precache_counts.py"), method,
-             "--batches", str(batches), "--teardowns", str(teardowns)],
-            check=False, capture_output=True, text=True, timeout=HANG, env=env, cwd=ROOT,
+            [
+                sys.executable,
+                str(ROOT / "tests" / "precache_counts.py"),
+                method,
+                "--batches",
+                str(batches),
+                "--teardowns",
+                str(teardowns),
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=HANG,
+            env=env,
+            cwd=ROOT,
         )
     except subprocess.TimeoutExpired as hung:
         pytest.fail(f"the {method} pipeline hung for {HANG} s: {hung.stderr!r}"[-3000:])
@@ -107,7 +119,9 @@ def test_a_process_killed_inside_the_lock_blocks_nobody_and_half_writes_nothing(
     context = multiprocessing.get_context(method)
     counts = BalanceHotDistance(
         HotDistancePredictor(["mito", "er"], 8.0, mask_distances=False),
-        gp.ArrayKey("GT"), gp.ArrayKey("TARGET"), gp.ArrayKey("WEIGHTS"),
+        gp.ArrayKey("GT"),
+        gp.ArrayKey("TARGET"),
+        gp.ArrayKey("WEIGHTS"),
     )._counts
     before = np.arange(8, dtype=np.int64).reshape(4, 2)
     counts.assign(before)
@@ -123,9 +137,7 @@ def test_a_process_killed_inside_the_lock_blocks_nobody_and_half_writes_nothing(
     np.testing.assert_array_equal(wait_for(counts.snapshot), before)
 
     # other processes count on, concurrently, and lose nothing
-    adders = [
-        context.Process(target=precache_counts.add_ones, args=(counts, 50)) for _ in range(2)
-    ]
+    adders = [context.Process(target=precache_counts.add_ones, args=(counts, 50)) for _ in range(2)]
     for adder in adders:
         adder.start()
     for adder in adders:
@@ -136,7 +148,11 @@ def test_a_process_killed_inside_the_lock_blocks_nobody_and_half_writes_nothing(
 
 def test_a_node_unpickled_outside_multiprocessing_warns_once_and_keeps_its_counts():
     predictor = HotDistancePredictor(["mito"], 8.0, mask_distances=False)
-    gt_key, target_key, weights_key = gp.ArrayKey("GT"), gp.ArrayKey("TARGET"), gp.ArrayKey("WEIGHTS")
+    gt_key, target_key, weights_key = (
+        gp.ArrayKey("GT"),
+        gp.ArrayKey("TARGET"),
+        gp.ArrayKey("WEIGHTS"),
+    )
     node = BalanceHotDistance(predictor, gt_key, target_key, weights_key)
     node.load_state_dict({"moving_class_counts": [[3, 4], [5, 6]]})
     copy = pickle.loads(pickle.dumps(node))  # e.g. saved to disk and loaded elsewhere
@@ -145,14 +161,18 @@ def test_a_node_unpickled_outside_multiprocessing_warns_once_and_keeps_its_count
     gt[:, 6:] = 1
     source = gp.ArraySource(
         gt_key,
-        Array(gt, offset=(0, 0), voxel_size=(4, 4), axis_names=["y", "x"], types=["space", "space"]),
+        Array(
+            gt, offset=(0, 0), voxel_size=(4, 4), axis_names=["y", "x"], types=["space", "space"]
+        ),
         interpolatable=False,
     )
     request = gp.BatchRequest()
     request[weights_key] = gp.ArraySpec(roi=Roi((0, 0), (48, 48)))
 
     def run(balance):
-        pipeline = source + gp.Pad(gt_key, None) + AddHotDistance(predictor, gt_key, target_key) + balance
+        pipeline = (
+            source + gp.Pad(gt_key, None) + AddHotDistance(predictor, gt_key, target_key) + balance
+        )
         with gp.build(pipeline):
             pipeline.request_batch(request)
 

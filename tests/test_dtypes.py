@@ -14,14 +14,25 @@ import gunpowder as gp
 import numpy as np
 import pytest
 from funlib.persistence import Array
-from oracles import brute_force_face_distance
 
 import gp_hotdistance as hd
 from gp_hotdistance._kernels import face, passes
+from oracles import brute_force_face_distance
 
 DTYPES = [
-    np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64,
-    np.uint64, np.float16, np.float32, np.float64, np.longdouble,
+    np.bool_,
+    np.int8,
+    np.uint8,
+    np.int16,
+    np.uint16,
+    np.int32,
+    np.uint32,
+    np.int64,
+    np.uint64,
+    np.float16,
+    np.float32,
+    np.float64,
+    np.longdouble,
 ]
 FLOATS = [np.float16, np.float32, np.float64, np.longdouble]
 LAYOUTS = ["C", "F", "strided", "read-only", "memmap"]
@@ -33,8 +44,11 @@ def _variants(dtypes):
         orders = ["native"] if np.dtype(dtype).itemsize == 1 else ["native", "swapped"]
         for order in orders:
             for layout in LAYOUTS:
-                found.append(pytest.param(dtype, order, layout,
-                                          id=f"{np.dtype(dtype).name}-{order}-{layout}"))
+                found.append(
+                    pytest.param(
+                        dtype, order, layout, id=f"{np.dtype(dtype).name}-{order}-{layout}"
+                    )
+                )
     return found
 
 
@@ -111,27 +125,43 @@ def test_face_distance(dtype, order, layout, folder):
     native = labels_of(dtype)
     labels = variant(native, order, layout, folder)
     same(hd.face_distance(labels, VOXEL_SIZE), hd.face_distance(native, VOXEL_SIZE))
-    same(hd.face_distance(labels, VOXEL_SIZE, outside=1, threads=2),
-         hd.face_distance(native, VOXEL_SIZE, outside=1))
+    same(
+        hd.face_distance(labels, VOXEL_SIZE, outside=1, threads=2),
+        hd.face_distance(native, VOXEL_SIZE, outside=1),
+    )
 
 
 @pytest.mark.parametrize("dtype, order, layout", VARIANTS)
 def test_binary_entries(dtype, order, layout, folder):
     gt_native, mask_native = BINARY.astype(dtype), MASK.astype(dtype)
-    gt, mask = variant(gt_native, order, layout, folder), variant(mask_native, order, layout, folder)
-    same(hd.hot_distance_target(gt, VOXEL_SIZE, SCALE),
-         hd.hot_distance_target(gt_native, VOXEL_SIZE, SCALE))
-    same(hd.signed_face_distance(gt[0], VOXEL_SIZE, SCALE),
-         hd.signed_face_distance(gt_native[0], VOXEL_SIZE, SCALE))
+    gt, mask = (
+        variant(gt_native, order, layout, folder),
+        variant(mask_native, order, layout, folder),
+    )
+    same(
+        hd.hot_distance_target(gt, VOXEL_SIZE, SCALE),
+        hd.hot_distance_target(gt_native, VOXEL_SIZE, SCALE),
+    )
+    same(
+        hd.signed_face_distance(gt[0], VOXEL_SIZE, SCALE),
+        hd.signed_face_distance(gt_native[0], VOXEL_SIZE, SCALE),
+    )
     same(hd.unknown_distance(mask, VOXEL_SIZE), hd.unknown_distance(mask_native, VOXEL_SIZE))
-    same(hd.unknown_distance(mask, VOXEL_SIZE, max_distance=3.0),
-         hd.unknown_distance(mask_native, VOXEL_SIZE, max_distance=3.0))
+    same(
+        hd.unknown_distance(mask, VOXEL_SIZE, max_distance=3.0),
+        hd.unknown_distance(mask_native, VOXEL_SIZE, max_distance=3.0),
+    )
     same(hd.balance_weights(gt, mask), hd.balance_weights(gt_native, mask_native))
-    same(hd.hot_distance_weights(gt, TARGET, mask, VOXEL_SIZE, SCALE, mask_distances=True),
-         hd.hot_distance_weights(gt_native, TARGET, mask_native, VOXEL_SIZE, SCALE,
-                                 mask_distances=True))
-    same(hd.distance_mask(TARGET[2:], mask, VOXEL_SIZE, SCALE),
-         hd.distance_mask(TARGET[2:], mask_native, VOXEL_SIZE, SCALE))
+    same(
+        hd.hot_distance_weights(gt, TARGET, mask, VOXEL_SIZE, SCALE, mask_distances=True),
+        hd.hot_distance_weights(
+            gt_native, TARGET, mask_native, VOXEL_SIZE, SCALE, mask_distances=True
+        ),
+    )
+    same(
+        hd.distance_mask(TARGET[2:], mask, VOXEL_SIZE, SCALE),
+        hd.distance_mask(TARGET[2:], mask_native, VOXEL_SIZE, SCALE),
+    )
 
 
 @pytest.mark.parametrize("dtype, order, layout", FLOAT_VARIANTS)
@@ -144,12 +174,24 @@ def test_distance_entries(dtype, order, layout, folder):
     distances = variant(distances_native, order, layout, folder)
     unknown_native = hd.unknown_distance(MASK, VOXEL_SIZE).astype(dtype)
     unknown = variant(unknown_native, order, layout, folder)
-    same(hd.distance_mask(distances[2:], MASK, VOXEL_SIZE, SCALE),
-         hd.distance_mask(distances_native[2:], MASK, VOXEL_SIZE, SCALE))
-    same(hd.hot_distance_weights(BINARY, distances, MASK, VOXEL_SIZE, SCALE,
-                                 mask_distances=True, unknown=unknown),
-         hd.hot_distance_weights(BINARY, distances_native, MASK, VOXEL_SIZE, SCALE,
-                                 mask_distances=True, unknown=unknown_native))
+    same(
+        hd.distance_mask(distances[2:], MASK, VOXEL_SIZE, SCALE),
+        hd.distance_mask(distances_native[2:], MASK, VOXEL_SIZE, SCALE),
+    )
+    same(
+        hd.hot_distance_weights(
+            BINARY, distances, MASK, VOXEL_SIZE, SCALE, mask_distances=True, unknown=unknown
+        ),
+        hd.hot_distance_weights(
+            BINARY,
+            distances_native,
+            MASK,
+            VOXEL_SIZE,
+            SCALE,
+            mask_distances=True,
+            unknown=unknown_native,
+        ),
+    )
 
 
 @pytest.mark.parametrize("dtype", [d for d in DTYPES if d is not np.bool_])
@@ -159,8 +201,9 @@ def test_labels_are_compared_by_value(dtype):
     expected = hd.face_distance(MULTI, VOXEL_SIZE)
     same(hd.face_distance(MULTI.astype(dtype), VOXEL_SIZE), expected)
     if dtype is np.int16:
-        np.testing.assert_allclose(expected, brute_force_face_distance(MULTI, VOXEL_SIZE),
-                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            expected, brute_force_face_distance(MULTI, VOXEL_SIZE), rtol=1e-6
+        )
 
 
 def test_signed_integer_and_float_labels_keep_their_distinctions():
@@ -178,14 +221,17 @@ def test_signed_integer_and_float_labels_keep_their_distinctions():
         tiny = np.longdouble(1) + np.finfo(np.longdouble).eps
         long_labels = np.array([1, 1, tiny, tiny, -0.0, 0.0], dtype=np.longdouble)
         same(hd.face_distance(long_labels), hd.face_distance(np.array([0, 0, 1, 1, 2, 2])))
-        same(hd.face_distance(long_labels, outside=tiny),
-             hd.face_distance(np.array([0, 0, 1, 1, 2, 2]), outside=1))
+        same(
+            hd.face_distance(long_labels, outside=tiny),
+            hd.face_distance(np.array([0, 0, 1, 1, 2, 2]), outside=1),
+        )
 
 
 def _compiled():
     return sum(
         len(getattr(function, "signatures", ()))
-        for module in (face, passes) for function in vars(module).values()
+        for module in (face, passes)
+        for function in vars(module).values()
     )
 
 
@@ -198,8 +244,15 @@ def test_no_dtype_or_layout_compiles_a_new_kernel(folder):
     mask = MASK.astype(np.uint8)
     target = hd.hot_distance_target(gt, VOXEL_SIZE, SCALE)
     hd.hot_distance_weights(gt, target, mask, VOXEL_SIZE, SCALE, mask_distances=True)
-    hd.hot_distance_weights(gt, target, None, VOXEL_SIZE, SCALE, mask_distances=True,
-                            unknown=hd.unknown_distance(mask, VOXEL_SIZE, max_distance=3.0))
+    hd.hot_distance_weights(
+        gt,
+        target,
+        None,
+        VOXEL_SIZE,
+        SCALE,
+        mask_distances=True,
+        unknown=hd.unknown_distance(mask, VOXEL_SIZE, max_distance=3.0),
+    )
     hd.distance_mask(target[2:], mask, VOXEL_SIZE, SCALE)
     hd.balance_weights(gt, mask)
     before = _compiled()
@@ -209,8 +262,7 @@ def test_no_dtype_or_layout_compiles_a_new_kernel(folder):
         hd.face_distance(labels, VOXEL_SIZE, threads=2)
         binary = variant(BINARY.astype(dtype), order, layout, folder)
         known = variant(MASK.astype(dtype), order, layout, folder)
-        floats = variant(target.astype(np.result_type(dtype, np.float16)), order, layout,
-                         folder)
+        floats = variant(target.astype(np.result_type(dtype, np.float16)), order, layout, folder)
         hd.hot_distance_target(binary, VOXEL_SIZE, SCALE, threads=3)
         hd.hot_distance_weights(binary, floats, known, VOXEL_SIZE, SCALE, mask_distances=True)
         hd.distance_mask(floats[2:], known, VOXEL_SIZE, SCALE)
@@ -232,16 +284,23 @@ PREDICTOR_VARIANTS = [
 
 def funlib_array(data):
     channels = data.ndim - 3
-    return Array(data, offset=(0, 0, 0), voxel_size=(3, 1, 2),
-                 axis_names=["c^"] * channels + ["z", "y", "x"],
-                 types=["channel"] * channels + ["space"] * 3)
+    return Array(
+        data,
+        offset=(0, 0, 0),
+        voxel_size=(3, 1, 2),
+        axis_names=["c^"] * channels + ["z", "y", "x"],
+        types=["channel"] * channels + ["space"] * 3,
+    )
 
 
 @pytest.mark.parametrize("dtype, order, layout", PREDICTOR_VARIANTS)
 def test_predictor(dtype, order, layout, folder):
     predictor = hd.HotDistancePredictor(["a", "b"], SCALE, mask_distances=True, threads=2)
     gt_native, mask_native = BINARY.astype(dtype), MASK.astype(dtype)
-    gt, mask = variant(gt_native, order, layout, folder), variant(mask_native, order, layout, folder)
+    gt, mask = (
+        variant(gt_native, order, layout, folder),
+        variant(mask_native, order, layout, folder),
+    )
     target = predictor.create_target(funlib_array(gt))
     expected = predictor.create_target(funlib_array(gt_native))
     same(np.asarray(target.data), np.asarray(expected.data))
@@ -252,10 +311,11 @@ def test_predictor(dtype, order, layout, folder):
     expected_weights, expected_counts = predictor.create_weight(
         funlib_array(gt_native), funlib_array(TARGET), funlib_array(mask_native)
     )
-    same((np.asarray(weights.data), counts),
-         (np.asarray(expected_weights.data), expected_counts))
-    same(predictor.create_distance_mask(distances[2:], mask, VOXEL_SIZE),
-         predictor.create_distance_mask(TARGET[2:], mask_native, VOXEL_SIZE))
+    same((np.asarray(weights.data), counts), (np.asarray(expected_weights.data), expected_counts))
+    same(
+        predictor.create_distance_mask(distances[2:], mask, VOXEL_SIZE),
+        predictor.create_distance_mask(TARGET[2:], mask_native, VOXEL_SIZE),
+    )
 
 
 def _node_batch(gt, mask, target):
@@ -263,8 +323,10 @@ def _node_batch(gt, mask, target):
     from a source where ``target`` is given, else from AddHotDistance."""
     GT, MASK, TARGET_KEY, WEIGHTS = (gp.ArrayKey(n) for n in ("GT", "MASK", "TARGET", "WEIGHTS"))
     predictor = hd.HotDistancePredictor(["a", "b"], 2.0, mask_distances=True)
-    sources = [gp.ArraySource(GT, funlib_array(gt), interpolatable=False),
-               gp.ArraySource(MASK, funlib_array(mask), interpolatable=False)]
+    sources = [
+        gp.ArraySource(GT, funlib_array(gt), interpolatable=False),
+        gp.ArraySource(MASK, funlib_array(mask), interpolatable=False),
+    ]
     if target is not None:
         sources.append(gp.ArraySource(TARGET_KEY, funlib_array(target), interpolatable=True))
     pipeline = tuple(sources) + gp.MergeProvider()
@@ -316,32 +378,50 @@ REFUSED = {
 ENTRIES = {
     "face_distance labels": (lambda x: hd.face_distance(x(MULTI)), "labels"),
     "signed_face_distance labels": (lambda x: hd.signed_face_distance(x(MASK)), "labels"),
-    "hot_distance_target gt": (lambda x: hd.hot_distance_target(x(BINARY), VOXEL_SIZE, SCALE),
-                               "gt channel 0"),
+    "hot_distance_target gt": (
+        lambda x: hd.hot_distance_target(x(BINARY), VOXEL_SIZE, SCALE),
+        "gt channel 0",
+    ),
     "unknown_distance mask": (lambda x: hd.unknown_distance(x(MASK)), "mask"),
     "distance_mask distances": (
-        lambda x: hd.distance_mask(x(TARGET[2:]), MASK, VOXEL_SIZE, SCALE), "distances"),
+        lambda x: hd.distance_mask(x(TARGET[2:]), MASK, VOXEL_SIZE, SCALE),
+        "distances",
+    ),
     "distance_mask mask": (
-        lambda x: hd.distance_mask(TARGET[2:], x(MASK), VOXEL_SIZE, SCALE), "mask"),
+        lambda x: hd.distance_mask(TARGET[2:], x(MASK), VOXEL_SIZE, SCALE),
+        "mask",
+    ),
     "hot_distance_weights gt": (
         lambda x: hd.hot_distance_weights(x(BINARY), TARGET, MASK, VOXEL_SIZE, SCALE),
-        "gt channel 0"),
+        "gt channel 0",
+    ),
     "hot_distance_weights target": (
         lambda x: hd.hot_distance_weights(BINARY, x(TARGET), MASK, VOXEL_SIZE, SCALE),
-        "target"),
+        "target",
+    ),
     "hot_distance_weights mask": (
-        lambda x: hd.hot_distance_weights(BINARY, TARGET, x(MASK), VOXEL_SIZE, SCALE), "mask"),
+        lambda x: hd.hot_distance_weights(BINARY, TARGET, x(MASK), VOXEL_SIZE, SCALE),
+        "mask",
+    ),
     "hot_distance_weights unknown": (
-        lambda x: hd.hot_distance_weights(BINARY, TARGET, MASK, VOXEL_SIZE, SCALE,
-                                          mask_distances=True, unknown=x(TARGET[0])),
-        "unknown"),
+        lambda x: hd.hot_distance_weights(
+            BINARY, TARGET, MASK, VOXEL_SIZE, SCALE, mask_distances=True, unknown=x(TARGET[0])
+        ),
+        "unknown",
+    ),
     "balance_weights labels": (lambda x: hd.balance_weights(x(BINARY)), "labels channel 0"),
     "process labels": (
         lambda x: hd.HotDistancePredictor(["a", "b"], SCALE, False).process(
-            x(BINARY), VOXEL_SIZE, "tanh"), "gt channel 0"),
+            x(BINARY), VOXEL_SIZE, "tanh"
+        ),
+        "labels channel 0",
+    ),
     "create_distance_mask distances": (
         lambda x: hd.HotDistancePredictor(["a", "b"], SCALE, True).create_distance_mask(
-            x(TARGET[2:]), MASK, VOXEL_SIZE), "distances"),
+            x(TARGET[2:]), MASK, VOXEL_SIZE
+        ),
+        "distances",
+    ),
 }
 
 

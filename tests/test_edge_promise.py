@@ -150,9 +150,7 @@ def test_trust_reach_covers_half_the_largest_voxel():
         (2.0, 1e-3, 0.8, (40, 4, 4)),  # half a section beyond the context
     ],
 )
-def test_the_mask_is_never_requested_beyond_the_gt(
-    scale_factor, tolerance, threshold, voxel_size
-):
+def test_the_mask_is_never_requested_beyond_the_gt(scale_factor, tolerance, threshold, voxel_size):
     """The nodes' docstring: the trust reach, which sets the mask's request,
     is within the predictor's padding, which sets the gt's."""
     predictor = HotDistancePredictor(

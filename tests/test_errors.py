@@ -124,7 +124,8 @@ CASES = {
     "clipmin-zero": (lambda: P(["mito"], 1.0, False, clipmin=0), "clipmin"),
     "clipmax-above-one": (lambda: P(["mito"], 1.0, False, clipmax=1.5), "clipmax"),
     "clipmin-above-clipmax": (
-        lambda: P(["mito"], 1.0, False, clipmin=0.9, clipmax=0.1), "clipmin",
+        lambda: P(["mito"], 1.0, False, clipmin=0.9, clipmax=0.1),
+        "clipmin",
     ),
     "kernel_size-zero": (lambda: P(["mito"], 1.0, False, kernel_size=0), "kernel_size"),
     "kernel_size-float": (lambda: P(["mito"], 1.0, False, kernel_size=1.5), "kernel_size"),
@@ -141,7 +142,9 @@ CASES = {
         "gt",
     ),
     "gt-channel-axis-missing": (
-        lambda: two_classes().create_target(array(np.zeros((4, 5), np.uint8), (2, 2), channels=False)),
+        lambda: two_classes().create_target(
+            array(np.zeros((4, 5), np.uint8), (2, 2), channels=False)
+        ),
         "gt",
     ),
     "labels-channels-differ-from-classes": (
@@ -152,26 +155,45 @@ CASES = {
         lambda: two_classes().create_target(array(with_value(np.nan, np.float32), (2, 2))),
         "gt channel 0",
     ),
-    "gt-value-2": (lambda: two_classes().process(with_value(2, np.int32), (2, 2), "tanh"), "labels channel 0"),
-    "gt-value-minus-1": (lambda: two_classes().process(with_value(-1, np.int8), (2, 2), "tanh"), "labels channel 0"),
-    "gt-value-half": (lambda: two_classes().process(with_value(0.5, np.float32), (2, 2), "tanh"), "labels channel 0"),
-    "gt-value-256-uint16": (
-        lambda: hd.hot_distance_target(with_value(256, np.uint16), (2, 2), 10.0), "gt channel 0",
+    "gt-value-2": (
+        lambda: two_classes().process(with_value(2, np.int32), (2, 2), "tanh"),
+        "labels channel 0",
     ),
-    "gt-complex": (lambda: hd.hot_distance_target(with_value(1j, np.complex64), (2, 2), 10.0), "gt channel 0"),
+    "gt-value-minus-1": (
+        lambda: two_classes().process(with_value(-1, np.int8), (2, 2), "tanh"),
+        "labels channel 0",
+    ),
+    "gt-value-half": (
+        lambda: two_classes().process(with_value(0.5, np.float32), (2, 2), "tanh"),
+        "labels channel 0",
+    ),
+    "gt-value-256-uint16": (
+        lambda: hd.hot_distance_target(with_value(256, np.uint16), (2, 2), 10.0),
+        "gt channel 0",
+    ),
+    "gt-complex": (
+        lambda: hd.hot_distance_target(with_value(1j, np.complex64), (2, 2), 10.0),
+        "gt channel 0",
+    ),
     "gt-not-an-array": (lambda: two_classes().create_target(gt_data()), "gt"),
     "gt-string": (lambda: hd.hot_distance_target("gt.zarr", (1,), 10.0), "gt"),
     "gt-0d": (lambda: hd.hot_distance_target(np.array(1), (), 10.0), "gt"),
     "labels-0d": (lambda: P(["mito"], 10.0, False).process(np.array(1), (1,), "tanh"), "labels"),
     "gt-4-spatial-axes": (
-        lambda: hd.hot_distance_target(np.zeros((1, 2, 2, 2, 2)), (1, 1, 1, 1), 10.0), "gt",
+        lambda: hd.hot_distance_target(np.zeros((1, 2, 2, 2, 2)), (1, 1, 1, 1), 10.0),
+        "gt",
     ),
     "gt-array-4-spatial-axes": (
-        lambda: P(["mito"], 10.0, False).create_target(array(np.zeros((1, 2, 2, 2, 2), np.uint8), (1, 1, 1, 1))),
+        lambda: P(["mito"], 10.0, False).create_target(
+            array(np.zeros((1, 2, 2, 2, 2), np.uint8), (1, 1, 1, 1))
+        ),
         "gt",
     ),
     "gt-empty": (lambda: hd.hot_distance_target(np.zeros((1, 0, 3)), (1, 1), 10.0), "gt"),
-    "labels-empty": (lambda: P(["mito"], 10.0, False).process(np.zeros((0, 3)), (1, 1), "tanh"), "labels"),
+    "labels-empty": (
+        lambda: P(["mito"], 10.0, False).process(np.zeros((0, 3)), (1, 1), "tanh"),
+        "labels",
+    ),
     # -- the mask --------------------------------------------------------------
     "mask-shape": (
         lambda: two_classes().process_weight(gt_data(), target_data(), np.ones((3, 3)), (2, 2)),
@@ -197,7 +219,8 @@ CASES = {
     ),
     "mask-offset": (
         lambda: two_classes().create_weight(
-            gt_array(), target_array(),
+            gt_array(),
+            target_array(),
             array(np.ones((4, 5), np.uint8), (2, 2), offset=(2, 0), channels=False),
         ),
         "mask",
@@ -211,12 +234,16 @@ CASES = {
         "mask",
     ),
     "mask-nan": (
-        lambda: two_classes().process_weight(gt_data(), target_data(), np.full((4, 5), np.nan), (2, 2)),
+        lambda: two_classes().process_weight(
+            gt_data(), target_data(), np.full((4, 5), np.nan), (2, 2)
+        ),
         "mask",
     ),
     # -- the target ------------------------------------------------------------
     "target-shape": (
-        lambda: two_classes().process_weight(gt_data(), np.zeros((3, 4, 5), np.float32), None, (2, 2)),
+        lambda: two_classes().process_weight(
+            gt_data(), np.zeros((3, 4, 5), np.float32), None, (2, 2)
+        ),
         "target",
     ),
     "target-voxel-size": (
@@ -224,11 +251,15 @@ CASES = {
         "target",
     ),
     "target-offset": (
-        lambda: two_classes().create_weight(gt_array(), array(target_data(), (2, 2), offset=(0, 2)), None),
+        lambda: two_classes().create_weight(
+            gt_array(), array(target_data(), (2, 2), offset=(0, 2)), None
+        ),
         "target",
     ),
     "unknown-shape": (
-        lambda: two_classes().process_weight(gt_data(), target_data(), None, (2, 2), unknown=np.zeros((3, 3))),
+        lambda: two_classes().process_weight(
+            gt_data(), target_data(), None, (2, 2), unknown=np.zeros((3, 3))
+        ),
         "unknown",
     ),
     "distances-channels": (
@@ -236,61 +267,113 @@ CASES = {
         "distances",
     ),
     # -- moving class counts ---------------------------------------------------
-    "counts-of-other-classes": (lambda: weight_with_counts(counts_of_one_class()), "moving_class_counts"),
+    "counts-of-other-classes": (
+        lambda: weight_with_counts(counts_of_one_class()),
+        "moving_class_counts",
+    ),
     "counts-negative": (lambda: weight_with_counts(np.full((4, 2), -1)), "moving_class_counts"),
     "counts-float": (lambda: weight_with_counts(np.full((4, 2), 0.5)), "moving_class_counts"),
     "counts-string": (lambda: weight_with_counts("counts"), "moving_class_counts"),
     # -- voxel size ------------------------------------------------------------
-    "voxel_size-too-long": (lambda: two_classes().process(gt_data(), (1, 1, 1), "tanh"), "voxel_size"),
-    "voxel_size-too-short-core": (lambda: hd.hot_distance_target(gt_data(), (1,), 10.0), "voxel_size"),
-    "voxel_size-4-entries": (lambda: two_classes().process(gt_data(), (1, 1, 1, 1), "tanh"), "voxel_size"),
+    "voxel_size-too-long": (
+        lambda: two_classes().process(gt_data(), (1, 1, 1), "tanh"),
+        "voxel_size",
+    ),
+    "voxel_size-too-short-core": (
+        lambda: hd.hot_distance_target(gt_data(), (1,), 10.0),
+        "voxel_size",
+    ),
+    "voxel_size-4-entries": (
+        lambda: two_classes().process(gt_data(), (1, 1, 1, 1), "tanh"),
+        "voxel_size",
+    ),
     "voxel_size-zero": (lambda: two_classes().process(gt_data(), (0, 1), "tanh"), "voxel_size"),
-    "voxel_size-negative": (lambda: two_classes().process(gt_data(), (-4, 4), "tanh"), "voxel_size"),
-    "voxel_size-nan": (lambda: hd.hot_distance_target(gt_data(), (math.nan, 1), 10.0), "voxel_size"),
-    "voxel_size-strings": (lambda: two_classes().process(gt_data(), ("4", "4"), "tanh"), "voxel_size"),
+    "voxel_size-negative": (
+        lambda: two_classes().process(gt_data(), (-4, 4), "tanh"),
+        "voxel_size",
+    ),
+    "voxel_size-nan": (
+        lambda: hd.hot_distance_target(gt_data(), (math.nan, 1), 10.0),
+        "voxel_size",
+    ),
+    "voxel_size-strings": (
+        lambda: two_classes().process(gt_data(), ("4", "4"), "tanh"),
+        "voxel_size",
+    ),
     "voxel_size-number": (lambda: two_classes().process(gt_data(), 4, "tanh"), "voxel_size"),
     "voxel_size-none": (lambda: two_classes().process(gt_data(), None, "tanh"), "voxel_size"),
     "padding-voxel_size-zero": (lambda: two_classes().padding(Coordinate(0, 4)), "voxel_size"),
     "padding_voxels-context-string": (lambda: hd.padding_voxels("38", (4, 4)), "context"),
     "padding_voxels-context-negative": (lambda: hd.padding_voxels(-1.0, (4, 4)), "context"),
     "unknown_distance-max_distance-string": (
-        lambda: hd.unknown_distance(np.ones((4, 4)), (2, 2), max_distance="10"), "max_distance",
+        lambda: hd.unknown_distance(np.ones((4, 4)), (2, 2), max_distance="10"),
+        "max_distance",
     ),
     "unknown_distance-max_distance-negative": (
-        lambda: hd.unknown_distance(np.ones((4, 4)), (2, 2), max_distance=-1.0), "max_distance",
+        lambda: hd.unknown_distance(np.ones((4, 4)), (2, 2), max_distance=-1.0),
+        "max_distance",
     ),
     # -- create_model ----------------------------------------------------------
-    "architecture-not-a-module": (lambda: two_classes().create_model(not_a_module()), "architecture"),
-    "architecture-dims-1": (lambda: two_classes().create_model(model(dims=1, num_out_channels=12)), "architecture.dims"),
-    "architecture-dims-4": (lambda: two_classes().create_model(model(dims=4, num_out_channels=12)), "architecture.dims"),
-    "architecture-no-dims": (lambda: two_classes().create_model(model(num_out_channels=12)), "architecture.dims"),
+    "architecture-not-a-module": (
+        lambda: two_classes().create_model(not_a_module()),
+        "architecture",
+    ),
+    "architecture-dims-1": (
+        lambda: two_classes().create_model(model(dims=1, num_out_channels=12)),
+        "architecture.dims",
+    ),
+    "architecture-dims-4": (
+        lambda: two_classes().create_model(model(dims=4, num_out_channels=12)),
+        "architecture.dims",
+    ),
+    "architecture-no-dims": (
+        lambda: two_classes().create_model(model(num_out_channels=12)),
+        "architecture.dims",
+    ),
     "architecture-no-num_out_channels": (
-        lambda: two_classes().create_model(model(dims=3)), "architecture.num_out_channels",
+        lambda: two_classes().create_model(model(dims=3)),
+        "architecture.num_out_channels",
     ),
     # -- gt_region_for_roi -----------------------------------------------------
-    "target_spec-not-a-spec": (lambda: two_classes().gt_region_for_roi(Roi((0, 0), (8, 8))), "target_spec"),
+    "target_spec-not-a-spec": (
+        lambda: two_classes().gt_region_for_roi(Roi((0, 0), (8, 8))),
+        "target_spec",
+    ),
     "target_spec-off-grid": (
-        lambda: two_classes().gt_region_for_roi(spec(Roi((1, 0), (8, 8)), (2, 2))), "target_spec.roi",
+        lambda: two_classes().gt_region_for_roi(spec(Roi((1, 0), (8, 8)), (2, 2))),
+        "target_spec.roi",
     ),
     "target_spec-no-voxel-size": (
-        lambda: two_classes().gt_region_for_roi(spec(Roi((0, 0), (8, 8)), None)), "target_spec.voxel_size",
+        lambda: two_classes().gt_region_for_roi(spec(Roi((0, 0), (8, 8)), None)),
+        "target_spec.voxel_size",
     ),
     "target_spec-dims": (
-        lambda: two_classes().gt_region_for_roi(spec(Roi((0, 0), (8, 8)), (2, 2, 2))), "target_spec.roi",
+        lambda: two_classes().gt_region_for_roi(spec(Roi((0, 0), (8, 8)), (2, 2, 2))),
+        "target_spec.roi",
     ),
     # -- normalize ---------------------------------------------------------------
-    "normalize-not-tanh": (lambda: two_classes().process(gt_data(), (2, 2), "sigmoid"), "normalize"),
-    "normalize_args-negative": (lambda: two_classes().process(gt_data(), (2, 2), "tanh", -1.0), "normalize_args"),
+    "normalize-not-tanh": (
+        lambda: two_classes().process(gt_data(), (2, 2), "sigmoid"),
+        "normalize",
+    ),
+    "normalize_args-negative": (
+        lambda: two_classes().process(gt_data(), (2, 2), "tanh", -1.0),
+        "normalize_args",
+    ),
     # -- gunpowder nodes --------------------------------------------------------
     "node-predictor-string": (lambda: AddHotDistance("mito", GT, TARGET), "predictor"),
     "node-predictor-none": (lambda: BalanceHotDistance(None, GT, TARGET, WEIGHTS), "predictor"),
     "state-not-dict": (lambda: balance_node().load_state_dict([1, 2]), "state"),
     "state-channels-string": (
-        lambda: balance_node().load_state_dict({"channels": "mito", "moving_class_counts": zero_counts()}),
+        lambda: balance_node().load_state_dict(
+            {"channels": "mito", "moving_class_counts": zero_counts()}
+        ),
         "state['channels']",
     ),
     "state-other-classes": (
-        lambda: balance_node().load_state_dict({"channels": ["a", "b"], "moving_class_counts": zero_counts()}),
+        lambda: balance_node().load_state_dict(
+            {"channels": ["a", "b"], "moving_class_counts": zero_counts()}
+        ),
         "state",
     ),
     "state-counts-shape": (
@@ -305,11 +388,21 @@ CASES = {
     "request-larger-than-data-random-location": (lambda: request_larger_than_data(True), "GT"),
     "request-larger-than-data-bounded": (lambda: request_larger_than_data(False), "GT"),
     # precompute_target: the names are checked before the container is opened
-    "precompute-gt-not-str": (lambda: precompute_target("x.zarr", 1, "t", P(["mito"], 1.0, False)), "gt"),
-    "precompute-out-not-str": (lambda: precompute_target("x.zarr", "gt", None, P(["mito"], 1.0, False)), "out"),
-    "precompute-out-outside": (lambda: precompute_target("x.zarr", "gt", "../t", P(["mito"], 1.0, False)), "out"),
+    "precompute-gt-not-str": (
+        lambda: precompute_target("x.zarr", 1, "t", P(["mito"], 1.0, False)),
+        "gt",
+    ),
+    "precompute-out-not-str": (
+        lambda: precompute_target("x.zarr", "gt", None, P(["mito"], 1.0, False)),
+        "out",
+    ),
+    "precompute-out-outside": (
+        lambda: precompute_target("x.zarr", "gt", "../t", P(["mito"], 1.0, False)),
+        "out",
+    ),
     "precompute-out-contains-gt": (
-        lambda: precompute_target("x.zarr", "labels/gt", "labels", P(["mito"], 1.0, False)), "out"
+        lambda: precompute_target("x.zarr", "labels/gt", "labels", P(["mito"], 1.0, False)),
+        "out",
     ),
     # -- label images with class groups ----------------------------------------
     "groups-unknown-class": (
@@ -317,88 +410,117 @@ CASES = {
         "groups",
     ),
     "groups-missing-class": (lambda: P(["mito", "er"], 1.0, False, groups={"mito": [1]}), "groups"),
-    "groups-empty": (lambda: P(["mito", "er"], 1.0, False, groups={"mito": [], "er": [2]}), "groups"),
+    "groups-empty": (
+        lambda: P(["mito", "er"], 1.0, False, groups={"mito": [], "er": [2]}),
+        "groups",
+    ),
     "groups-non-integer-ids": (
-        lambda: P(["mito", "er"], 1.0, False, groups={"mito": [1.5], "er": [2]}), "groups",
+        lambda: P(["mito", "er"], 1.0, False, groups={"mito": [1.5], "er": [2]}),
+        "groups",
     ),
     "groups-ids-string": (
-        lambda: P(["mito", "er"], 1.0, False, groups={"mito": "3,4", "er": [2]}), "groups",
+        lambda: P(["mito", "er"], 1.0, False, groups={"mito": "3,4", "er": [2]}),
+        "groups",
     ),
     "groups-not-a-mapping": (lambda: P(["mito", "er"], 1.0, False, groups=[1, 2]), "groups"),
     "unannotated-without-groups": (
-        lambda: P(["mito", "er"], 1.0, False, unannotated=[0]), "unannotated",
+        lambda: P(["mito", "er"], 1.0, False, unannotated=[0]),
+        "unannotated",
     ),
     "instances-unknown-class": (
-        lambda: P(["mito", "er"], 1.0, False, groups={"mito": [1], "er": [2]},
-                  instances=["golgi"]),
+        lambda: P(["mito", "er"], 1.0, False, groups={"mito": [1], "er": [2]}, instances=["golgi"]),
         "instances",
     ),
     "instances-id-0": (
-        lambda: P(["mito", "er"], 1.0, False, groups={"mito": [0, 1], "er": [2]},
-                  instances=["mito"]),
+        lambda: P(
+            ["mito", "er"], 1.0, False, groups={"mito": [0, 1], "er": [2]}, instances=["mito"]
+        ),
         "instances",
     ),
     "groups-labels-with-channel-axis": (
-        lambda: grouped().create_target(array(np.zeros((2, 4, 5), np.uint8), (2, 2))), "gt",
+        lambda: grouped().create_target(array(np.zeros((2, 4, 5), np.uint8), (2, 2))),
+        "gt",
     ),
     "groups-float-labels": (
-        lambda: grouped().process(np.zeros((4, 5), np.float32), (2, 2), "tanh"), "labels",
+        lambda: grouped().process(np.zeros((4, 5), np.float32), (2, 2), "tanh"),
+        "labels",
     ),
     "groups-bool-labels": (
-        lambda: grouped().compute_target(np.zeros((4, 5), bool), (2, 2)), "gt",
+        lambda: grouped().compute_target(np.zeros((4, 5), bool), (2, 2)),
+        "gt",
     ),
     # dtypes and threads
     "dtype-labels-complex": (lambda: hd.face_distance(np.zeros(4, complex)), "labels"),
     "dtype-labels-str": (lambda: hd.face_distance(np.array(["a", "b"])), "labels"),
     "dtype-gt-object": (
-        lambda: hd.hot_distance_target(np.array([[0, 1]], object), (1,), 1.0), "gt"
+        lambda: hd.hot_distance_target(np.array([[0, 1]], object), (1,), 1.0),
+        "gt",
     ),
     "dtype-gt-datetime": (
-        lambda: hd.hot_distance_target(np.zeros((1, 3), "datetime64[s]"), (1,), 1.0), "gt"
+        lambda: hd.hot_distance_target(np.zeros((1, 3), "datetime64[s]"), (1,), 1.0),
+        "gt",
     ),
     "dtype-mask-timedelta": (lambda: hd.unknown_distance(np.zeros(3, "timedelta64[s]")), "mask"),
     "dtype-distances-bytes": (
-        lambda: hd.distance_mask(np.zeros((1, 3), "S1"), None, (1,), 1.0), "distances"
+        lambda: hd.distance_mask(np.zeros((1, 3), "S1"), None, (1,), 1.0),
+        "distances",
     ),
     "dtype-target-void": (
-        lambda: hd.hot_distance_weights(np.array([[0, 1, 1]]), np.zeros((2, 3), "V4"), None,
-                                        (1,), 1.0),
+        lambda: hd.hot_distance_weights(
+            np.array([[0, 1, 1]]), np.zeros((2, 3), "V4"), None, (1,), 1.0
+        ),
         "target",
     ),
     "dtype-unknown-complex": (
         lambda: hd.hot_distance_weights(
-            np.array([[0, 1, 1]]), np.zeros((2, 3), np.float32), None, (1,), 1.0,
-            mask_distances=True, unknown=np.zeros(3, complex),
+            np.array([[0, 1, 1]]),
+            np.zeros((2, 3), np.float32),
+            None,
+            (1,),
+            1.0,
+            mask_distances=True,
+            unknown=np.zeros(3, complex),
         ),
         "unknown",
     ),
     "dtype-predictor-gt-complex": (
-        lambda: two_classes().create_target(array(gt_data().astype(np.complex64), (2, 2))), "gt"
+        lambda: two_classes().create_target(array(gt_data().astype(np.complex64), (2, 2))),
+        "gt",
     ),
     "threads-zero": (lambda: hd.face_distance(np.array([0, 1]), threads=0), "threads"),
     "threads-float": (lambda: P(["mito"], 1.0, False, threads=1.5), "threads"),
     "threads-node-string": (
-        lambda: AddHotDistance(two_classes(), GT, TARGET, threads="2"), "threads"
+        lambda: AddHotDistance(two_classes(), GT, TARGET, threads="2"),
+        "threads",
     ),
     "threads-precompute-zero": (
         lambda: precompute_target("x.zarr", "gt", "t", P(["mito"], 1.0, False), threads=0),
         "threads",
     ),
     "precompute-num_workers-float": (
-        lambda: precompute_target(small_container(), "gt", "t", P(["mito"], 1.0, False),
-                                  num_workers=2.5),
+        lambda: precompute_target(
+            small_container(), "gt", "t", P(["mito"], 1.0, False), num_workers=2.5
+        ),
         "num_workers",
     ),
     # precompute on a cluster: the launcher, the scheduler, --roi
     "precompute-worker_command-no-placeholder": (
-        lambda: precompute_target("x.zarr", "gt", "t", P(["mito"], 1.0, False),
-                                  worker_command="srun -n1"),
+        lambda: precompute_target(
+            "x.zarr", "gt", "t", P(["mito"], 1.0, False), worker_command="srun -n1"
+        ),
         "worker_command",
     ),
     "precompute-launcher-not-found": (
-        lambda: precompute_target(small_container(), "gt", "launched", P(["mito"], 1.0, False),
-                                  worker_command="/nonexistent/srun {command}",
-                                  host="127.0.0.1", progress=False, overwrite=True),
+        lambda: precompute_target(
+            small_container(),
+            "gt",
+            "launched",
+            P(["mito"], 1.0, False),
+            worker_command="/nonexistent/srun {command}",
+            host="127.0.0.1",
+            progress=False,
+            overwrite=True,
+        ),
         "worker command",
     ),
     "precompute-worker-unreachable": (
@@ -406,18 +528,21 @@ CASES = {
         "scheduler",
     ),
     "precompute-roi-outside": (
-        lambda: precompute_target(small_container(), "gt", "t", P(["mito"], 1.0, False),
-                                  roi=((0, 0, 0), (16, 8, 8))),
+        lambda: precompute_target(
+            small_container(), "gt", "t", P(["mito"], 1.0, False), roi=((0, 0, 0), (16, 8, 8))
+        ),
         "roi",
     ),
     "precompute-roi-empty": (
-        lambda: precompute_target(small_container(), "gt", "t", P(["mito"], 1.0, False),
-                                  roi=((0, 0, 0), (0, 8, 8))),
+        lambda: precompute_target(
+            small_container(), "gt", "t", P(["mito"], 1.0, False), roi=((0, 0, 0), (0, 8, 8))
+        ),
         "roi",
     ),
     "precompute-roi-axes": (
-        lambda: precompute_target(small_container(), "gt", "t", P(["mito"], 1.0, False),
-                                  roi=((0, 0), (8, 8))),
+        lambda: precompute_target(
+            small_container(), "gt", "t", P(["mito"], 1.0, False), roi=((0, 0), (8, 8))
+        ),
         "roi",
     ),
 }
@@ -452,9 +577,15 @@ def small_container():
     if not _CONTAINER:
         directory = tempfile.TemporaryDirectory()
         container = os.path.join(directory.name, "small.zarr")
-        gt = prepare_ds(os.path.join(container, "gt"), (1, 8, 8, 8), offset=(0, 0, 0),
-                        voxel_size=(1, 1, 1), axis_names=["c^", "z", "y", "x"],
-                        types=["channel", "space", "space", "space"], dtype=np.uint8)
+        gt = prepare_ds(
+            os.path.join(container, "gt"),
+            (1, 8, 8, 8),
+            offset=(0, 0, 0),
+            voxel_size=(1, 1, 1),
+            axis_names=["c^", "z", "y", "x"],
+            types=["channel", "space", "space", "space"],
+            dtype=np.uint8,
+        )
         gt[gt.roi] = np.pad(np.ones((1, 4, 4, 4), np.uint8), ((0, 0),) + ((2, 2),) * 3)
         _CONTAINER.extend([directory, container])
     return _CONTAINER[1]
@@ -489,7 +620,9 @@ def test_bad_input(case_id):
     call, argument = CASES[case_id]
     exception_name, excerpt = ROWS[case_id]
     exception = {
-        "ValueError": ValueError, "TypeError": TypeError, "RuntimeError": RuntimeError,
+        "ValueError": ValueError,
+        "TypeError": TypeError,
+        "RuntimeError": RuntimeError,
         "PipelineRequestError": PipelineRequestError,
         "SchedulerUnreachableError": SchedulerUnreachableError,
     }[exception_name]

@@ -17,7 +17,10 @@ TINY = ["--shape", "32,48,48", "--output-shape", "8", "--workers", "1"]
 def run_example(script, *args, cwd):
     return subprocess.run(
         [sys.executable, os.path.join(EXAMPLES, script), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=600,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -26,8 +29,9 @@ def trained(tmp_path_factory):
     """A tiny run of train.py, then predict.py on it."""
     pytest.importorskip("torch", reason="the training examples need the torch extra")
     folder = tmp_path_factory.mktemp("examples")
-    train = run_example("train.py", "--out", "run", "--iterations", "3",
-                        "--snapshot-every", "2", *TINY, cwd=folder)
+    train = run_example(
+        "train.py", "--out", "run", "--iterations", "3", "--snapshot-every", "2", *TINY, cwd=folder
+    )
     assert train.returncode == 0, train.stderr
     predict = run_example("predict.py", "run", cwd=folder)
     assert predict.returncode == 0, predict.stderr
@@ -74,8 +78,18 @@ def test_checkpoint_holds_the_moving_class_counts(trained):
 
 def test_train_with_elastic_augmentation(tmp_path):
     torch = pytest.importorskip("torch", reason="the training examples need the torch extra")
-    result = run_example("train.py", "--out", "run", "--iterations", "2", "--elastic",
-                         "--snapshot-every", "2", *TINY, cwd=tmp_path)
+    result = run_example(
+        "train.py",
+        "--out",
+        "run",
+        "--iterations",
+        "2",
+        "--elastic",
+        "--snapshot-every",
+        "2",
+        *TINY,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     config = torch.load(tmp_path / "run" / "model_checkpoint_2", weights_only=True)["config"]
     # the noise gp.NoiseAugment gives back: what linear interpolation at a
@@ -120,17 +134,44 @@ def one_error_line(result):
 
 def test_bad_paths_and_datasets_get_one_line(tmp_path):
     pytest.importorskip("torch", reason="the training examples need the torch extra")
-    line = one_error_line(run_example(
-        "train.py", "--zarr", "missing.zarr", "--raw", "raw", "--gt", "gt",
-        "--classes", "a", cwd=tmp_path))
+    line = one_error_line(
+        run_example(
+            "train.py",
+            "--zarr",
+            "missing.zarr",
+            "--raw",
+            "raw",
+            "--gt",
+            "gt",
+            "--classes",
+            "a",
+            cwd=tmp_path,
+        )
+    )
     assert line.startswith("error: --zarr ") and "missing.zarr: no such directory" in line
 
-    raw = prepare_ds(str(tmp_path / "data.zarr" / "raw"), (16, 16, 16), dtype=np.uint8,
-                     voxel_size=(8, 8, 8), axis_names=["z", "y", "x"])
+    raw = prepare_ds(
+        str(tmp_path / "data.zarr" / "raw"),
+        (16, 16, 16),
+        dtype=np.uint8,
+        voxel_size=(8, 8, 8),
+        axis_names=["z", "y", "x"],
+    )
     raw[raw.roi] = 0
-    line = one_error_line(run_example(
-        "train.py", "--zarr", "data.zarr", "--raw", "raw", "--gt", "labels",
-        "--classes", "a", cwd=tmp_path))
+    line = one_error_line(
+        run_example(
+            "train.py",
+            "--zarr",
+            "data.zarr",
+            "--raw",
+            "raw",
+            "--gt",
+            "labels",
+            "--classes",
+            "a",
+            cwd=tmp_path,
+        )
+    )
     assert "--gt 'labels'" in line and "no dataset" in line
 
     line = one_error_line(run_example("predict.py", "no_such_run", cwd=tmp_path))
@@ -140,15 +181,38 @@ def test_bad_paths_and_datasets_get_one_line(tmp_path):
 def test_float_raw_outside_zero_one_gets_one_line(tmp_path):
     pytest.importorskip("torch", reason="the training examples need the torch extra")
     data = tmp_path / "data.zarr"
-    raw = prepare_ds(str(data / "raw"), (32, 32, 32), dtype=np.float32,
-                     voxel_size=(8, 8, 8), axis_names=["z", "y", "x"])
+    raw = prepare_ds(
+        str(data / "raw"),
+        (32, 32, 32),
+        dtype=np.float32,
+        voxel_size=(8, 8, 8),
+        axis_names=["z", "y", "x"],
+    )
     raw[raw.roi] = np.full((32, 32, 32), 200.0, dtype=np.float32)
-    gt = prepare_ds(str(data / "gt"), (1, 32, 32, 32), dtype=np.uint8, voxel_size=(8, 8, 8),
-                    axis_names=["c^", "z", "y", "x"], types=["channel", "space", "space", "space"])
+    gt = prepare_ds(
+        str(data / "gt"),
+        (1, 32, 32, 32),
+        dtype=np.uint8,
+        voxel_size=(8, 8, 8),
+        axis_names=["c^", "z", "y", "x"],
+        types=["channel", "space", "space", "space"],
+    )
     gt[gt.roi] = 0
-    line = one_error_line(run_example(
-        "train.py", "--zarr", "data.zarr", "--raw", "raw", "--gt", "gt", "--classes", "a",
-        *TINY, cwd=tmp_path))
+    line = one_error_line(
+        run_example(
+            "train.py",
+            "--zarr",
+            "data.zarr",
+            "--raw",
+            "raw",
+            "--gt",
+            "gt",
+            "--classes",
+            "a",
+            *TINY,
+            cwd=tmp_path,
+        )
+    )
     assert "--raw is float32 but not in [0, 1] (found 200 to 200" in line
 
 
@@ -160,12 +224,17 @@ def test_help_pages_print(script, tmp_path):
     assert result.stdout.startswith("usage: ")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--elastic", "--noise-var", "-0.1"], "--noise-var must lie in [0, 1), got -0.1"),
-    (["--noise-var", "0.001"], "--noise-var needs --elastic"),
-    (["--resume", "--out", "run", "--lr", "0.1", "--elastic", "--iterations", "9"],
-     "--resume continues with the run's saved settings; drop --elastic, --lr"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--elastic", "--noise-var", "-0.1"], "--noise-var must lie in [0, 1), got -0.1"),
+        (["--noise-var", "0.001"], "--noise-var needs --elastic"),
+        (
+            ["--resume", "--out", "run", "--lr", "0.1", "--elastic", "--iterations", "9"],
+            "--resume continues with the run's saved settings; drop --elastic, --lr",
+        ),
+    ],
+)
 def test_bad_training_options_are_refused(args, message, tmp_path):
     pytest.importorskip("torch", reason="the training examples need the torch extra")
     result = run_example("train.py", *args, cwd=tmp_path)
@@ -177,17 +246,37 @@ def test_bad_training_options_are_refused(args, message, tmp_path):
 def test_classes_that_do_not_match_the_gt_get_one_line(trained, tmp_path):
     run, _, _ = trained
     data = str(run / "data.zarr")
-    line = one_error_line(run_example(
-        "train.py", "--zarr", data, "--raw", "raw", "--gt", "gt", "--mask", "mask",
-        "--classes", "mito,er", *TINY, cwd=tmp_path))
+    line = one_error_line(
+        run_example(
+            "train.py",
+            "--zarr",
+            data,
+            "--raw",
+            "raw",
+            "--gt",
+            "gt",
+            "--mask",
+            "mask",
+            "--classes",
+            "mito,er",
+            *TINY,
+            cwd=tmp_path,
+        )
+    )
     assert "--gt 'gt' must have 2 channels" in line
 
 
 def test_pipeline_example_trains_a_few_iterations(tmp_path):
     pytest.importorskip("torch", reason="the training examples need the torch extra")
     env = dict(os.environ, GP_HOTDISTANCE_ITERATIONS="2")
-    result = subprocess.run([sys.executable, os.path.join(EXAMPLES, "pipeline.py")],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    result = subprocess.run(
+        [sys.executable, os.path.join(EXAMPLES, "pipeline.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     assert "iteration 2: loss" in result.stdout
     (run,) = [p for p in tmp_path.iterdir() if p.name.startswith("hotdistance_pipeline_")]
@@ -203,12 +292,18 @@ def test_minimal_example_runs(tmp_path):
 def test_predict_never_writes_over_what_it_did_not_write(trained, tmp_path):
     run, _, _ = trained
     # a dataset of the user's at an output's name: refused, with or without --overwrite
-    theirs = prepare_ds(str(tmp_path / "theirs.zarr" / "segmentation"), (4, 4, 4),
-                        dtype=np.uint8, voxel_size=(8, 8, 8), axis_names=["z", "y", "x"])
+    theirs = prepare_ds(
+        str(tmp_path / "theirs.zarr" / "segmentation"),
+        (4, 4, 4),
+        dtype=np.uint8,
+        voxel_size=(8, 8, 8),
+        axis_names=["z", "y", "x"],
+    )
     theirs[theirs.roi] = 7
     for extra in ([], ["--overwrite"]):
-        line = one_error_line(run_example(
-            "predict.py", str(run), "--out", "theirs.zarr", *extra, cwd=tmp_path))
+        line = one_error_line(
+            run_example("predict.py", str(run), "--out", "theirs.zarr", *extra, cwd=tmp_path)
+        )
         assert "'segmentation' exists" in line
     assert (open_ds(str(tmp_path / "theirs.zarr" / "segmentation"))[:] == 7).all()
 

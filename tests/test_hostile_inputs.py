@@ -7,9 +7,9 @@ import os
 
 import numpy as np
 import pytest
-from oracles import brute_force_face_distance
 
 from gp_hotdistance import face_distance
+from oracles import brute_force_face_distance
 
 
 def test_face_distance_refuses_nan_labels():
@@ -27,8 +27,15 @@ def test_face_distance_refuses_object_labels():
 
 @pytest.mark.parametrize(
     "dtype, outside",
-    [(np.uint8, 256), (np.uint8, -1), (np.int64, 1.5), (np.bool_, 2), (np.int64, "x"),
-     (np.float64, np.nan), (np.int64, 2**70)],
+    [
+        (np.uint8, 256),
+        (np.uint8, -1),
+        (np.int64, 1.5),
+        (np.bool_, 2),
+        (np.int64, "x"),
+        (np.float64, np.nan),
+        (np.int64, 2**70),
+    ],
 )
 def test_face_distance_refuses_an_outside_the_dtype_does_not_hold(dtype, outside):
     # before: 1.5 was cast to 1 and 2 to True silently; 256, -1, 2**70 and
@@ -39,8 +46,8 @@ def test_face_distance_refuses_an_outside_the_dtype_does_not_hold(dtype, outside
 
 
 @pytest.mark.parametrize(
-    "dtype, outside", [(np.uint8, 1), (np.uint8, np.int64(0)), (np.int64, 1.0),
-                       (np.float32, 0.5), (np.bool_, True)],
+    "dtype, outside",
+    [(np.uint8, 1), (np.uint8, np.int64(0)), (np.int64, 1.0), (np.float32, 0.5), (np.bool_, True)],
 )
 def test_face_distance_with_an_exact_outside_equals_brute_force(dtype, outside):
     rng = np.random.default_rng(3)
@@ -51,8 +58,9 @@ def test_face_distance_with_an_exact_outside_equals_brute_force(dtype, outside):
     # the oracle: the array surrounded by one layer of outside, brute force
     padded = np.pad(labels, 1, constant_values=labels.dtype.type(outside))
     expected = brute_force_face_distance(padded, voxel_size)[1:-1, 1:-1, 1:-1]
-    np.testing.assert_allclose(face_distance(labels, voxel_size, outside=outside), expected,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        face_distance(labels, voxel_size, outside=outside), expected, rtol=1e-6
+    )
 
 
 def counts_node():
@@ -101,11 +109,29 @@ def test_a_rerun_after_the_gt_changed_says_that_done_blocks_were_kept(tmp_path, 
     container = str(tmp_path / "data.zarr")
     gt = np.zeros((1, 8, 8, 8), np.uint8)
     gt[0, 2:5, 2:5, 2:5] = 1
-    array = prepare_ds(f"{container}/gt", gt.shape, offset=(0, 0, 0), voxel_size=(4, 4, 4),
-                       axis_names=["c^", "z", "y", "x"], dtype=np.uint8)
+    array = prepare_ds(
+        f"{container}/gt",
+        gt.shape,
+        offset=(0, 0, 0),
+        voxel_size=(4, 4, 4),
+        axis_names=["c^", "z", "y", "x"],
+        dtype=np.uint8,
+    )
     array[array.roi] = gt
-    arguments = ["precompute", "--zarr", container, "--gt", "gt", "--out", "target",
-                 "--classes", "a", "--scale-factor", "8", "--no-progress"]
+    arguments = [
+        "precompute",
+        "--zarr",
+        container,
+        "--gt",
+        "gt",
+        "--out",
+        "target",
+        "--classes",
+        "a",
+        "--scale-factor",
+        "8",
+        "--no-progress",
+    ]
     assert main(arguments) == 0
     assert "kept" not in capsys.readouterr().out
     array = open_ds(f"{container}/gt", mode="r+")
@@ -133,11 +159,29 @@ def test_a_complete_run_rerun_with_mask_distances_names_the_setting(tmp_path, ca
     for name, channels in (("gt", True), ("mask", False)):
         shape = ((1,) if channels else ()) + (8, 8, 8)
         names = (["c^"] if channels else []) + ["z", "y", "x"]
-        array = prepare_ds(f"{container}/{name}", shape, offset=(0, 0, 0),
-                           voxel_size=(4, 4, 4), axis_names=names, dtype=np.uint8)
+        array = prepare_ds(
+            f"{container}/{name}",
+            shape,
+            offset=(0, 0, 0),
+            voxel_size=(4, 4, 4),
+            axis_names=names,
+            dtype=np.uint8,
+        )
         array[array.roi] = np.ones(shape, np.uint8)
-    arguments = ["precompute", "--zarr", container, "--gt", "gt", "--out", "target",
-                 "--classes", "a", "--scale-factor", "8", "--no-progress"]
+    arguments = [
+        "precompute",
+        "--zarr",
+        container,
+        "--gt",
+        "gt",
+        "--out",
+        "target",
+        "--classes",
+        "a",
+        "--scale-factor",
+        "8",
+        "--no-progress",
+    ]
     assert main(arguments) == 0
     capsys.readouterr()
     assert main(arguments + ["--mask", "mask", "--mask-distances"]) == 2
@@ -176,9 +220,7 @@ def test_to_target_range_refuses_a_non_numeric_prediction(dtype):
         predictor.to_target_range(np.zeros((2, 3)).astype(dtype))
 
 
-def test_a_log_dir_that_cannot_be_made_is_refused_before_anything_is_written(
-    tmp_path, capsys
-):
+def test_a_log_dir_that_cannot_be_made_is_refused_before_anything_is_written(tmp_path, capsys):
     # before: every daisy worker failed on it, after the outputs were made,
     # and the run left an empty target and done markers behind
     from funlib.persistence import prepare_ds
@@ -186,13 +228,31 @@ def test_a_log_dir_that_cannot_be_made_is_refused_before_anything_is_written(
     from gp_hotdistance.__main__ import main
 
     container = str(tmp_path / "data.zarr")
-    array = prepare_ds(f"{container}/gt", (1, 8, 8, 8), offset=(0, 0, 0), voxel_size=(4, 4, 4),
-                       axis_names=["c^", "z", "y", "x"], dtype=np.uint8)
+    array = prepare_ds(
+        f"{container}/gt",
+        (1, 8, 8, 8),
+        offset=(0, 0, 0),
+        voxel_size=(4, 4, 4),
+        axis_names=["c^", "z", "y", "x"],
+        dtype=np.uint8,
+    )
     array[array.roi] = np.ones((1, 8, 8, 8), np.uint8)
     blocker = tmp_path / "a_file"
     blocker.write_text("mine")
-    arguments = ["precompute", "--zarr", container, "--gt", "gt", "--out", "target",
-                 "--classes", "a", "--scale-factor", "8", "--no-progress"]
+    arguments = [
+        "precompute",
+        "--zarr",
+        container,
+        "--gt",
+        "gt",
+        "--out",
+        "target",
+        "--classes",
+        "a",
+        "--scale-factor",
+        "8",
+        "--no-progress",
+    ]
     assert main(arguments + ["--log-dir", str(blocker / "logs")]) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "log_dir" in error[0] and "a_file" in error[0]

@@ -34,8 +34,11 @@ def envelope(src, spacing2, cap2=np.inf, bound=None, along="columns"):
     ``bound`` (``src`` by default): on the plane's columns, or on the rows of
     its transpose."""
     src = np.ascontiguousarray(src if along == "columns" else src.T)
-    dst = src.copy() if bound is None else np.ascontiguousarray(
-        bound if along == "columns" else bound.T).copy()
+    dst = (
+        src.copy()
+        if bound is None
+        else np.ascontiguousarray(bound if along == "columns" else bound.T).copy()
+    )
     work = _passes.line_work(*src.shape)
     if along == "columns":
         _passes.envelope_columns(src, dst, spacing2, cap2, work)
@@ -59,7 +62,7 @@ def plane(kind, rng, shape=(128, 40)):
         run = min(2 * reach + 14, n)
         for c in range(m):
             start = rng.integers(0, max(1, n - run))
-            values[start:start + run, c] = rng.integers(3 * reach, 400, run)[: n - start] ** 2
+            values[start : start + run, c] = rng.integers(3 * reach, 400, run)[: n - start] ** 2
         if sparse:
             # more than 1 / _DENSE_SHARE infinite, away from the runs
             values[(values < 9) & (rng.random(shape) < 0.6)] = np.inf
@@ -171,9 +174,7 @@ def test_sweep_columns_equals_brute_force(outside, shape):
         got = np.empty(shape, dtype=np.float32)
         # the face codes of axis 0, written out here
         codes = np.where(labels != bool(outside), _passes.NOT_OUTSIDE, 0).astype(np.uint8)
-        codes[1:] |= np.where(labels[1:] != labels[:-1], _passes.FACE_BEFORE_Z, 0).astype(
-            np.uint8
-        )
+        codes[1:] |= np.where(labels[1:] != labels[:-1], _passes.FACE_BEFORE_Z, 0).astype(np.uint8)
         _passes.sweep_columns(
             codes, _passes.FACE_BEFORE_Z, outside is not None, spacing2, cap2, got, work.faces
         )
@@ -200,12 +201,14 @@ def test_face_codes_written_out(outside):
 
 
 def test_tanh_matches_libm_rounded_to_float32():
-    x = np.concatenate([
-        np.linspace(-12, 12, 400001),
-        np.geomspace(1e-12, 12, 100000),
-        -np.geomspace(1e-12, 12, 100000),
-        [0.0, np.inf, -np.inf],
-    ]).astype(np.float32)
+    x = np.concatenate(
+        [
+            np.linspace(-12, 12, 400001),
+            np.geomspace(1e-12, 12, 100000),
+            -np.geomspace(1e-12, 12, 100000),
+            [0.0, np.inf, -np.inf],
+        ]
+    ).astype(np.float32)
     values = x.copy()
     _kernels._tanh_in_place(values, 1.0)
     expected = np.array([math.tanh(v) for v in x.astype(np.float64)], dtype=np.float32)

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array, open_ds, prepare_ds
-from oracles import brute_force_face_distance
 from scipy import ndimage
 
 from gp_hotdistance import (
@@ -21,6 +20,7 @@ from gp_hotdistance import (
 )
 from gp_hotdistance.__main__ import main
 from gp_hotdistance.precompute import precompute_target
+from oracles import brute_force_face_distance
 
 # forked PreCache workers and daisy workers hang on dask's threaded scheduler
 dask.config.set(scheduler="synchronous")
@@ -52,7 +52,9 @@ def as_array(data, offset, voxel_size):
     spatial = len(voxel_size)
     channels = data.ndim - spatial
     return Array(
-        data, offset=offset, voxel_size=voxel_size,
+        data,
+        offset=offset,
+        voxel_size=voxel_size,
         axis_names=["c^"] * channels + ["z", "y", "x"][-spatial:],
         types=["channel"] * channels + ["space"] * spatial,
     )
@@ -73,7 +75,10 @@ def test_predictor_label_image_equals_its_binary_channels(dtype):
     channels = by_hand(labels)
     grouped, binary = predictors()
     voxel_size = (40, 8, 8)
-    gt, gt_binary = as_array(labels, (0, 0, 0), voxel_size), as_array(channels, (0, 0, 0), voxel_size)
+    gt, gt_binary = (
+        as_array(labels, (0, 0, 0), voxel_size),
+        as_array(channels, (0, 0, 0), voxel_size),
+    )
     target = grouped.create_target(gt)
     expected = binary.create_target(gt_binary)
     np.testing.assert_array_equal(target[target.roi], expected[expected.roi])
@@ -94,7 +99,9 @@ def test_big_endian_uint64_ids_beyond_float_precision():
     labels = np.zeros((4, 6), np.dtype(">u8"))
     labels[:, :2] = big + 1
     labels[:, 2:4] = big + 2
-    predictor = HotDistancePredictor(["a", "b"], 2.0, False, groups={"a": [big + 1], "b": [big + 2]})
+    predictor = HotDistancePredictor(
+        ["a", "b"], 2.0, False, groups={"a": [big + 1], "b": [big + 2]}
+    )
     target = predictor.compute_target(labels, (1, 1))
     np.testing.assert_array_equal(target[0], labels == big + 1)
     np.testing.assert_array_equal(target[1], labels == big + 2)
@@ -149,9 +156,7 @@ def test_instance_aware_distances_equal_brute_force(seed):
     voxel_size = tuple(float(v) for v in rng.choice([1.0, 2.0, 3.5], size=3))
     labels = rng.integers(0, 6, size=shape).astype(np.int32)
     groups = {"a": [1, 2, 3], "b": [3, 5]}
-    predictor = HotDistancePredictor(
-        ["a", "b"], 3.0, False, groups=groups, instances=["a", "b"]
-    )
+    predictor = HotDistancePredictor(["a", "b"], 3.0, False, groups=groups, instances=["a", "b"])
     raw = predictor.compute_target(labels, voxel_size, normalize=None)
     for c, name in enumerate(["a", "b"]):
         inside = np.isin(labels, groups[name])
@@ -174,7 +179,10 @@ def test_touching_instances_come_apart_only_with_instance_aware_distances():
         distance = predictor.compute_target(labels, voxel_size)[1]
         # above the outer layer of voxels (half a voxel from a face)
         segmentation = instance_segmentation(
-            distance, voxel_size, threshold=float(np.tanh(1.0 / scale)), scale_factor=scale,
+            distance,
+            voxel_size,
+            threshold=float(np.tanh(1.0 / scale)),
+            scale_factor=scale,
         )
         found[name] = int(segmentation.max())
     assert found == {"semantic": 1, "instances": 2}
@@ -212,8 +220,9 @@ def pipeline_batches(gt, mask, predictor, offset, voxel_size, padding, rois=None
             if rois is None:
                 roi = roi.shift(Coordinate(batch[shift_key].data))
             used.append(roi)
-            results.append((batch[target_key].data, batch[weights_key].data,
-                            balance.moving_class_counts))
+            results.append(
+                (batch[target_key].data, batch[weights_key].data, balance.moving_class_counts)
+            )
     return results, used
 
 
@@ -242,9 +251,13 @@ def test_nodes_with_random_location_and_pad_equal_the_binary_channels():
 def write(path, data, voxel_size=(10, 4, 4)):
     channels = data.ndim - 3
     array = prepare_ds(
-        path, data.shape, offset=(0, 0, 0), voxel_size=voxel_size,
+        path,
+        data.shape,
+        offset=(0, 0, 0),
+        voxel_size=voxel_size,
         axis_names=["c^"] * channels + ["z", "y", "x"],
-        types=["channel"] * channels + ["space"] * 3, dtype=data.dtype,
+        types=["channel"] * channels + ["space"] * 3,
+        dtype=data.dtype,
     )
     array[array.roi] = data
 
@@ -255,8 +268,9 @@ def test_precompute_label_image_equals_its_binary_channels(tmp_path, capsys):
     write(os.path.join(container, "labels"), labels)
     write(os.path.join(container, "mask"), (labels != 1).astype(np.uint8))
     grouped = HotDistancePredictor(CLASSES, 10.0, True, groups=GROUPS, unannotated=[9])
-    result = precompute_target(container, "labels", "target", grouped, mask="mask",
-                               block_size=(8, 16, 16), progress=False)
+    result = precompute_target(
+        container, "labels", "target", grouped, mask="mask", block_size=(8, 16, 16), progress=False
+    )
     binary = HotDistancePredictor(CLASSES, 10.0, True)
     expected = binary.compute_target(by_hand(labels), (10, 4, 4))
     target = open_ds(result.target)
@@ -268,34 +282,76 @@ def test_precompute_label_image_equals_its_binary_channels(tmp_path, capsys):
     np.testing.assert_array_equal(distance_mask[distance_mask.roi], expected_mask)
 
     # a resume with other groups is refused, naming both
-    other = HotDistancePredictor(
-        CLASSES, 10.0, True, groups=dict(GROUPS, er=[7]), unannotated=[9]
-    )
-    with pytest.raises(FileExistsError, match=r"groups: .*'er': \[7, 8\].* then, .*'er': \[7\].* now"):
+    other = HotDistancePredictor(CLASSES, 10.0, True, groups=dict(GROUPS, er=[7]), unannotated=[9])
+    with pytest.raises(
+        FileExistsError, match=r"groups: .*'er': \[7, 8\].* then, .*'er': \[7\].* now"
+    ):
         precompute_target(container, "labels", "target", other, mask="mask", progress=False)
 
     # the command line, groups as name=ids
-    status = main([
-        "precompute", "--zarr", container, "--gt", "labels", "--out", "cli",
-        "--classes", ",".join(CLASSES), "--groups", "mito=3,4,5;mito_mem=4;er=7,8;cell=nonzero",
-        "--scale-factor", "10", "--block-size", "8,16,16", "--no-progress",
-    ])
+    status = main(
+        [
+            "precompute",
+            "--zarr",
+            container,
+            "--gt",
+            "labels",
+            "--out",
+            "cli",
+            "--classes",
+            ",".join(CLASSES),
+            "--groups",
+            "mito=3,4,5;mito_mem=4;er=7,8;cell=nonzero",
+            "--scale-factor",
+            "10",
+            "--block-size",
+            "8,16,16",
+            "--no-progress",
+        ]
+    )
     assert status == 0, capsys.readouterr().err
     cli = open_ds(os.path.join(container, "cli"))
     plain = HotDistancePredictor(CLASSES, 10.0, False).compute_target(by_hand(labels), (10, 4, 4))
     assert np.abs(cli[cli.roi] - plain).max() <= binary.tolerance
     # and as JSON, where a binary dataset with groups is refused
-    status = main([
-        "precompute", "--zarr", container, "--gt", "mask", "--out", "cli2", "--classes",
-        "a", "--groups", '{"a": [1]}', "--scale-factor", "10", "--no-progress",
-    ])
+    status = main(
+        [
+            "precompute",
+            "--zarr",
+            container,
+            "--gt",
+            "mask",
+            "--out",
+            "cli2",
+            "--classes",
+            "a",
+            "--groups",
+            '{"a": [1]}',
+            "--scale-factor",
+            "10",
+            "--no-progress",
+        ]
+    )
     assert status == 0
     write(os.path.join(container, "channels"), by_hand(labels))
-    status = main([
-        "precompute", "--zarr", container, "--gt", "channels", "--out", "cli3",
-        "--classes", ",".join(CLASSES), "--groups", '{"mito": [3], "mito_mem": [4], '
-        '"er": [7], "cell": "nonzero"}', "--scale-factor", "10", "--no-progress",
-    ])
+    status = main(
+        [
+            "precompute",
+            "--zarr",
+            container,
+            "--gt",
+            "channels",
+            "--out",
+            "cli3",
+            "--classes",
+            ",".join(CLASSES),
+            "--groups",
+            '{"mito": [3], "mito_mem": [4], "er": [7], "cell": "nonzero"}',
+            "--scale-factor",
+            "10",
+            "--no-progress",
+        ]
+    )
     assert status == 2
     assert "label image without a channel axis" in capsys.readouterr().err
 
@@ -312,11 +368,16 @@ def test_arrays_of_several_chunks_and_sub_rois_are_read_whole(chunks):
     labels = label_image((10, 24, 20), seed=8)
     voxel_size = (40, 8, 8)
     names = {"axis_names": ["z", "y", "x"], "types": ["space"] * 3}
-    whole = Array(da.from_array(labels, chunks=chunks), offset=(0, 0, 0),
-                  voxel_size=voxel_size, **names)
+    whole = Array(
+        da.from_array(labels, chunks=chunks), offset=(0, 0, 0), voxel_size=voxel_size, **names
+    )
     # a sliced dask array: its graph takes parts of several chunks
-    part = Array(da.from_array(labels, chunks=chunks)[1:8, 2:22, 3:18], offset=(40, 16, 24),
-                 voxel_size=voxel_size, **names)
+    part = Array(
+        da.from_array(labels, chunks=chunks)[1:8, 2:22, 3:18],
+        offset=(40, 16, 24),
+        voxel_size=voxel_size,
+        **names,
+    )
     assert part.roi == Roi((40, 16, 24), (280, 160, 120))
     grouped, binary = predictors()
     for array, data in [(whole, labels), (part, labels[1:8, 2:22, 3:18])]:

@@ -25,8 +25,7 @@ def test_the_api_reference_documents_every_public_name():
     # each name by its full path in an autodoc directive (autoclass,
     # autofunction, automodule), so that the site shows its docstring
     text = API_REFERENCE.read_text()
-    missing = [name for name in gp_hotdistance.__all__
-               if f":: gp_hotdistance.{name}\n" not in text]
+    missing = [name for name in gp_hotdistance.__all__ if f":: gp_hotdistance.{name}\n" not in text]
     assert missing == []
 
 

@@ -45,11 +45,14 @@ def test_means_run_over_each_half_of_a_batch():
     rng = np.random.default_rng(0)
     shape = (3, 4, 2, 3, 5)  # batch 3, two classes, 3-D
     p = rng.normal(size=shape)
-    t = np.concatenate([rng.integers(0, 2, (3, 2, 2, 3, 5)), rng.uniform(-1, 1, (3, 2, 2, 3, 5))], 1)
+    t = np.concatenate(
+        [rng.integers(0, 2, (3, 2, 2, 3, 5)), rng.uniform(-1, 1, (3, 2, 2, 3, 5))], 1
+    )
     w = rng.uniform(0, 3, shape)
     # the oracle: plain numpy, the logistic loss written out
-    hot = w[:, :2] * (np.log1p(np.exp(-np.abs(p[:, :2]))) + np.maximum(p[:, :2], 0)
-                      - p[:, :2] * t[:, :2])
+    hot = w[:, :2] * (
+        np.log1p(np.exp(-np.abs(p[:, :2]))) + np.maximum(p[:, :2], 0) - p[:, :2] * t[:, :2]
+    )
     expected = hot.mean() + (w[:, 2:] * (p[:, 2:] - t[:, 2:]) ** 2).mean()
     value = gp_hotdistance.HotDistanceLoss()(
         *[torch.tensor(a, dtype=torch.float64) for a in (p, t, w)]
@@ -101,8 +104,9 @@ def test_bad_shapes_name_the_argument(shapes, argument):
 def test_a_numpy_array_is_a_type_error():
     torch = pytest.importorskip("torch", reason="needs the torch extra")
     with pytest.raises(TypeError, match="target must be a torch.Tensor"):
-        gp_hotdistance.HotDistanceLoss()(torch.zeros(1, 2, 3), np.zeros((1, 2, 3)),
-                                         torch.zeros(1, 2, 3))
+        gp_hotdistance.HotDistanceLoss()(
+            torch.zeros(1, 2, 3), np.zeros((1, 2, 3)), torch.zeros(1, 2, 3)
+        )
 
 
 @pytest.mark.parametrize("argument", ["prediction", "target", "weights"])
@@ -139,24 +143,36 @@ def test_trains_in_gunpowder():
 
     raw, target, weights, prediction = (gp.ArrayKey(n) for n in ("R", "T", "W", "P"))
     rng = np.random.default_rng(2)
-    data = {raw: rng.normal(size=(1, 1, 4, 4)).astype(np.float32),
-            target: np.concatenate([np.ones((1, 1, 4, 4)), np.full((1, 1, 4, 4), 0.5)],
-                                   1).astype(np.float32),
-            weights: np.ones((1, 2, 4, 4), np.float32)}
+    data = {
+        raw: rng.normal(size=(1, 1, 4, 4)).astype(np.float32),
+        target: np.concatenate([np.ones((1, 1, 4, 4)), np.full((1, 1, 4, 4), 0.5)], 1).astype(
+            np.float32
+        ),
+        weights: np.ones((1, 2, 4, 4), np.float32),
+    }
     from funlib.persistence import Array
 
     sources = tuple(
-        gp.ArraySource(key, Array(value, offset=(0, 0), voxel_size=(1, 1),
-                                  axis_names=["b^", "c^", "y", "x"]))
+        gp.ArraySource(
+            key, Array(value, offset=(0, 0), voxel_size=(1, 1), axis_names=["b^", "c^", "y", "x"])
+        )
         for key, value in data.items()
     )
     model = torch.nn.Conv2d(1, 2, 1)
-    pipeline = sources + gp.MergeProvider() + gp.torch.Train(
-        model, gp_hotdistance.HotDistanceLoss(), torch.optim.SGD(model.parameters(), lr=0.5),
-        inputs={0: raw}, outputs={0: prediction},
-        loss_inputs={0: prediction, 1: target, 2: weights},
-        array_specs={prediction: gp.ArraySpec(voxel_size=(1, 1))},
-        save_every=10**9, checkpoint_basename=os.devnull,
+    pipeline = (
+        sources
+        + gp.MergeProvider()
+        + gp.torch.Train(
+            model,
+            gp_hotdistance.HotDistanceLoss(),
+            torch.optim.SGD(model.parameters(), lr=0.5),
+            inputs={0: raw},
+            outputs={0: prediction},
+            loss_inputs={0: prediction, 1: target, 2: weights},
+            array_specs={prediction: gp.ArraySpec(voxel_size=(1, 1))},
+            save_every=10**9,
+            checkpoint_basename=os.devnull,
+        )
     )
     request = gp.BatchRequest()
     for key in data:
@@ -172,16 +188,18 @@ def test_trains_in_gunpowder():
 def test_to_target_range_numpy_and_torch():
     predictor = HotDistancePredictor(["a", "b"], scale_factor=4.0, mask_distances=False)
     raw = np.array([[0.0, 100.0], [-3.0, 1.0], [1.5, -0.2], [-7.0, 0.99]], np.float32)
-    expected = np.array([[0.5, 1.0], [1 / (1 + math.exp(3)), 1 / (1 + math.exp(-1))],
-                         [1.0, -0.2], [-1.0, 0.99]])
+    expected = np.array(
+        [[0.5, 1.0], [1 / (1 + math.exp(3)), 1 / (1 + math.exp(-1))], [1.0, -0.2], [-1.0, 0.99]]
+    )
     before = raw.copy()
     out = predictor.to_target_range(raw)
     np.testing.assert_allclose(out, expected, rtol=1e-6)
     np.testing.assert_array_equal(raw, before)  # not modified
     torch = pytest.importorskip("torch", reason="needs the torch extra")
     batch = torch.tensor(raw[None])
-    np.testing.assert_allclose(predictor.to_target_range(batch, channel_axis=1)[0].numpy(),
-                               expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        predictor.to_target_range(batch, channel_axis=1)[0].numpy(), expected, rtol=1e-6
+    )
     with pytest.raises(ValueError, match="4 channels"):
         predictor.to_target_range(batch)
 
@@ -194,8 +212,9 @@ def test_imports_without_torch_and_names_the_extra():
         "try:\n    HotDistanceLoss()\n"
         "except ImportError as e:\n    print('ImportError:', e)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert "ImportError: HotDistanceLoss needs torch" in result.stdout
     assert "gp_hotdistance[torch]" in result.stdout

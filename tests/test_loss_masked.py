@@ -68,8 +68,10 @@ def test_non_finite_values_at_weight_0_contribute_nothing(where, bad):
     p, t, w = problem()
     expected = formula(p, t, w)
     array, channel = {
-        "prediction logit": (p, 1), "prediction distance": (p, 3),
-        "target hot": (t, 0), "target distance": (t, 3),
+        "prediction logit": (p, 1),
+        "prediction distance": (p, 3),
+        "target hot": (t, 0),
+        "target distance": (t, 3),
     }[where]
     array[:, channel, 1, :] = BAD[bad]  # the unknown slab
     if channel == 3:
@@ -89,7 +91,9 @@ def test_non_finite_values_at_weight_0_contribute_nothing(where, bad):
 def test_non_finite_values_where_weighted_are_not_hidden(where, bad):
     p, t, w = problem()
     array, channel = {
-        "prediction logit": (p, 0), "prediction distance": (p, 2), "target distance": (t, 3),
+        "prediction logit": (p, 0),
+        "prediction distance": (p, 2),
+        "target distance": (t, 3),
     }[where]
     array[1, channel, 0, 0] = BAD[bad]  # weight > 0 there
     assert w[1, channel, 0, 0] > 0

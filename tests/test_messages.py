@@ -12,7 +12,9 @@ from gp_hotdistance import (
 )
 
 
-@pytest.mark.parametrize("counts", [np.zeros((3, 2), np.int64), np.zeros((1, 2)), -np.ones((1, 2), int)])
+@pytest.mark.parametrize(
+    "counts", [np.zeros((3, 2), np.int64), np.zeros((1, 2)), -np.ones((1, 2), int)]
+)
 def test_balance_weights_counts_named_counts(counts):
     with pytest.raises((ValueError, TypeError), match=r"^counts must"):
         balance_weights(np.array([[0, 1]]), counts=counts)

@@ -62,8 +62,9 @@ def brute_force_scores(p, g, voxel_size, tolerance):
     elif not len(P) or not len(G):
         hd = hd95 = math.inf
     else:
-        surface_pairs = pairwise(np.argwhere(brute_force_surface(p)),
-                                 np.argwhere(brute_force_surface(g)), spacing)
+        surface_pairs = pairwise(
+            np.argwhere(brute_force_surface(p)), np.argwhere(brute_force_surface(g)), spacing
+        )
         from_p, from_g = surface_pairs.min(1), surface_pairs.min(0)
         hd = max(from_p.max(), from_g.max())
         hd95 = max(percentile_written_out(from_p, 95), percentile_written_out(from_g, 95))
@@ -111,8 +112,13 @@ def test_every_score_matches_brute_force(seed):
     prediction[flips] = ~prediction[flips]
     mask = rng.random(shape) < 0.8
     tolerance = float(rng.choice([0.0, 1.0, 2.5, 3.0, 4.5]))
-    scores = binary_scores(prediction.astype(np.uint8), gt.astype(np.uint8), VOXEL_SIZE,
-                           mask=mask.astype(np.uint8), tolerance=tolerance)
+    scores = binary_scores(
+        prediction.astype(np.uint8),
+        gt.astype(np.uint8),
+        VOXEL_SIZE,
+        mask=mask.astype(np.uint8),
+        tolerance=tolerance,
+    )
     assert isinstance(scores, list) and len(scores) == 2
     for c in range(2):
         expected = brute_force_scores(prediction[c] & mask, gt[c] & mask, VOXEL_SIZE, tolerance)
@@ -154,7 +160,7 @@ def test_brute_force_surface_by_hand():
     # all its neighbours inside the array in the cube)
     for shape, at in (((5, 5, 5), 1), ((3, 5, 5), 0)):
         cube = np.zeros(shape, bool)
-        cube[at:at + 3, 1:4, 1:4] = True
+        cube[at : at + 3, 1:4, 1:4] = True
         surface = brute_force_surface(cube)
         assert surface.sum() == 26 and not surface[at + 1, 2, 2]
     square = np.zeros((4, 4), bool)
@@ -205,9 +211,7 @@ def test_a_big_shifted_sphere_is_one_voxel_off_not_zero():
     # voxels overlap): the surface percentile says one voxel, in world units
     gt = monai_sphere(33, (19, 33, 22))
     prediction = monai_sphere(33, (20, 33, 22))
-    old = np.concatenate([
-        np.where(gt[prediction], 0.0, 1.0), np.where(prediction[gt], 0.0, 1.0)
-    ])
+    old = np.concatenate([np.where(gt[prediction], 0.0, 1.0), np.where(prediction[gt], 0.0, 1.0)])
     assert np.percentile(old, 95) == 0.0  # what the pooled definition saw
     assert binary_scores(prediction, gt, (2.0, 2.0, 2.0))["hausdorff_95"] == 2.0
 
@@ -259,8 +263,10 @@ def test_empty_cases_without_warnings(empty):
         scores = binary_scores(prediction, gt, VOXEL_SIZE, tolerance=1.0)
     assert_scores_equal(scores, brute_force_scores(prediction > 0, gt > 0, VOXEL_SIZE, 1.0))
     if empty == "both":
-        assert all(math.isnan(scores[k]) for k in ("dice", "jaccard", "precision", "recall",
-                                                   "hausdorff", "hausdorff_95"))
+        assert all(
+            math.isnan(scores[k])
+            for k in ("dice", "jaccard", "precision", "recall", "hausdorff", "hausdorff_95")
+        )
     elif empty == "gt":
         assert scores["dice"] == 0.0 and scores["precision"] == 0.0
         assert math.isnan(scores["recall"]) and scores["hausdorff"] == math.inf
@@ -290,8 +296,11 @@ def test_mask_zero_everywhere_is_all_empty():
     ],
 )
 def test_bad_input(kwargs, error, message):
-    arguments = {"prediction": np.zeros((2, 3, 4), np.uint8), "gt": np.zeros((2, 3, 4), np.uint8),
-                 "voxel_size": (1, 1, 1)}
+    arguments = {
+        "prediction": np.zeros((2, 3, 4), np.uint8),
+        "gt": np.zeros((2, 3, 4), np.uint8),
+        "voxel_size": (1, 1, 1),
+    }
     arguments.update(kwargs)
     with pytest.raises(error, match=message):
         binary_scores(**arguments)
@@ -308,8 +317,12 @@ def brute_force_f1(pred, gt, threshold):
         return math.nan
     sets_p = {i: set(np.flatnonzero(pred == i)) for i in p_ids}
     sets_g = {j: set(np.flatnonzero(gt == j)) for j in g_ids}
-    eligible = [(i, j) for i in p_ids for j in g_ids
-                if len(sets_p[i] & sets_g[j]) / len(sets_p[i] | sets_g[j]) > threshold]
+    eligible = [
+        (i, j)
+        for i in p_ids
+        for j in g_ids
+        if len(sets_p[i] & sets_g[j]) / len(sets_p[i] | sets_g[j]) > threshold
+    ]
     best = 0
     for size in range(min(len(p_ids), len(g_ids)), 0, -1):
         for chosen in itertools.combinations(eligible, size):

@@ -13,10 +13,10 @@ import pytest
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
 from gunpowder.nodes.batch_filter import BatchFilterError
-from oracles import reference_hot_distance_target
 from scipy import ndimage
 
 from gp_hotdistance import AddHotDistance, BalanceHotDistance, HotDistancePredictor
+from oracles import reference_hot_distance_target
 
 # forked PreCache workers hang on dask's threaded scheduler once the main
 # process has used it
@@ -96,7 +96,9 @@ def weights_pipeline(predictor, gt, mask):
 
 
 def roi_at(begin_voxels, shape_voxels, offset=OFFSET, voxel_size=VOXEL_SIZE):
-    return Roi(offset + Coordinate(begin_voxels) * voxel_size, Coordinate(shape_voxels) * voxel_size)
+    return Roi(
+        offset + Coordinate(begin_voxels) * voxel_size, Coordinate(shape_voxels) * voxel_size
+    )
 
 
 def request_of(roi, *keys_):
@@ -393,7 +395,8 @@ def test_state_survives_json_and_old_numpy_states_still_load():
     node.load_state_dict({"channels": CLASSES, "moving_class_counts": counts})
     state = json.loads(json.dumps(node.state_dict()))
     assert state == {
-        "channels": CLASSES, "moving_class_counts": [[1, 2], [3, 4], [5, 6], [7, 2**40]],
+        "channels": CLASSES,
+        "moving_class_counts": [[1, 2], [3, 4], [5, 6], [7, 2**40]],
     }
     other = counts_node()
     other.load_state_dict(state)
@@ -606,8 +609,10 @@ def test_inputs_off_their_voxel_grid_are_refused_when_the_pipeline_is_built(volu
     gt_key, mask_key, target_key, weights_key = keys()
     # funlib.persistence accepts an offset that is not a multiple of the voxel size
     shifted = OFFSET + Coordinate(4, 0, 0)
-    offsets = {"gt": shifted if off_grid == "gt" else OFFSET,
-               "mask": shifted if off_grid == "mask" else OFFSET}
+    offsets = {
+        "gt": shifted if off_grid == "gt" else OFFSET,
+        "mask": shifted if off_grid == "mask" else OFFSET,
+    }
     predictor = HotDistancePredictor(CLASSES, SCALE, mask_distances=True)
     pipeline = (
         (
@@ -632,7 +637,10 @@ def test_inputs_off_their_voxel_grid_are_refused_when_the_pipeline_is_built(volu
 @pytest.mark.parametrize(
     "bad, words",
     [
-        ("gt", "gt GT channel 0 must hold only 0 and 1 (binary, one channel per class), found [255]"),
+        (
+            "gt",
+            "gt GT channel 0 must hold only 0 and 1 (binary, one channel per class), found [255]",
+        ),
         ("mask", "mask MASK must hold only 0 and 1"),
     ],
 )

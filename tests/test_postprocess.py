@@ -11,10 +11,9 @@ def balls(shape, voxel_size, centres, radius):
     """Union of balls (world units) on a voxel grid, and each voxel's nearest
     centre."""
     grid = np.indices(shape).astype(float) * np.asarray(voxel_size, float)[:, None, None, None]
-    distances = np.stack([
-        np.sqrt(((grid - np.asarray(c, float)[:, None, None, None]) ** 2).sum(0))
-        for c in centres
-    ])
+    distances = np.stack(
+        [np.sqrt(((grid - np.asarray(c, float)[:, None, None, None]) ** 2).sum(0)) for c in centres]
+    )
     nearest = distances.argmin(0)
     if len(centres) > 1:  # -1 where two centres are nearly as near (within a voxel)
         ordered = np.sort(distances, axis=0)
@@ -75,8 +74,11 @@ def test_an_isolated_sphere_and_a_tube_stay_whole():
     sphere, _ = balls(shape, voxel_size, [(20, 15, 12)], 9.0)
     grid = np.indices(shape).astype(float) * np.asarray(voxel_size)[:, None, None, None]
     # a tube of radius 5 along x, with a gentle bend
-    tube = ((grid[0] - 20) ** 2 + (grid[1] - 15 - 3 * np.sin(grid[2] / 12)) ** 2 < 25) & (
-        grid[2] > 26) & (grid[2] < 58)
+    tube = (
+        ((grid[0] - 20) ** 2 + (grid[1] - 15 - 3 * np.sin(grid[2] / 12)) ** 2 < 25)
+        & (grid[2] > 26)
+        & (grid[2] < 58)
+    )
     labels = sphere | tube
     assert not (sphere & tube).any()
     distance = predicted_distance(labels, voxel_size, 2.0)
@@ -95,10 +97,12 @@ def test_small_objects_are_kept_and_min_distance_merges_seeds():
     # two spheres with a neck, seeds closer than min_distance: one instance
     labels, _ = balls((24, 24, 40), (1, 1, 1), [(12, 12, 13), (12, 12, 27)], 8.0)
     distance = predicted_distance(labels, (1, 1, 1), 2.0)
-    assert instance_segmentation(distance, (1, 1, 1), min_distance=15.0,
-                                 min_prominence=1.0).max() == 1
-    assert instance_segmentation(distance, (1, 1, 1), min_distance=13.0,
-                                 min_prominence=1.0).max() == 2
+    assert (
+        instance_segmentation(distance, (1, 1, 1), min_distance=15.0, min_prominence=1.0).max() == 1
+    )
+    assert (
+        instance_segmentation(distance, (1, 1, 1), min_distance=13.0, min_prominence=1.0).max() == 2
+    )
     # an empty foreground
     assert instance_segmentation(np.full((3, 3), -1.0), (1, 1), scale_factor=1.0).max() == 0
 
@@ -108,13 +112,22 @@ def test_small_objects_are_kept_and_min_distance_merges_seeds():
     [
         (lambda d: instance_segmentation(d, (1, 1, 1)), ValueError, "scale_factor must be given"),
         (lambda d: instance_segmentation(d, (1, 1, 1), method="blobs"), ValueError, "method"),
-        (lambda d: instance_segmentation(d, (1, 1, 1), method="components", connectivity=4),
-         ValueError, "connectivity"),
+        (
+            lambda d: instance_segmentation(d, (1, 1, 1), method="components", connectivity=4),
+            ValueError,
+            "connectivity",
+        ),
         (lambda d: instance_segmentation(d, (1, 1), scale_factor=1.0), ValueError, "voxel_size"),
-        (lambda d: instance_segmentation(d, (1, 1, 1), scale_factor=-1.0), ValueError,
-         "scale_factor"),
-        (lambda d: instance_segmentation(d, (1, 1, 1), "0", scale_factor=1.0), TypeError,
-         "threshold"),
+        (
+            lambda d: instance_segmentation(d, (1, 1, 1), scale_factor=-1.0),
+            ValueError,
+            "scale_factor",
+        ),
+        (
+            lambda d: instance_segmentation(d, (1, 1, 1), "0", scale_factor=1.0),
+            TypeError,
+            "threshold",
+        ),
         (lambda d: threshold_segmentation(d[0], np.inf), ValueError, "threshold must be finite"),
         (lambda d: threshold_segmentation(np.where(d > 0, np.nan, d)), ValueError, "NaN"),
         (lambda d: threshold_segmentation(d.astype(str)), TypeError, "distances must be a float"),

@@ -49,9 +49,7 @@ def old_instances(distance, voxel_size, scale_factor, threshold=0.0, connectivit
     if count == 0:
         return components.astype(np.uint64)
     depth = ndimage.distance_transform_edt(foreground, sampling=voxel_size)
-    seeds = old_seeds(
-        depth, components, count, voxel_size, 2.0 * scale_factor, 0.5 * scale_factor
-    )
+    seeds = old_seeds(depth, components, count, voxel_size, 2.0 * scale_factor, 0.5 * scale_factor)
     labels = segmentation.watershed(
         -depth, markers=seeds, mask=foreground, connectivity=connectivity
     )
@@ -98,9 +96,7 @@ def test_seeds_and_instances_equal_the_per_component_algorithm(
         (5.0 * scale_factor, 3.0 * scale_factor),  # most components unseeded
     ]:
         expected = old_seeds(depth, components, count, voxel_size, min_distance, min_prominence)
-        got = postprocess._seeds(
-            depth, components, count, voxel_size, min_distance, min_prominence
-        )
+        got = postprocess._seeds(depth, components, count, voxel_size, min_distance, min_prominence)
         np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(
         instance_segmentation(distance, voxel_size, scale_factor=scale_factor),

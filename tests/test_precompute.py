@@ -14,7 +14,6 @@ import pytest
 import scipy.ndimage
 import zarr
 from funlib.persistence import open_ds, prepare_ds
-from oracles import reference_hot_distance_target
 
 from gp_hotdistance import HotDistancePredictor, precompute
 from gp_hotdistance.__main__ import main
@@ -25,6 +24,7 @@ from gp_hotdistance.precompute import (
     done_dataset_name,
     precompute_target,
 )
+from oracles import reference_hot_distance_target
 
 SHAPE = (40, 48, 48)
 OFFSET = (200, 40, -80)
@@ -44,8 +44,16 @@ def write_dataset(path, data, channels=True, dtype=np.uint8, zarr_format=None):
     names = (["c"] if channels else []) + ["z", "y", "x"]
     types = (["channel"] if channels else []) + ["space"] * 3
     extra = {} if zarr_format is None or not ZARR_3 else {"zarr_format": zarr_format}
-    array = prepare_ds(path, data.shape, offset=OFFSET, voxel_size=VOXEL_SIZE,
-                       axis_names=names, types=types, dtype=dtype, **extra)
+    array = prepare_ds(
+        path,
+        data.shape,
+        offset=OFFSET,
+        voxel_size=VOXEL_SIZE,
+        axis_names=names,
+        types=types,
+        dtype=dtype,
+        **extra,
+    )
     array[array.roi] = data
     return array
 
@@ -83,8 +91,12 @@ def volume(tmp_path_factory):
     target = np.asarray(predictor.create_target(gt_array)[gt_array.roi])
     distance_mask = predictor.create_distance_mask(target[2:], mask, VOXEL_SIZE)
     return {
-        "container": container, "gt": gt, "mask": mask, "predictor": predictor,
-        "target": target, "distance_mask": distance_mask,
+        "container": container,
+        "gt": gt,
+        "mask": mask,
+        "predictor": predictor,
+        "target": target,
+        "distance_mask": distance_mask,
     }
 
 
@@ -92,8 +104,14 @@ def volume(tmp_path_factory):
 def blockwise(volume):
     """The blockwise outputs with BLOCK_SIZE and 2 workers."""
     result = precompute_target(
-        volume["container"], "gt", "blocks/target", volume["predictor"],
-        mask="mask", block_size=BLOCK_SIZE, num_workers=2, progress=False,
+        volume["container"],
+        "gt",
+        "blocks/target",
+        volume["predictor"],
+        mask="mask",
+        block_size=BLOCK_SIZE,
+        num_workers=2,
+        progress=False,
     )
     return result
 
@@ -113,14 +131,19 @@ def test_blockwise_equals_whole_volume(volume, blockwise):
     assert blockwise == PrecomputeResult(
         target=os.path.join(volume["container"], "blocks/target"),
         distance_mask=os.path.join(volume["container"], "blocks/target_distance_mask"),
-        total_blocks=27, skipped_blocks=0, processed_blocks=27,
+        total_blocks=27,
+        skipped_blocks=0,
+        processed_blocks=27,
     )
     target_array, target = read(blockwise.target)
     assert target.dtype == np.float32 and target.shape == (4,) + SHAPE
     assert tuple(target_array.roi.offset) == OFFSET
     assert tuple(target_array.voxel_size) == VOXEL_SIZE
     assert target_array.attrs["channel_names"] == [
-        "mito_hot", "er_hot", "mito_distance", "er_distance",
+        "mito_hot",
+        "er_hot",
+        "mito_distance",
+        "er_distance",
     ]
     expected = volume["target"]
     assert np.abs(target - expected).max() <= 1e-3
@@ -144,8 +167,14 @@ def test_blockwise_equals_whole_volume(volume, blockwise):
 
 def test_independent_of_block_size(volume, blockwise):
     other = precompute_target(
-        volume["container"], "gt", "other", volume["predictor"], mask="mask",
-        block_size=(8, 40, 20), num_workers=1, progress=False,
+        volume["container"],
+        "gt",
+        "other",
+        volume["predictor"],
+        mask="mask",
+        block_size=(8, 40, 20),
+        num_workers=1,
+        progress=False,
     )
     assert other.total_blocks == 5 * 2 * 3
     _, first = read(blockwise.target)
@@ -162,8 +191,7 @@ def test_one_block_and_one_class_without_channel_axis(tmp_path, volume):
     container = str(tmp_path / "one.zarr")
     write_dataset(os.path.join(container, "gt"), volume["gt"][0], channels=False)
     predictor = HotDistancePredictor(["mito"], SCALE_FACTOR, mask_distances=False)
-    result = precompute_target(container, "gt", "target", predictor, block_size=64,
-                               progress=False)
+    result = precompute_target(container, "gt", "target", predictor, block_size=64, progress=False)
     assert result.total_blocks == 1 and result.distance_mask is None
     # one block sees the whole volume: exactly the in-memory target
     _, target = read(result.target)
@@ -188,7 +216,7 @@ def test_resume_processes_only_the_missing_blocks(tmp_path, volume):
     for index in undone:
         done[index] = 0
         z, y, x = index
-        target[:, z * 16:(z + 1) * 16, y * 24:(y + 1) * 24, x * 24:x * 24 + 12] = np.nan
+        target[:, z * 16 : (z + 1) * 16, y * 24 : (y + 1) * 24, x * 24 : x * 24 + 12] = np.nan
     # a done block with a value the run would never write: it must stay
     target[:, 16:32, 0:24, 0:24] = 7.0
 
@@ -205,9 +233,7 @@ def test_resume_processes_only_the_missing_blocks(tmp_path, volume):
     assert (third.skipped_blocks, third.processed_blocks) == (12, 0)
 
 
-def test_bad_value_in_a_block_stops_the_run_and_the_next_run_retries(
-    tmp_path, volume, monkeypatch
-):
+def test_bad_value_in_a_block_stops_the_run_and_the_next_run_retries(tmp_path, volume, monkeypatch):
     container = str(tmp_path / "failing.zarr")
     gt = volume["gt"].copy()
     # not binary, and farther from the other blocks than their padding (5, 11,
@@ -218,15 +244,21 @@ def test_bad_value_in_a_block_stops_the_run_and_the_next_run_retries(
     assert predictor.padding(VOXEL_SIZE) == (50, 44, 44)
     run = {"block_size": (16, 24, 24), "num_workers": 2, "progress": False}
     # the sample checked before the run finds it: nothing is written
-    with pytest.raises(InvalidDataError, match=r"gt dataset 'gt' holds \[2\] in block "
-                                               r"\(1, 0, 0\) .*nothing was written"):
+    with pytest.raises(
+        InvalidDataError,
+        match=r"gt dataset 'gt' holds \[2\] in block "
+        r"\(1, 0, 0\) .*nothing was written",
+    ):
         precompute_target(container, "gt", "target", predictor, **run)
     assert not os.path.exists(os.path.join(container, "target"))
 
     # without the sample, the block finds it and stops the run
     monkeypatch.setattr(precompute, "_SAMPLE_BLOCKS", 0)
-    with pytest.raises(InvalidDataError, match=r"gt dataset 'gt', block \(1, 0, 0\) .*"
-                                               r"only 0 and 1.*found \[2\].*run stopped"):
+    with pytest.raises(
+        InvalidDataError,
+        match=r"gt dataset 'gt', block \(1, 0, 0\) .*"
+        r"only 0 and 1.*found \[2\].*run stopped",
+    ):
         precompute_target(container, "gt", "target", predictor, **run)
     done = zarr.open_array(os.path.join(container, done_dataset_name("target")), mode="r")
     assert done[1, 0, 0] == 0
@@ -247,8 +279,9 @@ def test_hopeless_run_stops_with_one_message(tmp_path, capfd, monkeypatch):
     assert main(arguments) == 1
     lines = capfd.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines
-    assert lines[0].startswith("gp-hotdistance precompute: failed: gt dataset 'gt' holds "
-                               "[255] in block (")
+    assert lines[0].startswith(
+        "gp-hotdistance precompute: failed: gt dataset 'gt' holds [255] in block ("
+    )
     assert not os.path.exists(os.path.join(container, "cli"))
 
     monkeypatch.setattr(precompute, "_SAMPLE_BLOCKS", 0)
@@ -307,16 +340,28 @@ def killing_run(container, mode, python=sys.executable):
     script = textwrap.dedent(KILLING_RUN).format(scale=SCALE_FACTOR, block=(16, 24, 24))
     marker = container + ".killed"
     return subprocess.run(
-        [python, "-c", script, container, mode, marker], start_new_session=True,
-        capture_output=True, text=True, timeout=300, check=False,
+        [python, "-c", script, container, mode, marker],
+        start_new_session=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
         env={**os.environ, "PYTHONPATH": os.getcwd()},
     )
 
 
 def resume_and_check(container, volume, done_before):
     predictor = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=True)
-    result = precompute_target(container, "gt", "target", predictor, mask="mask",
-                               block_size=(16, 24, 24), num_workers=2, progress=False)
+    result = precompute_target(
+        container,
+        "gt",
+        "target",
+        predictor,
+        mask="mask",
+        block_size=(16, 24, 24),
+        num_workers=2,
+        progress=False,
+    )
     assert (result.skipped_blocks, result.processed_blocks) == (done_before, 12 - done_before)
     assert np.abs(read(result.target)[1] - volume["target"]).max() <= 1e-3
     assert np.array_equal(read(result.distance_mask)[1], volume["distance_mask"])
@@ -324,8 +369,9 @@ def resume_and_check(container, volume, done_before):
 
 def write_inputs(container, volume, zarr_format=None):
     write_dataset(os.path.join(container, "gt"), volume["gt"], zarr_format=zarr_format)
-    write_dataset(os.path.join(container, "mask"), volume["mask"], channels=False,
-                  zarr_format=zarr_format)
+    write_dataset(
+        os.path.join(container, "mask"), volume["mask"], channels=False, zarr_format=zarr_format
+    )
 
 
 def test_resume_after_the_run_was_killed(tmp_path, volume):
@@ -365,7 +411,7 @@ OTHER_PYTHON = os.environ.get("GP_HOTDISTANCE_OTHER_PYTHON")
 @pytest.mark.skipif(
     not OTHER_PYTHON,
     reason="set GP_HOTDISTANCE_OTHER_PYTHON to the other stack's python to test "
-           "resuming, on this stack, a run of the other stack",
+    "resuming, on this stack, a run of the other stack",
 )
 def test_resume_a_run_of_the_other_stack(tmp_path, volume):
     container = str(tmp_path / "other.zarr")
@@ -380,8 +426,9 @@ def test_outputs_take_the_zarr_format_of_the_gt(tmp_path, volume, zarr_format):
     container = str(tmp_path / "format.zarr")
     write_inputs(container, volume, zarr_format=zarr_format)
     predictor = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=True)
-    result = precompute_target(container, "gt", "target", predictor, mask="mask",
-                               block_size=(16, 24, 24), progress=False)
+    result = precompute_target(
+        container, "gt", "target", predictor, mask="mask", block_size=(16, 24, 24), progress=False
+    )
     metadata = ".zarray" if zarr_format == 2 else "zarr.json"
     for name in ["target", "target_done", "target_distance_mask"]:
         assert os.path.exists(os.path.join(container, name, metadata))
@@ -402,8 +449,7 @@ def test_errors(volume, blockwise, tmp_path):
     with pytest.raises(FileNotFoundError, match="mask dataset 'nomask' does not exist"):
         precompute_target(container, "gt", "t", predictor, mask="nomask")
     with pytest.raises(ValueError, match="gt dataset 'gt' has 2 channels .* 3 classes"):
-        precompute_target(container, "gt", "t",
-                          HotDistancePredictor(["a", "b", "c"], 1.0, False))
+        precompute_target(container, "gt", "t", HotDistancePredictor(["a", "b", "c"], 1.0, False))
     with pytest.raises(ValueError, match="gt dataset 'mask' has no channel axis"):
         precompute_target(container, "mask", "t", plain)
     for block_size in [(0, 16, 16), (16, 16), 2.5, "16"]:
@@ -422,8 +468,7 @@ def test_errors(volume, blockwise, tmp_path):
         precompute_target(container, "gt", "mask", plain)
     # an earlier run with other settings
     with pytest.raises(FileExistsError, match="other settings .*block_size: \\[16, 16, 16\\]"):
-        precompute_target(container, "gt", "blocks/target", predictor, mask="mask",
-                          block_size=32)
+        precompute_target(container, "gt", "blocks/target", predictor, mask="mask", block_size=32)
     # nothing was written by the refused calls
     assert not os.path.exists(os.path.join(container, "t"))
     assert read(os.path.join(container, "mask"))[1].ndim == 3
@@ -433,15 +478,14 @@ def test_overwrite_replaces_only_outputs_of_this_package(tmp_path, volume):
     container = str(tmp_path / "overwrite.zarr")
     write_dataset(os.path.join(container, "gt"), volume["gt"])
     predictor = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=False)
-    first = precompute_target(container, "gt", "target", predictor, block_size=16,
-                              progress=False)
+    first = precompute_target(container, "gt", "target", predictor, block_size=16, progress=False)
     assert first.total_blocks == 27
     # other settings: refused without overwrite, replaced with it
     with pytest.raises(FileExistsError, match="other settings"):
-        precompute_target(container, "gt", "target", predictor, block_size=64,
-                          progress=False)
-    result = precompute_target(container, "gt", "target", predictor, block_size=64,
-                               overwrite=True, progress=False)
+        precompute_target(container, "gt", "target", predictor, block_size=64, progress=False)
+    result = precompute_target(
+        container, "gt", "target", predictor, block_size=64, overwrite=True, progress=False
+    )
     assert (result.total_blocks, result.processed_blocks) == (1, 1)
     assert np.array_equal(read(result.target)[1], volume["target"])
 
@@ -492,8 +536,11 @@ def test_never_writes_over_what_it_did_not_write(
     write_inputs(container, volume, zarr_format=zarr_format)
     path = make_existing(container, kind, at)
     before = snapshot(os.path.join(container, at))
-    status = main(cli(container, "--mask", "mask", "--mask-distances",
-                      *(["--overwrite"] if overwrite else [])))
+    status = main(
+        cli(
+            container, "--mask", "mask", "--mask-distances", *(["--overwrite"] if overwrite else [])
+        )
+    )
     assert status == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines
@@ -524,12 +571,26 @@ def test_never_writes_over_an_input(
 ):
     container = str(tmp_path / "inputs.zarr")
     write_dataset(os.path.join(container, gt), volume["gt"], zarr_format=zarr_format)
-    arguments = ["precompute", "--zarr", container, "--gt", gt, "--out", out,
-                 "--classes", "mito,er", "--scale-factor", "10", "--no-progress",
-                 "--block-size", "64"]
+    arguments = [
+        "precompute",
+        "--zarr",
+        container,
+        "--gt",
+        gt,
+        "--out",
+        out,
+        "--classes",
+        "mito,er",
+        "--scale-factor",
+        "10",
+        "--no-progress",
+        "--block-size",
+        "64",
+    ]
     if mask is not None:
-        write_dataset(os.path.join(container, mask), volume["mask"], channels=False,
-                      zarr_format=zarr_format)
+        write_dataset(
+            os.path.join(container, mask), volume["mask"], channels=False, zarr_format=zarr_format
+        )
         arguments += ["--mask", mask, "--mask-distances"]
     if overwrite:
         arguments.append("--overwrite")
@@ -548,16 +609,20 @@ def test_output_beside_an_input_is_allowed(tmp_path, volume):
     write_dataset(os.path.join(container, "labels/gt"), volume["gt"])
     predictor = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=False)
     # its name starts with the gt's, but it lies beside it
-    result = precompute_target(container, "labels/gt", "labels/gt_done", predictor,
-                               block_size=64, progress=False)
+    result = precompute_target(
+        container, "labels/gt", "labels/gt_done", predictor, block_size=64, progress=False
+    )
     assert np.array_equal(read(result.target)[1], volume["target"])
 
 
 def test_string_arguments_of_the_wrong_type(volume):
     plain = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=False)
     predictor = volume["predictor"]
-    for arguments in [(1, "t", plain, {}), ("gt", b"t", plain, {}),
-                      ("gt", "t", predictor, {"mask": 3})]:
+    for arguments in [
+        (1, "t", plain, {}),
+        ("gt", b"t", plain, {}),
+        ("gt", "t", predictor, {"mask": 3}),
+    ]:
         gt, out, chosen, options = arguments
         with pytest.raises(TypeError, match="must be a dataset name \\(str\\)"):
             precompute_target(volume["container"], gt, out, chosen, **options)
@@ -569,8 +634,21 @@ def test_string_arguments_of_the_wrong_type(volume):
 
 
 def cli(container, *extra):
-    return ["precompute", "--zarr", container, "--gt", "gt", "--out", "cli",
-            "--classes", "mito,er", "--scale-factor", "10", "--no-progress", *extra]
+    return [
+        "precompute",
+        "--zarr",
+        container,
+        "--gt",
+        "gt",
+        "--out",
+        "cli",
+        "--classes",
+        "mito,er",
+        "--scale-factor",
+        "10",
+        "--no-progress",
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -607,9 +685,25 @@ def test_command_line_errors(volume, capsys, arguments, message):
 def test_python_m_gp_hotdistance(volume):
     container = volume["container"]
     completed = subprocess.run(
-        [sys.executable, "-m", "gp_hotdistance", *cli(container, "--mask", "mask",
-         "--mask-distances", "--block-size", "16,24,24", "--workers", "2")],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "gp_hotdistance",
+            *cli(
+                container,
+                "--mask",
+                "mask",
+                "--mask-distances",
+                "--block-size",
+                "16,24,24",
+                "--workers",
+                "2",
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr
     assert "12 blocks, 12 processed, 0 already done" in completed.stdout
@@ -629,8 +723,10 @@ def fresh(*options):
     """A worker command template that starts each worker through
     tests/launcher.py in a fresh environment: only PATH and PYTHONPATH (this
     checkout) are passed, nothing else of this process."""
-    return (f"env -i PATH=/usr/bin:/bin PYTHONPATH={ROOT} {sys.executable} {LAUNCHER} "
-            f"{' '.join(options)} {{command}}")
+    return (
+        f"env -i PATH=/usr/bin:/bin PYTHONPATH={ROOT} {sys.executable} {LAUNCHER} "
+        f"{' '.join(options)} {{command}}"
+    )
 
 
 def test_workers_started_by_a_launcher_one_killed(tmp_path, volume):
@@ -642,9 +738,17 @@ def test_workers_started_by_a_launcher_one_killed(tmp_path, volume):
     kill = str(tmp_path / "killed")
     plans = []
     result = precompute_target(
-        container, "gt", "target", volume["predictor"], mask="mask",
-        block_size=BLOCK_SIZE, num_workers=3, progress=False, host="127.0.0.1",
-        worker_command=fresh("--kill-first", kill), on_plan=plans.append,
+        container,
+        "gt",
+        "target",
+        volume["predictor"],
+        mask="mask",
+        block_size=BLOCK_SIZE,
+        num_workers=3,
+        progress=False,
+        host="127.0.0.1",
+        worker_command=fresh("--kill-first", kill),
+        on_plan=plans.append,
     )
     assert os.path.exists(kill + ".killed")  # a worker was killed after a block
     assert (result.total_blocks, result.processed_blocks) == (27, 27)
@@ -663,11 +767,22 @@ def test_launcher_that_fails_to_start(tmp_path, volume):
     container = str(tmp_path / "nolauncher.zarr")
     write_inputs(container, volume)
     plain = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=False)
-    with pytest.raises(RuntimeError, match=r"the worker command '/nonexistent/srun -n1 "
-                                           r".*' failed to start: .*command not found"):
-        precompute_target(container, "gt", "target", plain, block_size=BLOCK_SIZE,
-                          num_workers=2, progress=False, host="127.0.0.1",
-                          worker_command="/nonexistent/srun -n1 {command}")
+    with pytest.raises(
+        RuntimeError,
+        match=r"the worker command '/nonexistent/srun -n1 "
+        r".*' failed to start: .*command not found",
+    ):
+        precompute_target(
+            container,
+            "gt",
+            "target",
+            plain,
+            block_size=BLOCK_SIZE,
+            num_workers=2,
+            progress=False,
+            host="127.0.0.1",
+            worker_command="/nonexistent/srun -n1 {command}",
+        )
     done = zarr.open_array(os.path.join(container, "target_done"), mode="r")
     assert not done[...].any()
 
@@ -679,18 +794,42 @@ def test_worker_that_cannot_reach_the_scheduler(tmp_path, volume):
     container = str(tmp_path / "unreachable.zarr")
     write_inputs(container, volume)
     plain = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=False)
-    with pytest.raises(RuntimeError, match=r"could not reach the scheduler at "
-                                           r"192\.0\.2\.1:\d+ .*DAISY_HOST"):
-        precompute_target(container, "gt", "target", plain, block_size=BLOCK_SIZE,
-                          num_workers=1, progress=False, host="192.0.2.1",
-                          connect_timeout=2, worker_command=fresh())
+    with pytest.raises(
+        RuntimeError,
+        match=r"could not reach the scheduler at "
+        r"192\.0\.2\.1:\d+ .*DAISY_HOST",
+    ):
+        precompute_target(
+            container,
+            "gt",
+            "target",
+            plain,
+            block_size=BLOCK_SIZE,
+            num_workers=1,
+            progress=False,
+            host="192.0.2.1",
+            connect_timeout=2,
+            worker_command=fresh(),
+        )
 
 
 def test_worker_command_line_errors(capfd):
     # nothing listens on port 1; the worker says so and exits with status 3
-    arguments = ["worker", "--zarr", "/nonexistent.zarr", "--out", "t", "--scheduler",
-                 "127.0.0.1:1", "--task-id", "t", "--worker-id", "0",
-                 "--connect-timeout", "1"]
+    arguments = [
+        "worker",
+        "--zarr",
+        "/nonexistent.zarr",
+        "--out",
+        "t",
+        "--scheduler",
+        "127.0.0.1:1",
+        "--task-id",
+        "t",
+        "--worker-id",
+        "0",
+        "--connect-timeout",
+        "1",
+    ]
     assert main(arguments) == 3
     err = capfd.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot reach the scheduler at 127.0.0.1:1" in err[0], err
@@ -728,10 +867,17 @@ def test_unreadable_chunk_fails_only_its_blocks(tmp_path, capfd, zarr_format):
     rng = np.random.default_rng(3)
     gt = (scipy.ndimage.gaussian_filter(rng.random((32, 32, 32)), 2) > 0.5)[None]
     extra = {"zarr_format": zarr_format} if ZARR_3 else {}
-    array = prepare_ds(os.path.join(container, "gt"), gt.shape, offset=(0, 0, 0),
-                       voxel_size=(1, 1, 1), axis_names=["c^", "z", "y", "x"],
-                       types=["channel", "space", "space", "space"],
-                       chunk_shape=(1, 8, 8, 8), dtype=np.uint8, **extra)
+    array = prepare_ds(
+        os.path.join(container, "gt"),
+        gt.shape,
+        offset=(0, 0, 0),
+        voxel_size=(1, 1, 1),
+        axis_names=["c^", "z", "y", "x"],
+        types=["channel", "space", "space", "space"],
+        chunk_shape=(1, 8, 8, 8),
+        dtype=np.uint8,
+        **extra,
+    )
     array[array.roi] = gt.astype(np.uint8)
     bad = (0, 3, 3, 3)  # the chunk at z, y, x 24:32
     path = chunk_file(container, "gt", zarr_format, bad)
@@ -746,7 +892,8 @@ def test_unreadable_chunk_fails_only_its_blocks(tmp_path, capfd, zarr_format):
     # chunk: an interval test per axis
     chunk_begin, chunk_end = np.array(bad[1:]) * 8, np.array(bad[1:]) * 8 + 8
     expected = {
-        index for index in np.ndindex(4, 4, 4)
+        index
+        for index in np.ndindex(4, 4, 4)
         if np.all(np.array(index) * 8 - pad < chunk_end)
         and np.all(np.array(index) * 8 + 8 + pad > chunk_begin)
     }
@@ -754,9 +901,24 @@ def test_unreadable_chunk_fails_only_its_blocks(tmp_path, capfd, zarr_format):
     # the sample checked before the run reads the last block, the bad chunk,
     # too: it leaves that block to the run
     assert (3, 3, 3) in expected
-    arguments = ["precompute", "--zarr", container, "--gt", "gt", "--out", "target",
-                 "--classes", "cell", "--scale-factor", "1", "--block-size", "8",
-                 "--workers", "2", "--no-progress"]
+    arguments = [
+        "precompute",
+        "--zarr",
+        container,
+        "--gt",
+        "gt",
+        "--out",
+        "target",
+        "--classes",
+        "cell",
+        "--scale-factor",
+        "1",
+        "--block-size",
+        "8",
+        "--workers",
+        "2",
+        "--no-progress",
+    ]
     assert main(arguments) == 1
     captured = capfd.readouterr()
     err = captured.err.strip().splitlines()
@@ -836,8 +998,9 @@ def test_consolidated_metadata_is_refreshed(tmp_path, volume, zarr_format, conso
     if consolidated:
         zarr.consolidate_metadata(container, **extra)
     plain = HotDistancePredictor(CLASSES, SCALE_FACTOR, mask_distances=False)
-    precompute_target(container, "gt", "labels/target", plain, block_size=BLOCK_SIZE,
-                      progress=False)
+    precompute_target(
+        container, "gt", "labels/target", plain, block_size=BLOCK_SIZE, progress=False
+    )
     if zarr_format == 2:
         assert os.path.exists(os.path.join(container, ".zmetadata")) == consolidated
     else:
@@ -857,8 +1020,11 @@ def test_format_3_input_on_zarr_2(tmp_path):
     with open(os.path.join(container, "gt3", "zarr.json"), "w") as file:
         json.dump({"zarr_format": 3, "node_type": "array", "shape": [8, 8, 8]}, file)
     plain = HotDistancePredictor(["a"], SCALE_FACTOR, mask_distances=False)
-    with pytest.raises(ValueError, match=r"gt dataset 'gt3' in .* is zarr format 3 "
-                                         r"\(zarr.json\), which zarr 2\..* cannot read"):
+    with pytest.raises(
+        ValueError,
+        match=r"gt dataset 'gt3' in .* is zarr format 3 "
+        r"\(zarr.json\), which zarr 2\..* cannot read",
+    ):
         precompute_target(container, "gt3", "t", plain)
 
 
@@ -879,8 +1045,14 @@ sys.exit(main(["precompute", "--zarr", "x.zarr", "--gt", "gt", "--out", "t",
 
 
 def test_without_the_blockwise_extra(tmp_path):
-    completed = subprocess.run([sys.executable, "-c", WITHOUT_DAISY], cwd=tmp_path,
-                               capture_output=True, text=True, timeout=120, check=False)
+    completed = subprocess.run(
+        [sys.executable, "-c", WITHOUT_DAISY],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     extra = 'pip install "gp_hotdistance[blockwise]"'
     assert completed.returncode == 2, completed.stderr
     assert completed.stdout.startswith("import: gp_hotdistance.precompute needs daisy")

@@ -28,7 +28,10 @@ def test_properties(predictor):
     assert predictor.classes == 2
     assert predictor.embedding_dims == 4
     assert predictor.output_array_type.channel_names == (
-        "mito_hot", "er_hot", "mito_distance", "er_distance",
+        "mito_hot",
+        "er_hot",
+        "mito_distance",
+        "er_distance",
     )
     assert predictor.output_array_type.interpolatable
     assert predictor.epsilon == 0.05 and predictor.threshold == 0.8

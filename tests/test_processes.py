@@ -18,9 +18,9 @@ import threading
 
 import numpy as np
 import pytest
-from oracles import doubled_grid_face_distance
 
 import gp_hotdistance as hd
+from oracles import doubled_grid_face_distance
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(ROOT, "tests")
@@ -74,8 +74,12 @@ def _clean_env(**extra):
 
 def _run(script, env, timeout=600, **options):
     result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)], env=env, capture_output=True,
-        text=True, timeout=timeout, **options,
+        [sys.executable, "-c", textwrap.dedent(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **options,
     )
     assert result.returncode == 0, (
         f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
@@ -102,7 +106,9 @@ def test_numba_cache_dir_is_honoured(shared):
     index files (named ``<module>.<function>-<line>.<python>.nbi``) are there."""
     folder, _ = shared
     cached = [
-        name for _, _, files in os.walk(folder / "numba_cache") for name in files
+        name
+        for _, _, files in os.walk(folder / "numba_cache")
+        for name in files
         if name.endswith(".nbi")
     ]
     assert any(name.startswith("face._in_plane_pass") for name in cached), cached
@@ -271,16 +277,26 @@ def _read_only_command(folder, script):
         return [sys.executable, script]
     unshare = shutil.which("unshare")
     probe = unshare and subprocess.run(
-        [unshare, "-m", "sh", "-c", f'mount --bind "{folder}" "{folder}" && '
-         f'mount -o remount,ro,bind "{folder}" "{folder}"'],
+        [
+            unshare,
+            "-m",
+            "sh",
+            "-c",
+            f'mount --bind "{folder}" "{folder}" && mount -o remount,ro,bind "{folder}" "{folder}"',
+        ],
         capture_output=True,
     )
     if not probe or probe.returncode != 0:
         pytest.skip("running as root without unshare -m: cannot make a folder read-only")
     return [
-        unshare, "-m", "sh", "-c",
+        unshare,
+        "-m",
+        "sh",
+        "-c",
         'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" "$0" && exec "$1" "$2"',
-        folder, sys.executable, script,
+        folder,
+        sys.executable,
+        script,
     ]
 
 
@@ -292,7 +308,8 @@ def test_read_only_install_without_a_cache_folder(tmp_path):
     folder = tmp_path / "install"
     site, home = folder / "site", folder / "home"
     shutil.copytree(
-        os.path.join(ROOT, "gp_hotdistance"), site / "gp_hotdistance",
+        os.path.join(ROOT, "gp_hotdistance"),
+        site / "gp_hotdistance",
         ignore=shutil.ignore_patterns("__pycache__"),
     )
     shutil.copy(os.path.join(TESTS, "oracles.py"), site)
@@ -310,9 +327,7 @@ def test_read_only_install_without_a_cache_folder(tmp_path):
             os.chmod(path, 0o755)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "computed" in result.stdout
-    logged = [
-        line for line in result.stdout.splitlines() if line.startswith("LOG gp_hotdistance")
-    ]
+    logged = [line for line in result.stdout.splitlines() if line.startswith("LOG gp_hotdistance")]
     # one line, and it says that the kernels run without a disk cache
     assert len(logged) == 1 and "NUMBA_CACHE_DIR" in logged[0], logged
     assert "cannot cache" not in result.stderr
@@ -330,7 +345,7 @@ def _cases():
     for n, shape in enumerate([(2, 27, 29, 33), (1, 31, 19, 40), (3, 96, 100), (2, 9000)]):
         gt = (rng.random(shape) < 0.1 + 0.1 * n).astype(np.uint8)
         mask = (rng.random(shape[1:]) < 0.9).astype(np.uint8)
-        voxel_size = (4.0, 2.0, 3.0)[-len(shape) + 1:]
+        voxel_size = (4.0, 2.0, 3.0)[-len(shape) + 1 :]
         cases.append((gt, mask, voxel_size, 6.0 + n))
     return cases
 

@@ -102,10 +102,16 @@ def cases(draw, integer_voxel_size=False):
         scale_factor = draw(st.floats(0.5, 200.0))
     event(f"rank {len(shape)}")
     event(f"mask {mask_kind}")
-    note(f"shape {shape}, classes {classes}, voxel size {voxel_size}, dtype "
-         f"{np.dtype(dtype)}, mask {mask_kind}, scale {scale_factor}")
+    note(
+        f"shape {shape}, classes {classes}, voxel size {voxel_size}, dtype "
+        f"{np.dtype(dtype)}, mask {mask_kind}, scale {scale_factor}"
+    )
     return dict(
-        gt=gt, voxel_size=voxel_size, scale_factor=scale_factor, mask=mask, counts=counts,
+        gt=gt,
+        voxel_size=voxel_size,
+        scale_factor=scale_factor,
+        mask=mask,
+        counts=counts,
     )
 
 
@@ -230,7 +236,12 @@ def compute(api, case, mask_distances, draw):
     if api == "core":
         target = hd.hot_distance_target(gt, voxel_size, scale_factor)
         weights, new_counts = hd.hot_distance_weights(
-            gt, target, mask, voxel_size, scale_factor, counts=counts,
+            gt,
+            target,
+            mask,
+            voxel_size,
+            scale_factor,
+            counts=counts,
             mask_distances=mask_distances,
         )
         return target, weights, new_counts
@@ -251,9 +262,7 @@ def compute(api, case, mask_distances, draw):
     target_array = predictor.create_target(gt_array)
     assert target_array.roi == gt_array.roi
     assert target_array.voxel_size == gt_array.voxel_size
-    weights_array, new_counts = predictor.create_weight(
-        gt_array, target_array, mask_array, counts
-    )
+    weights_array, new_counts = predictor.create_weight(gt_array, target_array, mask_array, counts)
     assert weights_array.roi == gt_array.roi
     return target_array[target_array.roi], weights_array[weights_array.roi], new_counts
 
@@ -343,8 +352,11 @@ def test_distance_mask_matches_oracle(data):
     trusted, margin = oracle_trusted(expected_target, known, voxel_size, scale_factor, 0.05, 0.8)
     clear = margin > TIE_MARGIN
     got_trusted = weights[classes:] > 0
-    event("trusted and untrusted known voxels" if trusted.any() and (known & ~trusted).any()
-          else "all known voxels on one side")
+    event(
+        "trusted and untrusted known voxels"
+        if trusted.any() and (known & ~trusted).any()
+        else "all known voxels on one side"
+    )
     np.testing.assert_array_equal(got_trusted[clear], trusted[clear])
     ties = np.count_nonzero(~clear & known)
     event("ties skipped" if ties else "no ties")
@@ -412,7 +424,13 @@ def _deterministic_case():
 def _run(gt, mask, counts, voxel_size, scale_factor, threads=1):
     target = hd.hot_distance_target(gt, voxel_size, scale_factor, threads=threads)
     weights, new_counts = hd.hot_distance_weights(
-        gt, target, mask, voxel_size, scale_factor, counts=counts, mask_distances=True,
+        gt,
+        target,
+        mask,
+        voxel_size,
+        scale_factor,
+        counts=counts,
+        mask_distances=True,
         threads=threads,
     )
     return target, weights, new_counts
@@ -468,8 +486,10 @@ def test_funlib_arrays_are_not_mutated():
 def test_gt_region_for_roi_does_not_mutate_its_spec():
     predictor = HotDistancePredictor(["a"], 10.0, mask_distances=False)
     spec = ArraySpec(
-        roi=Roi((40, 8, -4), (80, 16, 12)), voxel_size=Coordinate(40, 4, 4),
-        interpolatable=False, dtype=np.uint8,
+        roi=Roi((40, 8, -4), (80, 16, 12)),
+        voxel_size=Coordinate(40, 4, 4),
+        interpolatable=False,
+        dtype=np.uint8,
     )
     before = spec.copy()
     grown = predictor.gt_region_for_roi(spec)

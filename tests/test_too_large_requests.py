@@ -25,8 +25,9 @@ def array(data):
 
 
 def keys():
-    return tuple(gp.ArrayKey(name) for name in ("RQ_GT", "RQ_MASK", "RQ_RAW", "RQ_TARGET",
-                                                "RQ_WEIGHTS"))
+    return tuple(
+        gp.ArrayKey(name) for name in ("RQ_GT", "RQ_MASK", "RQ_RAW", "RQ_TARGET", "RQ_WEIGHTS")
+    )
 
 
 def pipeline(*, random_location, pad=False):
@@ -44,8 +45,10 @@ def pipeline(*, random_location, pad=False):
         source += gp.Pad(gt_key, context) + gp.Pad(mask_key, context)
     if random_location:
         source += gp.RandomLocation()
-    return source + AddHotDistance(predictor, gt_key, target_key) + BalanceHotDistance(
-        predictor, gt_key, target_key, weights_key, mask_key
+    return (
+        source
+        + AddHotDistance(predictor, gt_key, target_key)
+        + BalanceHotDistance(predictor, gt_key, target_key, weights_key, mask_key)
     )
 
 
@@ -69,8 +72,9 @@ def message(error):
 @pytest.mark.parametrize("outputs", ["target", "weights", "both"])
 def test_a_request_larger_than_the_data_names_the_context_and_pad(random_location, outputs):
     _, _, _, target_key, weights_key = keys()
-    wanted = {"target": [target_key], "weights": [weights_key],
-              "both": [target_key, weights_key]}[outputs]
+    wanted = {"target": [target_key], "weights": [weights_key], "both": [target_key, weights_key]}[
+        outputs
+    ]
     roi = DATA if random_location else DATA.grow(-VOXEL_SIZE, -VOXEL_SIZE)
     built = pipeline(random_location=random_location)
     with gp.build(built):

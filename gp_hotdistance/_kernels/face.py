@@ -126,17 +126,20 @@ def _tanh_in_place(values, inverse_scale):
         x = values[i] * inverse_scale
         a = min(abs(x), TANH_SATURATION)
         y = a * (2.0 / 32.0)
+        # fmt: off
         e = 1.0 + y * (1.0 + y * (1.0 / 2 + y * (1.0 / 6 + y * (1.0 / 24 + y * (
             1.0 / 120 + y * (1.0 / 720 + y * (1.0 / 5040 + y * (1.0 / 40320 + y * (
                 1.0 / 362880 + y * (1.0 / 3628800 + y * (1.0 / 39916800 + y * (
                     1.0 / 479001600 + y * (1.0 / 6227020800 + y / 87178291200)
                 ))))))))))))
+        # fmt: on
         for _ in range(5):
             e = e * e
         a2 = a * a
         small = a * (1.0 - a2 * (1.0 / 3 - a2 * (2.0 / 15 - a2 * (17.0 / 315))))
         t = small if a < 0.02 else 1.0 - 2.0 / (e + 1.0)
         values[i] = math.copysign(t, x)
+
 
 # what _final_pass does with the label at the end
 UNSIGNED = 0  # plain distance
@@ -173,7 +176,13 @@ def _in_plane_pass(codes, spacing2, has_outside, cap2, out, first, last):
             for x in range(nx):
                 transposed_codes[x, y] = plane[y, x]
         sweep_columns(
-            transposed_codes, np.uint8(FACE_BEFORE_X), has_outside[2], wx, cap2, transposed, work.faces
+            transposed_codes,
+            np.uint8(FACE_BEFORE_X),
+            has_outside[2],
+            wx,
+            cap2,
+            transposed,
+            work.faces,
         )
         for y in range(ny):
             for x in range(nx):
@@ -213,7 +222,9 @@ def _across_planes_pass(codes, spacing2, has_outside, cap2, out, scratch, first,
             for x in range(nx):
                 out[z, y, x] = spread[z, x]
                 slab_codes[z, x] = codes[z, y, x]
-        sweep_columns(slab_codes, np.uint8(FACE_BEFORE_Z), has_outside[0], wz, cap2, slab, work.faces)
+        sweep_columns(
+            slab_codes, np.uint8(FACE_BEFORE_Z), has_outside[0], wz, cap2, slab, work.faces
+        )
         for z in range(nz):
             for x in range(nx):
                 scratch[z, y, x] = slab[z, x]
@@ -335,9 +346,7 @@ def face_distance_3d(
     labels3 = to_3d(labels)
     out3, scratch3 = to_3d(out), to_3d(scratch)
     spacing2 = (1.0,) * (3 - spatial_dims) + tuple(float(v * v) for v in voxel_size)
-    has_outside = tuple(
-        outside is not None and axis >= 3 - spatial_dims for axis in range(3)
-    )
+    has_outside = tuple(outside is not None and axis >= 3 - spatial_dims for axis in range(3))
     outside = labels3.dtype.type(0 if outside is None else outside)
     if inverse_scale > 0:
         # the kernel maps every distance past this one to exactly +-1
@@ -349,17 +358,19 @@ def face_distance_3d(
     codes = np.empty(labels3.shape, dtype=np.uint8)
     _split(face_codes, (labels3, outside, codes), nz, threads)
     _split(_in_plane_pass, (codes, spacing2, has_outside, cap2, out3), nz, threads)
-    _split(
-        _across_planes_pass, (codes, spacing2, has_outside, cap2, out3, scratch3), ny, threads
-    )
+    _split(_across_planes_pass, (codes, spacing2, has_outside, cap2, out3, scratch3), ny, threads)
     _split(
         _final_pass,
-        (codes, spacing2, cap2, int(sign_mode), inverse_scale, out3, scratch3), nz, threads,
+        (codes, spacing2, cap2, int(sign_mode), inverse_scale, out3, scratch3),
+        nz,
+        threads,
     )
+
 
 def to_3d(array):
     """View a 1-3-D array as 3-D, adding leading axes of length 1."""
     return array.reshape((1,) * (3 - array.ndim) + array.shape)
+
 
 @jit(nogil=True)
 def unknown_box(known):
@@ -380,6 +391,7 @@ def unknown_box(known):
                     high[2] = max(high[2], x)
     return low, high
 
+
 @jit(nogil=True)
 def distrust(distances, unknown, inverse_scale, epsilon, threshold, reach, known):
     """Clear ``known`` (uint8) where a target distance (float32) cannot be
@@ -399,6 +411,7 @@ def distrust(distances, unknown, inverse_scale, epsilon, threshold, reach, known
                 known[i] = 0
             elif measured >= x - x * x * x / 3 and measured >= math.tanh(x):
                 known[i] = 0
+
 
 @jit(nogil=True)
 def count_classes(foreground, known):

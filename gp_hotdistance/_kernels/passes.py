@@ -104,7 +104,10 @@ def _envelope_line(values, out, spacing2, work):
     :class:`LineWork`) must be at least as long as ``values``.
     """
     vertices, heights, numerators, minima = (
-        work.vertices, work.heights, work.numerators, work.minima
+        work.vertices,
+        work.heights,
+        work.numerators,
+        work.minima,
     )
     denominators, owners = work.denominators, work.owners
     n = values.shape[0]
@@ -395,8 +398,8 @@ def _near_search_row(line, best, spacing2, cap2, pad, reach):
             narrow = np.float32(offset)
             following = o + 1
             settled = np.float32(spacing2 * following * following)
-            before = line[pad - o:pad - o + width]
-            after = line[pad + o:pad + o + width]
+            before = line[pad - o : pad - o + width]
+            after = line[pad + o : pad + o + width]
             unsettled = False
             if narrow == offset:
                 for i in range(width):

@@ -72,10 +72,13 @@ import numpy as np
 import zarr
 from funlib.geometry import Coordinate, Roi
 
+from .._checks import check_threads
+from ..predictor import HotDistancePredictor
 from ._checks import (
     DEFAULT_BLOCK_SIZE,
     InvalidDataError,
     as_block_size,
+    as_roi,
     check_channels,
     check_clashes,
     check_count,
@@ -83,13 +86,11 @@ from ._checks import (
     check_values,
     check_worker_command,
     dataset_name,
-    as_roi,
     open_dataset,
     run_settings,
     zarr_format,
 )
 from ._output import claim_outputs, create_outputs, prepare_log_dir
-from .._checks import check_threads
 from ._worker import (
     SchedulerUnreachableError,
     _BlockWriter,
@@ -99,7 +100,6 @@ from ._worker import (
     read_text,
     run_paths,
 )
-from ..predictor import HotDistancePredictor
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +201,8 @@ class PrecomputePlan:
     def describe(self):
         """The plan in a few lines of text."""
         where = (
-            "local worker processes" if self.worker_command is None
+            "local worker processes"
+            if self.worker_command is None
             else f"workers started by {self.worker_command!r}"
         )
         lines = [
@@ -499,9 +500,7 @@ def _plan(container, gt, out, predictor, mask, block_size, num_workers):
     """Check the arguments, open the inputs and check their metadata; the
     job. Writes nothing."""
     if not isinstance(predictor, HotDistancePredictor):
-        raise TypeError(
-            f"predictor must be a HotDistancePredictor, got {type(predictor).__name__}"
-        )
+        raise TypeError(f"predictor must be a HotDistancePredictor, got {type(predictor).__name__}")
     # absolute: workers on other machines are given this path
     container = os.path.abspath(os.fspath(container))
     gt = dataset_name(gt, "gt")
@@ -530,9 +529,16 @@ def _plan(container, gt, out, predictor, mask, block_size, num_workers):
         check_mask(mask_array, gt_array, predictor, mask)
     block_voxels = as_block_size(block_size, gt_array.voxel_size.dims)
     return _Job(
-        container=container, predictor=predictor, gt=gt, mask=mask, out=out,
-        outputs=outputs, gt_array=gt_array, mask_array=mask_array,
-        block_voxels=block_voxels, num_workers=num_workers,
+        container=container,
+        predictor=predictor,
+        gt=gt,
+        mask=mask,
+        out=out,
+        outputs=outputs,
+        gt_array=gt_array,
+        mask_array=mask_array,
+        block_voxels=block_voxels,
+        num_workers=num_workers,
         settings=run_settings(gt, mask, predictor, gt_array, block_voxels),
         zarr_format=zarr_format(os.path.join(container, gt)),
     )
@@ -556,12 +562,10 @@ def _run(job, resume, progress, log_dir, on_plan):
     os.makedirs(paths["progress"])
     try:
         distance_mask_path = (
-            job.path(distance_mask_dataset_name(job.out))
-            if job.predictor.mask_distances else None
+            job.path(distance_mask_dataset_name(job.out)) if job.predictor.mask_distances else None
         )
         writer = _BlockWriter(job, distance_mask_path, done_path)
-        check = _DoneCheck(done_before, job.gt_array.roi.offset, job.block_world,
-                           paths["invalid"])
+        check = _DoneCheck(done_before, job.gt_array.roi.offset, job.block_world, paths["invalid"])
         task = _task(job, writer, check, paths)
         with _Progress(paths["progress"], total, skipped, job.out, progress):
             try:
@@ -659,8 +663,14 @@ def _task(job, writer, check, paths):
         # rerun resumes it)
         max_restarts = max(2, job.num_workers)
         process_function = _Launcher(
-            job.worker_command, job.container, job.out, paths, None,
-            job.connect_timeout, max_restarts, threads=job.worker_threads,
+            job.worker_command,
+            job.container,
+            job.out,
+            paths,
+            None,
+            job.connect_timeout,
+            max_restarts,
+            threads=job.worker_threads,
         )
         if _DAISY_2:
             # once ours has stopped the run, each spawn fails at once, until
@@ -670,9 +680,7 @@ def _task(job, writer, check, paths):
         # daisy 2 advises its own done markers over a check function, unless
         # "the ground truth genuinely lives in your output data": ours does
         # (the done markers beside the target), so the advice does not apply
-        warnings.filterwarnings(
-            "ignore", message=r"Task\(check_function", category=UserWarning
-        )
+        warnings.filterwarnings("ignore", message=r"Task\(check_function", category=UserWarning)
         return daisy.Task(
             task_id="gp_hotdistance_precompute_" + job.out.replace("/", "_"),
             total_roi=job.roi.grow(padding, padding),
@@ -702,9 +710,7 @@ def _run_task(task, log_dir, host):
     daisy.logging.set_log_basedir(None if log_dir is None else os.fspath(log_dir))
     try:
         if _DAISY_2:
-            states = daisy.Server().run_blockwise(
-                [task], progress=False, summary=False, host=host
-            )
+            states = daisy.Server().run_blockwise([task], progress=False, summary=False, host=host)
         else:
             states = daisy.Server(host=host).run_blockwise([task])
     finally:
@@ -721,8 +727,9 @@ class _Progress:
 
     def __init__(self, path, total, done, description, enabled):
         self.path = path
-        self.bar = tqdm(total=total, initial=done, desc=description, unit="blocks",
-                        disable=not enabled)
+        self.bar = tqdm(
+            total=total, initial=done, desc=description, unit="blocks", disable=not enabled
+        )
         self.done = done
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._watch, daemon=True)

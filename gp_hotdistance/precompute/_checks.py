@@ -90,9 +90,7 @@ def open_dataset(container, dataset, role):
                 f"zarr 3 (zarr>=3 and funlib.persistence>=0.7), or write it as zarr "
                 f"format 2"
             )
-        raise FileNotFoundError(
-            f"{role} dataset {dataset!r} does not exist in {container!r}"
-        )
+        raise FileNotFoundError(f"{role} dataset {dataset!r} does not exist in {container!r}")
     array = open_ds(path)
     if not 1 <= array.voxel_size.dims <= 3:
         raise ValueError(
@@ -215,8 +213,7 @@ def check_worker_command(template):
         return None
     if not isinstance(template, str):
         raise TypeError(
-            f"worker_command must be a shell command (str) with {{command}}, got "
-            f"{template!r}"
+            f"worker_command must be a shell command (str) with {{command}}, got {template!r}"
         )
     if "{command}" not in template:
         raise ValueError(
@@ -243,9 +240,7 @@ def as_roi(roi, gt_roi, block_world):
                 f"{dims} numbers each (z-y-x), got {roi!r}"
             ) from None
     if roi.dims != dims or roi.unbounded or None in roi.shape:
-        raise ValueError(
-            f"roi must have {dims} spatial axes (z-y-x, world units), got {roi}"
-        )
+        raise ValueError(f"roi must have {dims} spatial axes (z-y-x, world units), got {roi}")
     if any(size <= 0 for size in roi.shape):
         raise ValueError(f"roi must not be empty, got {roi} (shape {roi.shape})")
     if not gt_roi.contains(roi):
@@ -265,16 +260,13 @@ def as_block_size(block_size, spatial_dims):
         block_size = tuple(block_size)
     except TypeError:
         raise ValueError(
-            f"block_size must be an int or {spatial_dims} ints (voxels, z-y-x), "
-            f"got {block_size!r}"
+            f"block_size must be an int or {spatial_dims} ints (voxels, z-y-x), got {block_size!r}"
         ) from None
     if len(block_size) != spatial_dims or not all(
-        isinstance(b, numbers.Integral) and not isinstance(b, bool) and b > 0
-        for b in block_size
+        isinstance(b, numbers.Integral) and not isinstance(b, bool) and b > 0 for b in block_size
     ):
         raise ValueError(
-            f"block_size must be {spatial_dims} positive ints (voxels, z-y-x), "
-            f"got {block_size!r}"
+            f"block_size must be {spatial_dims} positive ints (voxels, z-y-x), got {block_size!r}"
         )
     return tuple(int(b) for b in block_size)
 

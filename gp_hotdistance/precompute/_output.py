@@ -128,14 +128,22 @@ def create_outputs(job, done, distance_mask):
     fmt = {"zarr_format": job.zarr_format} if _ZARR_3 else {}
     predictor = job.predictor
     datasets = [
-        (job.out, predictor.embedding_dims, np.float32,
-         list(predictor.output_array_type.channel_names)),
+        (
+            job.out,
+            predictor.embedding_dims,
+            np.float32,
+            list(predictor.output_array_type.channel_names),
+        ),
     ]
     if distance_mask is not None:
-        datasets.append((
-            distance_mask, predictor.classes, np.uint8,
-            [f"{name}_distance_mask" for name in predictor.channels],
-        ))
+        datasets.append(
+            (
+                distance_mask,
+                predictor.classes,
+                np.uint8,
+                [f"{name}_distance_mask" for name in predictor.channels],
+            )
+        )
     for name, channels, dtype, channel_names in datasets:
         prepare_ds(
             job.path(name),
@@ -156,8 +164,13 @@ def create_outputs(job, done, distance_mask):
         )
     # one chunk per block, so that workers never write the same chunk
     markers = zarr.open_array(
-        job.path(done), mode="w-", shape=job.grid,
-        chunks=(1,) * spatial, dtype=np.uint8, fill_value=0, **fmt,
+        job.path(done),
+        mode="w-",
+        shape=job.grid,
+        chunks=(1,) * spatial,
+        dtype=np.uint8,
+        fill_value=0,
+        **fmt,
     )
     markers.attrs[OWNER_ATTRIBUTE] = job.settings
     refresh_consolidated(job.container, job.outputs)

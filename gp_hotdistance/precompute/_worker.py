@@ -107,7 +107,8 @@ class _BlockWriter:
                 "mask": None if self.mask_path is None else open_ds(self.mask_path),
                 "target": open_ds(self.target_path, mode="r+"),
                 "distance_mask": (
-                    None if self.distance_mask_path is None
+                    None
+                    if self.distance_mask_path is None
                     else open_ds(self.distance_mask_path, mode="r+")
                 ),
                 "done": zarr.open_array(self.done_path, mode="r+"),
@@ -131,15 +132,13 @@ class _BlockWriter:
     def _failed(self, write_roi, stage, error):
         index = _block_index(write_roi.offset, self.origin, self.block_world)
         cause = f"{type(error).__name__}: {error}".strip().splitlines()[0]
-        record = {"index": list(index), "roi": str(write_roi), "stage": stage,
-                  "error": cause}
+        record = {"index": list(index), "roi": str(write_roi), "stage": stage, "error": cause}
         name = "_".join(map(str, index))
         try:
             _create_once(os.path.join(self.paths["failed"], name), json.dumps(record))
         except OSError:
             pass  # the run folder is gone: the run has ended
-        logger.warning("block %s (ROI %s) failed while %s: %s", index, write_roi,
-                       stage, cause)
+        logger.warning("block %s (ROI %s) failed while %s: %s", index, write_roi, stage, cause)
 
     def write_block(self, read_roi, write_roi):
         """Compute the target over ``read_roi`` (cut to the data) and write
@@ -162,11 +161,11 @@ class _BlockWriter:
         try:
             # the gt (binary channels, or a label image with the predictor's
             # groups) through the package's one entry, checked once
-            class_gt = self.predictor._class_gt(
-                gt_data, None, voxel_size.dims, "gt"
-            )
+            class_gt = self.predictor._class_gt(gt_data, None, voxel_size.dims, "gt")
             target = self.predictor._target(
-                class_gt, tuple(float(v) for v in voxel_size), 1.0 / self.predictor.scale_factor,
+                class_gt,
+                tuple(float(v) for v in voxel_size),
+                1.0 / self.predictor.scale_factor,
                 self.threads,
             )
         except ValueError as error:
@@ -189,13 +188,14 @@ class _BlockWriter:
                         class_gt.labels, mask_data, voxel_size.dims, "gt"
                     ).mask
                 distance_mask = self.predictor.create_distance_mask(
-                    target[self.predictor.classes:], mask_data, voxel_size,
+                    target[self.predictor.classes :],
+                    mask_data,
+                    voxel_size,
                     threads=self.threads,
                 )
             except ValueError as error:
                 raise InvalidDataError(
-                    f"mask dataset {self.mask_name!r}, block {index} (ROI "
-                    f"{write_roi}): {error}"
+                    f"mask dataset {self.mask_name!r}, block {index} (ROI {write_roi}): {error}"
                 ) from None
             self.stage = "writing the distance mask"
             arrays["distance_mask"][write_roi] = distance_mask[inside]
@@ -298,8 +298,18 @@ class _Launcher:
     spawn fails at once without starting anything.
     """
 
-    def __init__(self, template, container, out, paths, host, connect_timeout,
-                 max_restarts, python=None, threads=None):
+    def __init__(
+        self,
+        template,
+        container,
+        out,
+        paths,
+        host,
+        connect_timeout,
+        max_restarts,
+        python=None,
+        threads=None,
+    ):
         self.template = template
         self.container = container
         self.out = out
@@ -313,14 +323,27 @@ class _Launcher:
 
     def command(self, host, port, task_id, worker_id):
         """The worker's command line, quoted for a POSIX shell."""
-        return shlex.join([
-            self.python, "-m", "gp_hotdistance", "worker",
-            "--zarr", self.container, "--out", self.out,
-            "--scheduler", f"{host}:{port}", "--task-id", str(task_id),
-            "--worker-id", str(worker_id),
-            "--connect-timeout", f"{self.connect_timeout:g}",
-            *([] if self.threads is None else ["--threads", str(self.threads)]),
-        ])
+        return shlex.join(
+            [
+                self.python,
+                "-m",
+                "gp_hotdistance",
+                "worker",
+                "--zarr",
+                self.container,
+                "--out",
+                self.out,
+                "--scheduler",
+                f"{host}:{port}",
+                "--task-id",
+                str(task_id),
+                "--worker-id",
+                str(worker_id),
+                "--connect-timeout",
+                f"{self.connect_timeout:g}",
+                *([] if self.threads is None else ["--threads", str(self.threads)]),
+            ]
+        )
 
     def __call__(self, *, context=None):
         if context is None:  # daisy 1 passes it in the environment
@@ -344,8 +367,10 @@ class _Launcher:
         if status is None:
             pass
         elif status in _NOT_STARTED:
-            cause = (f"the shell could not start it (exit status {status}: "
-                     f"{'command not found' if status == 127 else 'not executable'})")
+            cause = (
+                f"the shell could not start it (exit status {status}: "
+                f"{'command not found' if status == 127 else 'not executable'})"
+            )
         elif status == EXIT_UNREACHABLE:
             self._stop(
                 f"a worker could not reach the scheduler at {host}:{port} (see its "
@@ -371,8 +396,9 @@ class _Launcher:
             restarts = os.path.getsize(self.paths["restarts"])
         except OSError:
             return  # the run folder is gone: the run has ended
-        logger.warning("a worker exited with status %s (%d of at most %d)",
-                       status, restarts, self.max_restarts)
+        logger.warning(
+            "a worker exited with status %s (%d of at most %d)", status, restarts, self.max_restarts
+        )
         if restarts > self.max_restarts:
             self._stop(
                 f"workers exited with an error {restarts} times (last exit status "
@@ -455,8 +481,7 @@ class RunNotFoundError(FileNotFoundError):
     :data:`EXIT_NO_RUN` of the worker command)."""
 
 
-def run_worker(container, out, scheduler, task_id, worker_id, connect_timeout,
-               threads=None):
+def run_worker(container, out, scheduler, task_id, worker_id, connect_timeout, threads=None):
     """Run one worker: connect to the scheduler at ``scheduler``
     (``HOST:PORT``), then write the blocks it hands out until there are no
     more.
@@ -511,8 +536,7 @@ def _available_cores():
 
 
 def _context(host, port, task_id, worker_id):
-    context = daisy.Context(hostname=host, port=port, task_id=task_id,
-                            worker_id=worker_id)
+    context = daisy.Context(hostname=host, port=port, task_id=task_id, worker_id=worker_id)
     if _DAISY_2:
         context["logdir"] = ""  # log to this process's stderr
     return context
