@@ -7,7 +7,7 @@ Usage:
 The label image holds 40 classes of random balls (about 2% of the volume
 each, overlapping), each class two part ids (a core and a shell, as a
 mitochondrion's lumen and membrane), in ``uint64``. Timed, alternating within
-each run, 1 numba thread, medians over ``--runs``:
+each run, 1 thread, medians over ``--runs``:
 
 - ``channels``: ``HotDistancePredictor(classes, ...).compute_target`` of the
   40 binary channels (``uint8``, made with ``np.isin`` beforehand, not timed);
@@ -29,7 +29,6 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))  # the package of this checkout
 
-import numba  # noqa: E402
 
 from gp_hotdistance import HotDistancePredictor  # noqa: E402
 from machine import describe, parse_args  # noqa: E402  (benchmarks/machine.py)
@@ -84,7 +83,6 @@ def main():
     channels = np.stack([np.isin(labels, ids) for ids in groups.values()]).astype(np.uint8)
     grouped = HotDistancePredictor(names, SCALE, True, groups=groups)
     binary = HotDistancePredictor(names, SCALE, True)
-    numba.set_num_threads(1)
 
     target = binary.compute_target(channels, VOXEL_SIZE)
     equal = np.array_equal(target, grouped.compute_target(labels, VOXEL_SIZE))

@@ -26,7 +26,7 @@ over TCP, as on a cluster; ``overwrite=True`` each time) and reports
   daisy 2 spawns its workers, which import the module afresh, so there the
   wrapper does not reach them and these figures are left empty; the same for
   the launcher's workers (separate programs). A launcher's worker uses as many
-  numba threads as the cores it may run on, a local one ``cores / workers``;
+  threads as the cores it may run on, a local one ``cores / workers``;
 * for reference, the whole volume in memory (``predictor.create_target`` and
   ``create_distance_mask`` in a fresh subprocess): time and VmHWM growth.
 

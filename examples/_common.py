@@ -4,6 +4,7 @@ the network and its loss, checkpoints, and the figures.
 Not a public API: a helper module of the example scripts.
 """
 
+import argparse
 import glob
 import os
 import re
@@ -14,6 +15,17 @@ import torch
 from unet import UNet
 
 CHECKPOINT_BASENAME = "model"  # gp.torch.Train's naming: model_checkpoint_<iteration>
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """argparse's help with each option's default, where it has one that its
+    help does not already give."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default in (None, argparse.SUPPRESS, False) or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def fail(message):

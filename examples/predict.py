@@ -46,7 +46,7 @@ RUN_PATTERN = "hotdistance_run_*"
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_common.DefaultsHelpFormatter,
     )
     parser.add_argument(
         "run", nargs="?", help=f"run folder of train.py (default: the newest ./{RUN_PATTERN})"

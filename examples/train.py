@@ -96,7 +96,7 @@ DEFAULTS = {
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_common.DefaultsHelpFormatter,
     )
     parser.add_argument("--out", help="run folder (default: a new ./hotdistance_run_<time>)")
     parser.add_argument(

@@ -344,17 +344,22 @@ def _precompute(args):
     if result.distance_mask is not None:
         written += f" and {result.distance_mask}"
     print(
-        f"wrote {written}: {result.total_blocks} blocks, {result.processed_blocks} "
-        f"processed, {result.skipped_blocks} already done"
+        f"wrote {written}: {_count(result.total_blocks, 'block')}, "
+        f"{result.processed_blocks} processed, {result.skipped_blocks} already done"
     )
     if result.skipped_blocks:
         # a resumed run keeps what an earlier run wrote, even if the gt or the
         # mask changed since: say so, rather than let a stale target pass
         print(
-            f"the {result.skipped_blocks} blocks done by an earlier run were kept as "
-            f"they are; if the gt or the mask changed since, run again with "
+            f"the {_count(result.skipped_blocks, 'block')} done by an earlier run "
+            f"{'was' if result.skipped_blocks == 1 else 'were'} kept as they are; if the gt or the mask changed since, run again with "
             f"--overwrite to recompute them"
         )
+
+
+def _count(number, noun):
+    """``number`` and ``noun``, plural unless the number is 1."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _worker(args):

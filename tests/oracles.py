@@ -1,6 +1,6 @@
 """Independent oracles for the face distance, used by the tests and benchmarks.
 
-Neither shares code with ``gp_hotdistance.core``:
+None shares code with the package:
 
 - :func:`brute_force_face_distance` measures from every voxel centre to every
   face centre between two voxels of different label (small volumes only);
