@@ -14,8 +14,10 @@ Both take the prediction's distance channels (``tanh(d / scale_factor)``, in
 import logging
 import math
 import numbers
+from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 from scipy import ndimage, spatial
 from skimage import morphology, segmentation
 
@@ -28,7 +30,7 @@ __all__ = ["instance_segmentation", "threshold_segmentation"]
 METHODS = ("watershed", "components")
 
 
-def threshold_segmentation(distances, threshold=0.0):
+def threshold_segmentation(distances: npt.ArrayLike, threshold: float = 0.0) -> np.ndarray:
     """Binary segmentations: the predicted distance above ``threshold``.
 
     Parameters
@@ -68,16 +70,16 @@ def threshold_segmentation(distances, threshold=0.0):
 
 
 def instance_segmentation(
-    distance,
-    voxel_size,
-    threshold=0.0,
+    distance: npt.ArrayLike,
+    voxel_size: Sequence[float],
+    threshold: float = 0.0,
     *,
-    scale_factor=None,
-    min_distance=None,
-    min_prominence=None,
-    method="watershed",
-    connectivity=1,
-):
+    scale_factor: float | None = None,
+    min_distance: float | None = None,
+    min_prominence: float | None = None,
+    method: str = "watershed",
+    connectivity: int = 1,
+) -> np.ndarray:
     """Instances of one class from its predicted distance channel.
 
     The foreground is ``distance > threshold``. With ``method="components"``

@@ -2,6 +2,7 @@
 :mod:`gp_hotdistance.distance` and :mod:`gp_hotdistance.weights`."""
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Optional, Tuple
 
 import numpy as np
@@ -247,7 +248,7 @@ class HotDistancePredictor:
     def compute_target(
         self,
         gt: np.ndarray,
-        voxel_size,
+        voxel_size: Sequence[float],
         *,
         normalize: Optional[str] = "tanh",
         scale_factor: Optional[float] = None,
@@ -310,7 +311,7 @@ class HotDistancePredictor:
     def process(
         self,
         labels: np.ndarray,
-        voxel_size,
+        voxel_size: Sequence[float],
         normalize: Optional[str] = None,
         normalize_args: Optional[float] = None,
         *,
@@ -418,7 +419,7 @@ class HotDistancePredictor:
         labels: np.ndarray,
         target: np.ndarray,
         mask: Optional[np.ndarray],
-        voxel_size,
+        voxel_size: Sequence[float],
         moving_class_counts: Optional[np.ndarray] = None,
         unknown: Optional[np.ndarray] = None,
         *,
@@ -444,7 +445,7 @@ class HotDistancePredictor:
         self,
         distances: np.ndarray,
         mask: Optional[np.ndarray],
-        voxel_size,
+        voxel_size: Sequence[float],
         normalize: Optional[str] = None,
         normalize_args: Optional[float] = None,
         *,
@@ -516,7 +517,7 @@ class HotDistancePredictor:
 
     # -- context ---------------------------------------------------------------
 
-    def padding(self, gt_voxel_size) -> Coordinate:
+    def padding(self, gt_voxel_size: Sequence[float]) -> Coordinate:
         """Context needed on each side of a target ROI, in world units.
 
         Args:
@@ -570,7 +571,9 @@ class HotDistancePredictor:
             gt_spec.roi = roi.grow(padding, padding)
         return gt_spec
 
-    def to_target_range(self, prediction, *, channel_axis: int = 0):
+    def to_target_range(
+        self, prediction: "np.ndarray | torch.Tensor", *, channel_axis: int = 0
+    ) -> "np.ndarray | torch.Tensor":
         """The raw output of a network trained with
         :class:`~gp_hotdistance.HotDistanceLoss`, in the target's ranges.
 

@@ -58,6 +58,7 @@ import pickle
 import shutil
 import threading
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 try:
@@ -258,24 +259,24 @@ class PrecomputeResult:
 
 
 def precompute_target(
-    container,
-    gt,
-    out,
-    predictor,
+    container: str,
+    gt: str,
+    out: str,
+    predictor: HotDistancePredictor,
     *,
-    mask=None,
-    block_size=None,
-    num_workers=1,
-    overwrite=False,
-    progress=True,
-    log_dir=None,
-    threads=None,
-    roi=None,
-    worker_command=None,
-    host=None,
-    connect_timeout=DEFAULT_CONNECT_TIMEOUT,
-    on_plan=None,
-):
+    mask: str | None = None,
+    block_size: int | Sequence[int] | None = None,
+    num_workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+    log_dir: str | None = None,
+    threads: int | None = None,
+    roi: Roi | tuple | None = None,
+    worker_command: str | None = None,
+    host: str | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    on_plan: Callable[["PrecomputePlan"], object] | None = None,
+) -> "PrecomputeResult":
     """Write the hot-distance target of a zarr gt dataset, block by block.
 
     The target (``float32``, ``2 * classes`` channels: one-hot, then tanh
