@@ -25,6 +25,7 @@ import argparse
 import atexit
 import importlib
 import importlib.util
+import inspect
 import os
 import shutil
 import sys
@@ -88,9 +89,13 @@ def step_inputs(kernels, labels, voxel_size, scale):
             labels, spacing2, *head, has_outside, cap2, out, scratch, *slabs
         )
 
+    # this checkout's final step takes whether to write the one-hot too
+    parameters = inspect.signature(kernels._final_pass.py_func).parameters
+    one_hot = (False,) if "one_hot" in parameters else ()
+
     def final():
         kernels._final_pass(
-            labels, spacing2, cap2, kernels.SIGNED, 1 / scale, out, scratch, *planes
+            labels, spacing2, cap2, kernels.SIGNED, 1 / scale, *one_hot, out, scratch, *planes
         )
 
     def reset_across():

@@ -290,9 +290,13 @@ def signed_face_distance(
     return out
 
 
-def _signed_channel(labels, voxel_size, inverse_scale, out, scratch, threads):
+def _signed_channel(
+    labels, voxel_size, inverse_scale, out, scratch, threads, codes=None, one_hot=False
+):
     """Signed (and, if ``inverse_scale > 0``, tanh-normalized) distance of one
-    checked binary channel into ``out``, with ``scratch`` as work space."""
+    checked binary channel into ``out``, with ``scratch`` (and ``codes``, if
+    given) as work space; with ``one_hot``, ``scratch`` ends up holding the
+    channel as float32 0.0 and 1.0."""
     _kernels.face_distance_3d(
         _checks.kernel_binary(labels),
         voxel_size,
@@ -301,6 +305,8 @@ def _signed_channel(labels, voxel_size, inverse_scale, out, scratch, threads):
         sign_mode=_kernels.SIGNED,
         inverse_scale=inverse_scale,
         threads=threads,
+        codes=codes,
+        one_hot=one_hot,
     )
 
 
@@ -369,13 +375,27 @@ def _target(gt, voxel_size, inverse_scale, instance_labels=None, threads=1):
     different ids, so touching instances are apart."""
     classes = gt.shape[0]
     target = np.empty((2 * classes,) + gt.shape[1:], dtype=np.float32)
+    # the kernel's face codes, allocated once for all channels
+    codes = np.empty(gt.shape[1:], dtype=np.uint8)
+    # integer channels' one-hot is written by the kernel as it finishes each
+    # plane (float ones may hold -0.0, which the copy keeps)
+    one_hot = gt.dtype.kind in "biu"
     for c in range(classes):
         ids = None if instance_labels is None else instance_labels(c)
         # the one-hot slot is free work space until it is filled last
         if ids is None:
             _signed_channel(
-                gt[c], voxel_size, inverse_scale, target[classes + c], target[c], threads
+                gt[c],
+                voxel_size,
+                inverse_scale,
+                target[classes + c],
+                target[c],
+                threads,
+                codes=codes,
+                one_hot=one_hot,
             )
+            if not one_hot:
+                target[c] = gt[c]
         else:
             _kernels.face_distance_3d(
                 _checks.kernel_labels(ids)[0],
@@ -385,8 +405,9 @@ def _target(gt, voxel_size, inverse_scale, instance_labels=None, threads=1):
                 sign_mode=_kernels.SIGNED,
                 inverse_scale=inverse_scale,
                 threads=threads,
+                codes=codes,
             )
-        target[c] = gt[c]
+            target[c] = gt[c]
     return target
 
 

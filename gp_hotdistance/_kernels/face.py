@@ -231,10 +231,14 @@ def _across_planes_pass(codes, spacing2, has_outside, cap2, out, scratch, first,
 
 
 @jit(nogil=True, error_model="numpy")
-def _final_pass(codes, spacing2, cap2, sign_mode, inverse_scale, out, scratch, first, last):
+def _final_pass(
+    codes, spacing2, cap2, sign_mode, inverse_scale, one_hot, out, scratch, first, last
+):
     """Step 3, per z-plane of ``first:last``: ``out = min(out, P_x P_y
     S_z)``, then the square root, the sign (``sign_mode``) and, if
-    ``inverse_scale > 0``, the tanh.
+    ``inverse_scale > 0``, the tanh; with ``one_hot``, ``scratch`` then
+    holds 1.0 where the label is not 0, else 0.0 (the plane is not read
+    again: this spares the caller a pass over the labels).
 
     ``P_y S_z`` is only needed where it is below the largest ``out`` of its
     row (elsewhere it cannot lower any voxel of the row): that bound shortens
@@ -273,34 +277,49 @@ def _final_pass(codes, spacing2, cap2, sign_mode, inverse_scale, out, scratch, f
                 row[x] = d
             if inverse_scale > 0:
                 _tanh_in_place(row, inverse_scale)
+        if one_hot:
+            for y in range(ny):
+                for x in range(nx):
+                    label_zero = (codes[z, y, x] & LABEL_ZERO) != 0
+                    scratch[z, y, x] = np.float32(0.0) if label_zero else np.float32(1.0)
 
 
-def _split(kernel, arguments, count, threads):
-    """Run ``kernel(*arguments, first, last)`` over ``0:count`` in one range
-    per thread (fewer if ``count`` is smaller): the calling thread takes the
-    first range, a new thread each other one; all are joined before this
-    returns, and the first error raised in any is raised here."""
-    chunks = max(1, min(count, threads))
-    if chunks == 1:
-        kernel(*arguments, 0, count)
+def _run_stages(stages, threads):
+    """Run each ``(kernel, arguments, count)`` of ``stages`` in turn as
+    ``kernel(*arguments, first, last)`` over ``0:count``, split into one
+    range per thread: the calling thread takes the first range, a thread
+    started for the call each other one, and all finish a stage before any
+    starts the next (a barrier), so that one thread start serves every
+    stage. All are joined before this returns, and the first error raised
+    in any is raised here."""
+    if threads == 1:
+        for kernel, arguments, count in stages:
+            kernel(*arguments, 0, count)
         return
-    bounds = [(t * count // chunks, (t + 1) * count // chunks) for t in range(chunks)]
+    barrier = threading.Barrier(threads)
     errors = []
 
-    def run(first, last):
+    def run(t):
         try:
-            kernel(*arguments, first, last)
+            for kernel, arguments, count in stages:
+                first, last = t * count // threads, (t + 1) * count // threads
+                if first < last:
+                    kernel(*arguments, first, last)
+                barrier.wait()
+        except threading.BrokenBarrierError:
+            pass  # another thread failed: its error is reported
         except BaseException as error:  # handed to the calling thread
             errors.append(error)
+            barrier.abort()
 
     helpers = [
-        threading.Thread(target=run, args=bound, name="gp_hotdistance-kernel", daemon=True)
-        for bound in bounds[1:]
+        threading.Thread(target=run, args=(t,), name="gp_hotdistance-kernel", daemon=True)
+        for t in range(1, threads)
     ]
     for helper in helpers:
         helper.start()
     try:
-        run(*bounds[0])
+        run(0)
     finally:
         for helper in helpers:
             helper.join()
@@ -318,6 +337,8 @@ def face_distance_3d(
     inverse_scale=0.0,
     max_distance=np.inf,
     threads=1,
+    codes=None,
+    one_hot=False,
 ):
     """Run the kernel on ``labels`` with 1 to 3 spatial axes.
 
@@ -327,7 +348,10 @@ def face_distance_3d(
     ``labels``. With ``outside``, the array is surrounded by that label along
     its own axes (not along the added axes of length 1). Distances above
     ``max_distance`` may come out as ``inf``. Each pass runs on up to
-    ``threads`` threads.
+    ``threads`` threads. ``codes``, if given, is uint8 work space shaped
+    like ``labels`` (a caller with many channels allocates it once). With
+    ``one_hot``, ``scratch`` ends up holding 1.0 where the label is not 0
+    and 0.0 where it is (the one-hot channel of binary labels).
 
     ``spacing2`` holds the squared voxel size per axis, ``has_outside`` per
     axis whether the array continues with the label ``outside`` beyond its
@@ -355,14 +379,18 @@ def face_distance_3d(
     inverse_scale = float(inverse_scale)
     nz, ny = labels3.shape[:2]
     threads = max(1, min(threads, labels3.size // _VOXELS_PER_THREAD))
-    codes = np.empty(labels3.shape, dtype=np.uint8)
-    _split(face_codes, (labels3, outside, codes), nz, threads)
-    _split(_in_plane_pass, (codes, spacing2, has_outside, cap2, out3), nz, threads)
-    _split(_across_planes_pass, (codes, spacing2, has_outside, cap2, out3, scratch3), ny, threads)
-    _split(
-        _final_pass,
-        (codes, spacing2, cap2, int(sign_mode), inverse_scale, out3, scratch3),
-        nz,
+    # the planes of a range run through the face codes and step 1 in turn:
+    # step 1 of a plane needs its own codes only
+    threads = max(1, min(threads, nz))
+    codes = np.empty(labels3.shape, dtype=np.uint8) if codes is None else to_3d(codes)
+    final = (codes, spacing2, cap2, int(sign_mode), inverse_scale, bool(one_hot), out3, scratch3)
+    _run_stages(
+        (
+            (face_codes, (labels3, outside, codes), nz),
+            (_in_plane_pass, (codes, spacing2, has_outside, cap2, out3), nz),
+            (_across_planes_pass, (codes, spacing2, has_outside, cap2, out3, scratch3), ny),
+            (_final_pass, final, nz),
+        ),
         threads,
     )
 
