@@ -1064,7 +1064,10 @@ def test_without_the_blockwise_extra(tmp_path):
 def test_the_package_does_not_import_daisy_or_tqdm():
     """Only gp_hotdistance.precompute (and the worker command) use them: no
     other module imports them (gunpowder does, so sys.modules cannot tell)."""
-    package = os.path.join(ROOT, "gp_hotdistance")
+    import gp_hotdistance
+
+    # the package under test: the checkout's, or the installed wheel's
+    package = os.path.dirname(gp_hotdistance.__file__)
     offenders = []
     for directory, _, files in os.walk(package):
         if os.path.join(package, "precompute") in directory or "__pycache__" in directory:

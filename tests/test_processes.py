@@ -307,8 +307,9 @@ def test_read_only_install_without_a_cache_folder(tmp_path):
     target equals brute force, and one DEBUG line of the package says so."""
     folder = tmp_path / "install"
     site, home = folder / "site", folder / "home"
+    # the package under test: the checkout's, or the installed wheel's
     shutil.copytree(
-        os.path.join(ROOT, "gp_hotdistance"),
+        os.path.dirname(hd.__file__),
         site / "gp_hotdistance",
         ignore=shutil.ignore_patterns("__pycache__"),
     )
