@@ -42,8 +42,19 @@ def _groups(text):
 
     text = text.strip()
     if text.startswith("{"):
+
+        def pairs_once(pairs):
+            names = [name for name, _ in pairs]
+            twice = sorted({name for name in names if names.count(name) > 1})
+            if twice:
+                raise argparse.ArgumentTypeError(
+                    f"groups names the class {twice[0]!r} twice; give each class once, "
+                    f"with all its ids"
+                )
+            return dict(pairs)
+
         try:
-            groups = json.loads(text)
+            groups = json.loads(text, object_pairs_hook=pairs_once)
         except json.JSONDecodeError as error:
             raise argparse.ArgumentTypeError(f"groups: bad JSON ({error}): {text!r}") from None
         if not isinstance(groups, dict):
@@ -56,6 +67,11 @@ def _groups(text):
         if not sep or not name:
             raise argparse.ArgumentTypeError(
                 f"expected groups as name=id,id;name=id (e.g. mito=3,4,5;er=16), got {text!r}"
+            )
+        if name in groups:
+            raise argparse.ArgumentTypeError(
+                f"groups names the class {name!r} twice; give each class once, "
+                f"with all its ids (e.g. {name}=3,4)"
             )
         if ids == "nonzero":
             groups[name] = ids
@@ -352,7 +368,7 @@ def _precompute(args):
         # mask changed since: say so, rather than let a stale target pass
         print(
             f"the {_count(result.skipped_blocks, 'block')} done by an earlier run "
-            f"{'was' if result.skipped_blocks == 1 else 'were'} kept as they are; if the gt or the mask changed since, run again with "
+            f"{'was kept as it is' if result.skipped_blocks == 1 else 'were kept as they are'}; if the gt or the mask changed since, run again with "
             f"--overwrite to recompute them"
         )
 

@@ -24,6 +24,16 @@ def array_data(array, name):
             f"{name} must have 1 to 3 spatial axes (z-y-x), got {spatial_dims} "
             f"(voxel size {array.voxel_size})"
         )
+    names = list(getattr(array, "axis_names", None) or [])
+    types = list(getattr(array, "types", None) or [])
+    if any(kind not in ("space", "time") for kind in types[len(types) - spatial_dims :]):
+        # the package reads channels first, then z-y-x; read otherwise, the
+        # array's axes would be silently mixed up
+        raise ValueError(
+            f"{name} must have its channel axes before its spatial axes, got "
+            f"axis_names {names} (types {types}); move the channel axis first (e.g. numpy's "
+            f"moveaxis) when making the Array"
+        )
     data = array.data  # the whole ROI, lazy operations applied
     if isinstance(data, np.ndarray):
         return data

@@ -137,9 +137,17 @@ def as_voxel_size(voxel_size, spatial_dims, name="voxel_size"):
     for v in voxel_size:
         if not isinstance(v, numbers.Real) or isinstance(v, bool):
             raise TypeError(f"{name} must hold numbers, got {tuple(voxel_size)!r}")
-        if not (math.isfinite(v) and v > 0):
+        if not (_finite(v) and v > 0):
             raise ValueError(
                 f"{name} entries must be positive and finite, got {tuple(voxel_size)!r}"
+            )
+        if not VOXEL_SIZE_RANGE[0] <= v <= VOXEL_SIZE_RANGE[1]:
+            # squared distances are float32 in the kernels: far outside this
+            # range they overflow to inf or round to 0
+            raise ValueError(
+                f"{name} entries must lie in [{VOXEL_SIZE_RANGE[0]:g}, "
+                f"{VOXEL_SIZE_RANGE[1]:g}] world units, got {tuple(voxel_size)!r}; "
+                f"express the voxel size in other units"
             )
         values.append(float(v))
     return tuple(values)
@@ -165,10 +173,47 @@ def class_names(channels):
     return channels
 
 
+#: Moving class counts stay below this, so that sums of them fit in int64.
+MAX_COUNT = 2**61
+
+#: The voxel sizes the kernels measure exactly with (world units, any unit).
+VOXEL_SIZE_RANGE = (1e-15, 1e15)
+
+
+def _finite(value):
+    """``math.isfinite``, False for an int too large for a float."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def check_flag(value, name):
+    """``value`` as a bool; 0 and 1 are not flags."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def check_tanh_range(values, name):
+    """Refuse NaN and values outside [-1, 1]: ``values`` are tanh-normalised
+    distances (a target's distance channels)."""
+    if values.size == 0:
+        return
+    low, high = np.min(values), np.max(values)
+    if np.isnan(low) or np.isnan(high):
+        raise ValueError(f"{name} must hold tanh-normalised distances in [-1, 1], found NaN")
+    if low < -1 or high > 1:
+        raise ValueError(
+            f"{name} must hold tanh-normalised distances in [-1, 1] (the target's "
+            f"distance channels, normalize='tanh'), found values in [{low:g}, {high:g}]"
+        )
+
+
 def check_positive(value, name):
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise TypeError(f"{name} must be a number, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
+    if not (_finite(value) and value > 0):
         raise ValueError(f"{name} must be positive and finite, got {value!r}")
     return float(value)
 
@@ -178,7 +223,7 @@ def check_fraction(value, name, low_open=True, high_open=True):
         raise TypeError(f"{name} must be a number, got {value!r}")
     low_ok = value > 0 if low_open else value >= 0
     high_ok = value < 1 if high_open else value <= 1
-    if not (math.isfinite(value) and low_ok and high_ok):
+    if not (_finite(value) and low_ok and high_ok):
         interval = ("(" if low_open else "[") + "0, 1" + (")" if high_open else "]")
         raise ValueError(f"{name} must lie in {interval}, got {value!r}")
     return float(value)
@@ -248,7 +293,7 @@ def check_scale_threshold(scale_factor, threshold):
 def check_nonnegative(value, name):
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise TypeError(f"{name} must be a number, got {value!r}")
-    if not (math.isfinite(value) and value >= 0):
+    if not (_finite(value) and value >= 0):
         raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
     return float(value)
 
@@ -259,6 +304,8 @@ def check_distance(value, name):
         raise TypeError(f"{name} must be a distance (a number), got {value!r}")
     if not value >= 0:
         raise ValueError(f"{name} must be a distance >= 0, got {value!r}")
+    if not _finite(value):
+        return math.inf  # an int too large for a float is as good as no cap
     return float(value)
 
 
@@ -303,9 +350,9 @@ def as_counts(counts, channels, name="moving_class_counts"):
         raise TypeError(f"{name} must hold non-negative integer counts, got dtype {counts.dtype}")
     if np.any(counts < 0):
         raise ValueError(f"{name} must hold non-negative integer counts, got {counts.min()}")
-    if counts.size and counts.max() > np.iinfo(np.int64).max:
-        # a uint64 count past int64 would wrap to a negative one
-        raise ValueError(f"{name} must hold counts below 2**63, got {counts.max()}")
+    # a channel's two counts, and what a batch adds, are summed in int64
+    if counts.size and counts.max() >= MAX_COUNT:
+        raise ValueError(f"{name} must hold counts below 2**61, got {counts.max()}")
     return counts.astype(np.int64)
 
 

@@ -219,9 +219,13 @@ def _check_labels_and_outside(labels, outside):
         )
     if outside is None:
         return None
+    if np.ndim(outside) != 0:
+        raise TypeError(f"outside must be one label (a scalar), got {outside!r}")
     try:
         value = labels.dtype.type(outside)
-        exact = bool(value == outside)
+        # compared as Python numbers: numpy would compare a float in the
+        # labels' precision, where a rounded value equals the original
+        exact = bool(value.item() == outside)
     except (TypeError, ValueError, OverflowError):
         exact = False
     if not exact:  # also NaN, which equals nothing

@@ -159,8 +159,7 @@ class HotDistancePredictor:
         threads=1,
     ):
         channels = _checks.class_names(channels)
-        if not isinstance(mask_distances, (bool, np.bool_)):
-            raise TypeError(f"mask_distances must be a bool, got {mask_distances!r}")
+        mask_distances = _checks.check_flag(mask_distances, "mask_distances")
         kernel_size = _checks.check_positive_int(kernel_size, "kernel_size")
 
         self.channels = channels

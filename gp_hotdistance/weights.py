@@ -171,6 +171,7 @@ def distance_mask(
     """
     distances = _checks.as_array(distances, "distances")
     _checks.check_numeric_dtype(distances, "distances")
+    _checks.check_tanh_range(distances, "distances")
     spatial_dims = _checks.check_spatial_rank(distances, "distances", channel_axis=True)
     voxel_size = _checks.as_voxel_size(voxel_size, spatial_dims)
     scale_factor, threshold = _checks.check_scale_threshold(scale_factor, threshold)
@@ -365,6 +366,7 @@ def hot_distance_weights(
         _checks.check_binary(gt[c], f"gt channel {c}")
     masks = _checks.mask_channels(mask, gt.shape, "mask")
     threads = _checks.check_threads(threads)
+    mask_distances = _checks.check_flag(mask_distances, "mask_distances")
     return _weights(
         gt,
         target,
@@ -409,6 +411,7 @@ def _weights(
     if mask_distances:
         epsilon = _checks.check_nonnegative(epsilon, "epsilon")
         threshold = _checks.check_fraction(threshold, "threshold")
+        _checks.check_tanh_range(target[classes:], "target")
         reach = trust_reach(scale_factor, threshold, voxel_size=voxel_size)
         if unknown is None:
             unknown = _UnknownDistances(masks, gt.shape, voxel_size, reach, threads)
@@ -535,6 +538,11 @@ class _GivenUnknownDistances:
             raise ValueError(
                 f"unknown must have shape {tuple(shape)} (one channel per class) or "
                 f"{tuple(shape[1:])} (one for all classes), got {unknown.shape}"
+            )
+        if unknown.size and not np.min(unknown) >= 0:  # NaN fails too
+            raise ValueError(
+                f"unknown must hold distances >= 0 (inf where nothing is unknown), "
+                f"found {np.min(unknown)!r}"
             )
         self.distances = np.broadcast_to(unknown, shape)
 

@@ -493,6 +493,69 @@ CASES = {
         lambda: AddHotDistance(two_classes(), GT, TARGET, threads="2"),
         "threads",
     ),
+    # values the package cannot use
+    "gt-channel-axis-last": (
+        lambda: two_classes().create_target(
+            Array(
+                np.moveaxis(gt_data(), 0, -1).copy(),
+                offset=(0, 0),
+                voxel_size=(2, 2),
+                axis_names=["y", "x", "c^"],
+                types=["space", "space", "channel"],
+            )
+        ),
+        "gt",
+    ),
+    "distances-raw": (
+        lambda: hd.distance_mask(two_classes().process(gt_data(), (2, 2))[2:], None, (2, 2), 10.0),
+        "distances",
+    ),
+    "distances-nan": (
+        lambda: hd.distance_mask(np.full((1, 4, 5), np.nan), None, (2, 2), 10.0),
+        "distances",
+    ),
+    "target-raw-mask_distances": (
+        lambda: hd.hot_distance_weights(
+            gt_data(),
+            two_classes().process(gt_data(), (2, 2)),
+            None,
+            (2, 2),
+            10.0,
+            mask_distances=True,
+        ),
+        "target",
+    ),
+    "unknown-negative": (
+        lambda: hd.hot_distance_weights(
+            gt_data(),
+            hd.hot_distance_target(gt_data(), (2, 2), 10.0),
+            None,
+            (2, 2),
+            10.0,
+            mask_distances=True,
+            unknown=np.full((4, 5), -1.0),
+        ),
+        "unknown",
+    ),
+    "weights-mask_distances-int": (
+        lambda: hd.hot_distance_weights(
+            gt_data(),
+            hd.hot_distance_target(gt_data(), (2, 2), 10.0),
+            None,
+            (2, 2),
+            10.0,
+            mask_distances=1,
+        ),
+        "mask_distances",
+    ),
+    "voxel_size-too-large": (lambda: hd.face_distance(np.array([0, 1, 1]), (2e19,)), "voxel_size"),
+    "voxel_size-too-small": (lambda: hd.face_distance(np.array([0, 1, 1]), (1e-30,)), "voxel_size"),
+    "scale_factor-huge-int": (lambda: P(["mito"], 10**400, False), "scale_factor"),
+    "outside-array": (lambda: hd.face_distance(np.array([1, 2]), outside=np.array([1])), "outside"),
+    "outside-not-held-float": (
+        lambda: hd.face_distance(np.ones(2, np.float32), outside=1 + 2**-30),
+        "outside",
+    ),
     "threads-precompute-zero": (
         lambda: precompute_target("x.zarr", "gt", "t", P(["mito"], 1.0, False), threads=0),
         "threads",

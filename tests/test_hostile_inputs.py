@@ -75,13 +75,16 @@ def counts_node():
 def test_load_state_dict_refuses_uint64_counts_past_int64():
     # before: 2**64 - 1 became -1 in every count, silently
     node = counts_node()
-    with pytest.raises(ValueError, match=r"moving_class_counts'\] must hold counts below 2\*\*63"):
+    with pytest.raises(ValueError, match=r"moving_class_counts'\] must hold counts below 2\*\*61"):
         node.load_state_dict({"moving_class_counts": np.full((4, 2), 2**64 - 1, np.uint64)})
     assert node.state_dict()["moving_class_counts"] == [[0, 0]] * 4
-    # the largest count that fits still loads exactly
-    big = np.full((4, 2), 2**63 - 1, np.uint64)
+    # sums of two counts past int64 are refused too (they would wrap)
+    with pytest.raises(ValueError, match=r"must hold counts below 2\*\*61"):
+        node.load_state_dict({"moving_class_counts": np.full((4, 2), 2**62, np.uint64)})
+    # the largest count allowed still loads exactly
+    big = np.full((4, 2), 2**61 - 1, np.uint64)
     node.load_state_dict({"moving_class_counts": big})
-    assert node.state_dict()["moving_class_counts"] == [[2**63 - 1] * 2] * 4
+    assert node.state_dict()["moving_class_counts"] == [[2**61 - 1] * 2] * 4
 
 
 @pytest.mark.parametrize("channels", ["ab", 3, [1, 2], b"ab"])
@@ -139,7 +142,7 @@ def test_a_rerun_after_the_gt_changed_says_that_done_blocks_were_kept(tmp_path, 
     assert main(arguments) == 0
     out = capsys.readouterr().out
     assert "0 processed, 1 already done" in out
-    assert "were kept as they are" in out and "--overwrite" in out
+    assert "1 block done by an earlier run was kept as it is" in out and "--overwrite" in out
     assert main(arguments + ["--overwrite"]) == 0
     # the oracle: the whole volume's target of the new gt, in memory
     predictor = HotDistancePredictor(["a"], 8.0, mask_distances=False)

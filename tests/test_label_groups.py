@@ -356,6 +356,17 @@ def test_precompute_label_image_equals_its_binary_channels(tmp_path, capsys):
     assert "label image without a channel axis" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("groups", ["mito=3;mito=4;er=7", '{"mito": [3], "mito": [4], "er": [7]}'])
+def test_the_command_line_refuses_a_class_named_twice_in_groups(groups, tmp_path, capsys):
+    # before: the later entry replaced the earlier one, and id 3 was dropped
+    argv = ["precompute", "--zarr", str(tmp_path / "none.zarr"), "--gt", "labels"]
+    argv += ["--out", "t", "--classes", "mito,er", "--groups", groups, "--scale-factor", "10"]
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert "groups names the class 'mito' twice" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------ funlib arrays
 
 
