@@ -6,7 +6,7 @@ CPU, so each report starts with :func:`describe`'s line, and a table is only
 comparable with one from the same line. ``--avx2`` (:func:`rerun_for_avx2`)
 has numba compile for AVX2 without AVX-512 on a CPU that has both: the code
 that CPUs with AVX2 only (many of Intel's desktop and laptop CPUs, AMD Zen
-1 to 3) run, measured on this one (benchmarks/README.md).
+1 to 3) run, measured on this one (docs/dev/optimisation_history.md).
 """
 
 import os

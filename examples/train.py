@@ -2,7 +2,7 @@
 
 With no arguments, builds a synthetic EM-like volume (mito, er and vesicle
 classes, a mask with an unannotated region) into a new folder in the working
-directory and trains on it on the CPU in under three minutes (2 idle cores, numba compiling included)::
+directory and trains on it on the CPU (650 iterations: minutes on a few cores)::
 
     python examples/train.py
     python examples/predict.py          # the newest run in the working directory
@@ -25,8 +25,8 @@ error).
 
 The run folder gets ``data.zarr`` (synthetic data only), checkpoints
 ``model_checkpoint_<iteration>`` (model, optimizer, the BalanceHotDistance
-moving class counts and the settings), ``snapshots/``, ``loss.csv`` and
-``train.png``.
+moving class counts and the settings), ``snapshots/``, ``loss.csv``,
+``loss.png`` and ``train.png``.
 """
 
 import argparse
@@ -50,7 +50,7 @@ FINAL_LR_SHARE = 0.05
 # which blurs it and, at a random sub-voxel offset, keeps on average (2/3)^3 of
 # white noise's variance: the network then trains on smoother raw than it
 # predicts on. gp.NoiseAugment after it gives back the rest of the synthetic
-# volume's noise (the blur stays; see the README)
+# volume's noise (the blur stays; see docs/tutorial.md)
 SYNTHETIC_NOISE_VAR = round((1 - (2 / 3) ** 3) * NOISE_STD**2, 5)
 
 # the options whose values a run saves and --resume takes from the checkpoint

@@ -46,8 +46,8 @@ class HotDistancePredictor:
     :meth:`compute_target`.
 
     Where the reference implementation this API comes from is wrong, this one
-    does the right thing; the README's table "How it differs from the
-    reference implementation" lists each difference.
+    does the right thing; the documentation's page "Differences from dacapo"
+    (``docs/differences.md``) lists each difference.
 
     Args:
 
