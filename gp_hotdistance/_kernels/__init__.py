@@ -17,7 +17,8 @@ meaning and is tested against the brute-force oracles in
 ``tests/oracles.py``:
 
 - ``face_distance_3d(labels, voxel_size, out, scratch, outside=None,
-  sign_mode=UNSIGNED, inverse_scale=0.0, max_distance=inf, threads=1)``:
+  sign_mode=UNSIGNED, inverse_scale=0.0, max_distance=inf, threads=1,
+  codes=None, one_hot=False)``:
   on up to ``threads`` threads of its own, none left running after the
   call and no process-wide setting changed; the Euclidean
   distance from each voxel centre to the nearest face midpoint between two
@@ -26,10 +27,15 @@ meaning and is tested against the brute-force oracles in
   (``ZERO_OUTSIDE``) by ``sign_mode``, and mapped through ``tanh(d *
   inverse_scale)`` if ``inverse_scale > 0``. Distances above ``max_distance``
   may be ``inf``. Results must not depend on the number of threads.
+  ``codes`` is optional uint8 work space shaped like ``labels`` (a caller
+  with many channels passes one for all); with ``one_hot``, ``scratch`` ends
+  up holding 1.0 where the label is not 0 and 0.0 where it is.
 - ``unknown_box(known)``: the bounding box of the zero voxels of a 3-D
   uint8 array.
 - ``distrust(distances, unknown, inverse_scale, epsilon, threshold, reach,
-  known)``: the distance mask's rule, clearing ``known`` in place (flat).
+  known)``: the first of the distance mask's two tests (the second, the
+  target no nearer than the unknown region within ``reach``, is numpy in
+  :mod:`gp_hotdistance.weights`), clearing ``known`` in place (flat).
 - ``count_classes(foreground, known)`` and ``fill_weights(foreground, known,
   background_weight, foreground_weight, out)``: the class-balancing weights'
   per-voxel loops (flat uint8 0/1 arrays).
