@@ -11,6 +11,8 @@ import numbers
 
 import numpy as np
 
+from ._kernels.passes import MAX_AXIS_LENGTH
+
 # ---------------------------------------------------------------------------
 # Arrays for the kernels: any bool, integer or float dtype, either byte order,
 # any layout, read-only or memory-mapped, brought once to the few dtypes the
@@ -257,6 +259,11 @@ def check_spatial_rank(array, name, channel_axis):
         )
     if array.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {array.shape}")
+    if max(array.shape[-spatial:]) > MAX_AXIS_LENGTH:
+        raise ValueError(
+            f"{name} must have spatial axes of at most {MAX_AXIS_LENGTH} voxels, "
+            f"got shape {array.shape}"
+        )
     return spatial
 
 

@@ -379,12 +379,15 @@ def _target(gt, voxel_size, inverse_scale, instance_labels=None, threads=1):
     different ids, so touching instances are apart."""
     classes = gt.shape[0]
     target = np.empty((2 * classes,) + gt.shape[1:], dtype=np.float32)
-    # the kernel's face codes, allocated once for all channels
-    codes = np.empty(gt.shape[1:], dtype=np.uint8)
+    # the kernel's face codes: one buffer per thread, shared by its channels
+    codes = [None] * threads
     # integer channels' one-hot is written by the kernel as it finishes each
     # plane (float ones may hold -0.0, which the copy keeps)
     one_hot = gt.dtype.kind in "biu"
-    for c in range(classes):
+
+    def channel(c, threads, slot):
+        if codes[slot] is None:
+            codes[slot] = np.empty(gt.shape[1:], dtype=np.uint8)
         ids = None if instance_labels is None else instance_labels(c)
         # the one-hot slot is free work space until it is filled last
         if ids is None:
@@ -395,7 +398,7 @@ def _target(gt, voxel_size, inverse_scale, instance_labels=None, threads=1):
                 target[classes + c],
                 target[c],
                 threads,
-                codes=codes,
+                codes=codes[slot],
                 one_hot=one_hot,
             )
             if not one_hot:
@@ -409,9 +412,11 @@ def _target(gt, voxel_size, inverse_scale, instance_labels=None, threads=1):
                 sign_mode=_kernels.SIGNED,
                 inverse_scale=inverse_scale,
                 threads=threads,
-                codes=codes,
+                codes=codes[slot],
             )
             target[c] = gt[c]
+
+    _kernels.run_channels(classes, math.prod(gt.shape[1:]), channel, threads)
     return target
 
 

@@ -39,6 +39,10 @@ meaning and is tested against the brute-force oracles in
 - ``count_classes(foreground, known)`` and ``fill_weights(foreground, known,
   background_weight, foreground_weight, out)``: the class-balancing weights'
   per-voxel loops (flat uint8 0/1 arrays).
+- ``run_channels(count, voxels, run_channel, threads)``: calls
+  ``run_channel(c, threads_of_c, slot)`` for every channel ``c``, on up to
+  ``threads`` threads (whole channels side by side, or one channel split
+  across them); ``slot`` names the caller's work space for that channel.
 - ``to_3d(array)``: a 1-3-D array viewed as 3-D.
 
 Every function may be called from several threads at once, and in processes
@@ -53,6 +57,7 @@ from .face import (
     distrust,
     face_distance_3d,
     fill_weights,
+    run_channels,
     to_3d,
     unknown_box,
 )
@@ -65,6 +70,7 @@ __all__ = [
     "distrust",
     "face_distance_3d",
     "fill_weights",
+    "run_channels",
     "to_3d",
     "unknown_box",
 ]

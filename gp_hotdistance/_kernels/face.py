@@ -92,6 +92,7 @@ from .passes import (
     FACE_BEFORE_Y,
     FACE_BEFORE_Z,
     LABEL_ZERO,
+    MAX_AXIS_LENGTH,
     envelope_columns,
     envelope_rows,
     face_codes,
@@ -284,33 +285,19 @@ def _final_pass(
                     scratch[z, y, x] = np.float32(0.0) if label_zero else np.float32(1.0)
 
 
-def _run_stages(stages, threads):
-    """Run each ``(kernel, arguments, count)`` of ``stages`` in turn as
-    ``kernel(*arguments, first, last)`` over ``0:count``, split into one
-    range per thread: the calling thread takes the first range, a thread
-    started for the call each other one, and all finish a stage before any
-    starts the next (a barrier), so that one thread start serves every
-    stage. All are joined before this returns, and the first error raised
-    in any is raised here."""
-    if threads == 1:
-        for kernel, arguments, count in stages:
-            kernel(*arguments, 0, count)
-        return
-    barrier = threading.Barrier(threads)
+def _on_threads(work, threads, stop):
+    """Run ``work(t)`` for each ``t`` in ``range(threads)``: ``t = 0`` on the
+    calling thread, the others on threads started for the call and joined
+    before this returns. The first error raised in any is raised here; once
+    one is, ``stop()`` tells the others to finish early."""
     errors = []
 
     def run(t):
         try:
-            for kernel, arguments, count in stages:
-                first, last = t * count // threads, (t + 1) * count // threads
-                if first < last:
-                    kernel(*arguments, first, last)
-                barrier.wait()
-        except threading.BrokenBarrierError:
-            pass  # another thread failed: its error is reported
+            work(t)
         except BaseException as error:  # handed to the calling thread
             errors.append(error)
-            barrier.abort()
+            stop()
 
     helpers = [
         threading.Thread(target=run, args=(t,), name="gp_hotdistance-kernel", daemon=True)
@@ -325,6 +312,62 @@ def _run_stages(stages, threads):
             helper.join()
     if errors:
         raise errors[0]
+
+
+def _run_stages(stages, threads):
+    """Run each ``(kernel, arguments, count)`` of ``stages`` in turn as
+    ``kernel(*arguments, first, last)`` over ``0:count``, split into one
+    range per thread; all threads finish a stage before any starts the next
+    (a barrier), so that one thread start serves every stage."""
+    if threads == 1:
+        for kernel, arguments, count in stages:
+            kernel(*arguments, 0, count)
+        return
+    barrier = threading.Barrier(threads)
+
+    def work(t):
+        try:
+            for kernel, arguments, count in stages:
+                first, last = t * count // threads, (t + 1) * count // threads
+                if first < last:
+                    kernel(*arguments, first, last)
+                barrier.wait()
+        except threading.BrokenBarrierError:
+            pass  # another thread failed: its error is reported
+
+    _on_threads(work, threads, barrier.abort)
+
+
+def run_channels(count, voxels, run_channel, threads):
+    """Run ``run_channel(c, threads_of_c, slot)`` for each channel ``c`` in
+    ``range(count)`` (of ``voxels`` voxels each) on up to ``threads``
+    threads.
+
+    While at least ``threads`` channels are left, whole channels run side by
+    side, one thread each (a thread takes the next channel as soon as it is
+    done with its own: no barrier waits for the slowest range of a plane
+    split); the last ``count % threads`` run one after the other, each split
+    across the threads. ``slot``, below ``threads``, names the work space a
+    channel may use: two channels with the same slot never run at once.
+    """
+    threads = max(1, min(threads, count * voxels // _VOXELS_PER_THREAD))
+    side_by_side = count - count % threads if threads > 1 else 0
+    if side_by_side:
+        claimed = iter(range(side_by_side))
+        lock = threading.Lock()
+        stopped = threading.Event()
+
+        def work(slot):
+            while not stopped.is_set():
+                with lock:
+                    c = next(claimed, None)
+                if c is None:
+                    return
+                run_channel(c, 1, slot)
+
+        _on_threads(work, threads, stopped.set)
+    for c in range(side_by_side, count):
+        run_channel(c, threads, 0)
 
 
 def face_distance_3d(
@@ -366,6 +409,11 @@ def face_distance_3d(
        the sign (``sign_mode``) and, if ``inverse_scale > 0``, the tanh
        ``tanh(d * inverse_scale)``.
     """
+    if max(labels.shape) > MAX_AXIS_LENGTH:
+        raise ValueError(
+            f"arrays with an axis longer than {MAX_AXIS_LENGTH} voxels are not supported, "
+            f"got shape {labels.shape}"
+        )
     spatial_dims = labels.ndim
     labels3 = to_3d(labels)
     out3, scratch3 = to_3d(out), to_3d(scratch)

@@ -54,7 +54,7 @@ def line_work(n, width):
         np.empty(longest, dtype=np.float64),
         np.empty(longest, dtype=np.int64),
         np.full(3 * width, _INF, dtype=np.float32),
-        np.empty(longest, dtype=np.float64),
+        np.empty(longest, dtype=np.float32),
         np.empty(width, dtype=np.int64),
         np.empty(width, dtype=np.int64),
     )
@@ -513,16 +513,19 @@ def face_codes(labels, outside, codes, first, last):
 # ---------------------------------------------------------------------------
 # 1-D distances along a plane's columns, on SIMD lanes across the columns.
 # Face positions are kept doubled (a face between rows i and i + 1 at 2i + 1),
-# so that they are integers, held as float64: exact below 2^53 and, unlike
-# int64, converted to float32 on SIMD lanes with AVX2 too (int64 to float32
-# needs AVX-512). The loops over a row are functions of their own:
+# so that they are integers, held as float32: exact below 2^24 (hence
+# MAX_AXIS_LENGTH), twice the SIMD lanes of float64, and, unlike int64,
+# converted on SIMD lanes with AVX2 too; -inf and inf stand for no face on
+# that side. Only the square is taken in float64, rounded to float32 once,
+# as the envelopes' sums are. The loops over a row are functions of their own:
 # written inline in the loop over rows, LLVM's overlap check between the row
 # and the face positions failed at run time (the rows run backwards on the
 # way back) and the loops ran scalar.
 # ---------------------------------------------------------------------------
 
-# the doubled distance standing for "no face on this side": past any line
-_NO_FACE = float(1 << 40)
+#: the longest axis the sweeps measure exactly: doubled positions up to
+#: ``2 * MAX_AXIS_LENGTH + 1`` are integers that float32 holds exactly
+MAX_AXIS_LENGTH = (1 << 23) - 1
 
 
 @jit(nogil=True, error_model="numpy")
@@ -545,10 +548,10 @@ def _squared_distance(row, faces, position, spacing2, cap2):
     doubled distance in ``row``) and the face after (``faces``), ``inf`` if
     above ``cap2`` or if there is neither."""
     for c in range(row.shape[0]):
-        doubled = min(row[c], np.float32(faces[c] - position))
+        doubled = min(row[c], faces[c] - position)
         d = 0.5 * np.float64(doubled)
         squared = np.float32(spacing2 * d * d)
-        row[c] = squared if (squared <= cap2 and doubled < _NO_FACE) else _INF
+        row[c] = squared if squared <= cap2 else _INF
 
 
 @jit(nogil=True, error_model="numpy")
@@ -561,23 +564,23 @@ def sweep_columns(codes, bit, has_outside, spacing2, cap2, out, faces):
     and ``i + 1`` lies at ``i + 0.5``). With ``has_outside`` the columns
     continue beyond both ends with the label the array is surrounded by, so
     an end sample with :data:`NOT_OUTSIDE` has a face at its end. ``faces`` is
-    float64 work space of at least ``m`` values."""
+    float32 work space of at least ``m`` values."""
     n, m = codes.shape
     marks = faces[:m]
     # the doubled position of the nearest face at or before each row; the
     # doubled distance to it is kept in `out`
     for c in range(m):
         edge = has_outside and (codes[0, c] & NOT_OUTSIDE) != 0
-        marks[c] = -1.0 if edge else -_NO_FACE
+        marks[c] = -1.0 if edge else -_INF
     for i in range(n):
         if i > 0:
-            _mark_faces(marks, codes[i], bit, 2.0 * i - 1.0)
-        _distance_after_face(out[i], marks, 2.0 * i)
+            _mark_faces(marks, codes[i], bit, np.float32(2 * i - 1))
+        _distance_after_face(out[i], marks, np.float32(2 * i))
     # the nearest face after each row, and the nearer of the two
     for c in range(m):
         edge = has_outside and (codes[n - 1, c] & NOT_OUTSIDE) != 0
-        marks[c] = 2.0 * n - 1.0 if edge else 2.0 * n + _NO_FACE
+        marks[c] = 2.0 * n - 1.0 if edge else _INF
     for i in range(n - 1, -1, -1):
         if i < n - 1:
-            _mark_faces(marks, codes[i + 1], bit, 2.0 * i + 1.0)
-        _squared_distance(out[i], marks, 2.0 * i, spacing2, cap2)
+            _mark_faces(marks, codes[i + 1], bit, np.float32(2 * i + 1))
+        _squared_distance(out[i], marks, np.float32(2 * i), spacing2, cap2)
