@@ -14,6 +14,7 @@ the results to the requested ROI with gunpowder's ``Array.crop``.
 
 import contextlib
 import logging
+import math
 import warnings
 from typing import Optional
 
@@ -22,7 +23,7 @@ from gunpowder import Array, ArrayKey, ArraySpec, Batch, BatchFilter, BatchReque
 from gunpowder.nodes.batch_filter import BatchFilterError
 from gunpowder.nodes.batch_provider import BatchRequestError
 
-from . import _checks, _gt
+from . import _checks, _gt, _kernels
 from ._shared_counts import SharedCounts
 from .distance import _unknown_channel, padding_voxels
 from .predictor import HotDistancePredictor
@@ -637,8 +638,11 @@ class BalanceHotDistance(_HotDistanceFilter):
         shared = classes == 1 or _checks.is_shared(masks)
         distances = np.empty((1 if shared else classes,) + shape[1:], dtype=np.float32)
         threads = self.predictor.threads if self.threads is None else self.threads
-        for c in range(distances.shape[0]):
+
+        def channel(c, threads, slot):
             _unknown_channel(masks[c], voxel_size, distances[c], self.trust_reach, threads)
+
+        _kernels.run_channels(distances.shape[0], math.prod(shape[1:]), channel, threads)
         distances = np.broadcast_to(distances, shape)
         spec = ArraySpec(roi=grown, voxel_size=self.spec[self.gt].voxel_size)
         return Array(distances, spec).crop(roi, copy=False).data

@@ -10,6 +10,8 @@ beforehand.
 """
 
 import math
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -246,3 +248,92 @@ def test_unknown_distance_capped_equals_exact_within_the_cap(box):
         within = exact <= cap
         np.testing.assert_array_equal(capped[within], exact[within])
         assert np.all(capped[~within] > cap)
+
+
+# ---------------------------------------------------------------------------
+# whole channels side by side (run_channels), and the longest axis
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 5, 8])
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+def test_run_channels_runs_each_channel_once_and_never_shares_a_slot(count, threads):
+    lock = threading.Lock()
+    calls, busy, clashes = [], set(), []
+
+    def run_channel(c, threads_of_c, slot):
+        with lock:
+            if slot in busy:
+                clashes.append((c, slot))
+            busy.add(slot)
+            calls.append((c, threads_of_c, slot))
+        time.sleep(0.002)  # long enough for the threads to overlap
+        with lock:
+            busy.discard(slot)
+
+    _kernels.run_channels(count, 1 << 20, run_channel, threads)
+    assert sorted(c for c, _, _ in calls) == list(range(count))
+    assert not clashes
+    assert all(0 <= slot < threads for _, _, slot in calls)
+    # whole channels on one thread each while at least `threads` are left,
+    # the rest split across all of them
+    side_by_side = count - count % threads if threads > 1 else 0
+    for c, threads_of_c, _ in calls:
+        assert threads_of_c == (1 if c < side_by_side else threads)
+
+
+def test_run_channels_raises_a_channels_error_and_leaves_no_thread():
+    before = threading.active_count()
+    done = []
+
+    def run_channel(c, threads_of_c, slot):
+        if c == 2:
+            raise ValueError("channel 2 failed")
+        time.sleep(0.001)
+        done.append(c)
+
+    with pytest.raises(ValueError, match="channel 2 failed"):
+        _kernels.run_channels(12, 1 << 20, run_channel, 3)
+    assert threading.active_count() == before
+    assert len(done) < 11  # the others stopped taking channels
+
+
+@pytest.mark.parametrize("classes", [1, 2, 3, 5])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_target_on_threads_equals_one_thread_and_the_doubled_grid(classes, threads):
+    rng = np.random.default_rng(classes)
+    gt = np.stack([blobs((24, 20, 22), 0.1 + 0.1 * c, seed=c) for c in range(classes)])
+    voxel_size = (40.0, 4.0, 5.5)
+    one = hd.hot_distance_target(gt, voxel_size, 30.0)
+    many = hd.hot_distance_target(gt, voxel_size, 30.0, threads=threads)
+    assert one.tobytes() == many.tobytes()
+    c = int(rng.integers(classes))
+    distance = np.arctanh(np.clip(many[classes + c], -1 + 1e-7, 1 - 1e-7)) * 30.0
+    expected = doubled_grid_face_distance(gt[c], voxel_size)
+    decided = np.abs(many[classes + c]) < 0.99  # arctanh is ill-conditioned near 1
+    np.testing.assert_allclose(np.abs(distance[decided]), expected[decided], rtol=1e-4)
+
+
+def test_a_long_axis_is_measured_exactly():
+    # the sweeps hold doubled face positions in float32: exact integers far
+    # past this axis (a coarser type would round the far end's distances)
+    n = (1 << 17) + 3
+    labels = np.zeros(n, dtype=np.uint8)
+    labels[:2] = 1
+    labels[-3:] = 1
+    i = np.arange(n, dtype=np.float64)
+    expected = np.minimum(np.abs(i - 1.5), np.abs(i - (n - 3.5))).astype(np.float32)
+    np.testing.assert_array_equal(hd.face_distance(labels, (1.0,)), expected)
+    only_start = labels.copy()
+    only_start[-3:] = 0
+    expected = np.abs(i - 1.5).astype(np.float32)
+    np.testing.assert_array_equal(hd.face_distance(only_start, (1.0,)), expected)
+
+
+def test_an_axis_past_the_longest_is_refused():
+    longest = _passes.MAX_AXIS_LENGTH
+    labels = np.zeros(longest + 1, dtype=np.uint8)
+    with pytest.raises(ValueError, match=rf"labels must have spatial axes of at most {longest}"):
+        hd.face_distance(labels, (1.0,))
+    with pytest.raises(ValueError, match=rf"gt must have spatial axes of at most {longest}"):
+        hd.hot_distance_target(labels[None], (1.0,), 1.0)
