@@ -454,15 +454,7 @@ def _weights(
 def _distrust(distances, unknown, scale_factor, epsilon, threshold, reach, known):
     """Clear ``known`` (flat) where :func:`distance_mask`'s rule distrusts a
     target distance; ``unknown`` is ``inf`` past ``reach``."""
-    inverse_scale = 1.0 / scale_factor
-    _kernels.distrust(distances, unknown, inverse_scale, epsilon, threshold, reach, known)
-    # the target is no nearer than the unknown region: what that region
-    # holds decided it (the kernel's test misses this past the threshold)
-    near = np.flatnonzero(known & (unknown <= reach))
-    if near.size:
-        measured = np.abs(distances[near]).astype(np.float32)
-        bound = np.tanh(unknown[near].astype(np.float64) * inverse_scale).astype(np.float32)
-        known[near[measured >= bound]] = False
+    _kernels.distrust(distances, unknown, 1.0 / scale_factor, epsilon, threshold, reach, known)
 
 
 def _check_target(target, gt_shape):

@@ -194,6 +194,10 @@ CASES = {
         lambda: P(["mito"], 10.0, False).process(np.zeros((0, 3)), (1, 1), "tanh"),
         "labels",
     ),
+    "labels-axis-too-long": (
+        lambda: hd.face_distance(np.zeros((1 << 23) + 1, dtype=np.uint8), (1,)),
+        "labels",
+    ),
     # -- the mask --------------------------------------------------------------
     "mask-shape": (
         lambda: two_classes().process_weight(gt_data(), target_data(), np.ones((3, 3)), (2, 2)),

@@ -33,9 +33,9 @@ meaning and is tested against the brute-force oracles in
 - ``unknown_box(known)``: the bounding box of the zero voxels of a 3-D
   uint8 array.
 - ``distrust(distances, unknown, inverse_scale, epsilon, threshold, reach,
-  known)``: the first of the distance mask's two tests (the second, the
-  target no nearer than the unknown region within ``reach``, is numpy in
-  :mod:`gp_hotdistance.weights`), clearing ``known`` in place (flat).
+  known)``: the distance mask's two tests on the voxels within ``reach`` of
+  the unknown region (see :func:`gp_hotdistance.weights.distance_mask`),
+  clearing ``known`` in place (flat).
 - ``count_classes(foreground, known)`` and ``fill_weights(foreground, known,
   background_weight, foreground_weight, out)``: the class-balancing weights'
   per-voxel loops (flat uint8 0/1 arrays).

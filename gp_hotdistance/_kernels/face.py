@@ -71,8 +71,11 @@ Threads
 The caller chooses the thread count per call (``threads``). Each pass is a
 compiled function over a range of planes that releases the GIL; the planes
 are split into one range per thread, run on plain Python threads started
-for the call (the calling thread takes the first range) and joined before
-the next pass; arrays too small to be worth a thread's start run on fewer.
+for the call (the calling thread takes the first range), all of which finish
+a pass before any starts the next; arrays too small to be worth a thread's
+start run on fewer. A caller with many channels runs whole channels side by
+side instead (:func:`run_channels`): no thread then waits at a barrier for
+the slowest range.
 Nothing is set process-wide: no numba threading layer (numba's
 ``parallel=True`` would make one, shared with every other numba function of
 the process, and GNU OpenMP's aborts forked children), no thread count and no
@@ -468,25 +471,41 @@ def unknown_box(known):
     return low, high
 
 
+# the slack, in tanh units, of the cheap lower bound's shortcut: far above
+# half a float32 step below 1, so that a float32 rounding of tanh to a value
+# just above the bound never escapes the exact test
+_BOUND_SLACK = 1e-6
+
+
 @jit(nogil=True)
 def distrust(distances, unknown, inverse_scale, epsilon, threshold, reach, known):
     """Clear ``known`` (uint8) where a target distance (float32) cannot be
-    trusted (flat arrays).
+    trusted (flat arrays); ``unknown`` is the distance to the unknown region,
+    ``inf`` past ``reach``.
 
-    Untrusted: ``min(|t| + epsilon, threshold) >= tanh(unknown / scale)``, the
-    unknown region is not clearly farther, in tanh units, than the measured
-    boundary. Deep voxels (``|t|`` past ``threshold``) need the unknown region
-    past ``threshold`` too. Past ``reach`` every voxel is trusted.
+    Two tests, on voxels within ``reach`` of the unknown region (past it every
+    voxel is trusted). Not clearly nearer: ``min(|t| + epsilon, threshold) >=
+    tanh(unknown / scale)``, the unknown region is not clearly farther, in
+    tanh units, than the measured boundary. Decided by the unknown region:
+    ``|t| >= tanh(unknown / scale)`` compared in float32, the target's
+    precision (the first test misses this where ``|t|`` is past
+    ``threshold``).
     """
     for i in range(known.shape[0]):
         if known[i] and unknown[i] <= reach:
-            measured = min(abs(distances[i]) + epsilon, threshold)
+            target = abs(distances[i])
+            measured = min(target + epsilon, threshold)
             x = unknown[i] * inverse_scale
-            # x - x^3 / 3 <= tanh(x) <= x settle most voxels without tanh
+            # tanh(x) <= x: the first test holds without tanh
             if measured >= x:
                 known[i] = 0
-            elif measured >= x - x * x * x / 3 and measured >= math.tanh(x):
-                known[i] = 0
+                continue
+            # x - x^3 / 3 <= tanh(x): below it, neither test holds
+            bound = x - x * x * x / 3
+            if measured >= bound or target >= bound - _BOUND_SLACK:
+                reached = math.tanh(x)
+                if measured >= reached or target >= np.float32(reached):
+                    known[i] = 0
 
 
 @jit(nogil=True)
