@@ -259,12 +259,18 @@ def check_spatial_rank(array, name, channel_axis):
         )
     if array.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {array.shape}")
-    if max(array.shape[-spatial:]) > MAX_AXIS_LENGTH:
+    check_axis_lengths(array, name, spatial)
+    return spatial
+
+
+def check_axis_lengths(array, name, spatial_dims):
+    """Refuse spatial axes (the last ``spatial_dims``) longer than the kernel
+    measures exactly."""
+    if spatial_dims > 0 and max(array.shape[-spatial_dims:]) > MAX_AXIS_LENGTH:
         raise ValueError(
             f"{name} must have spatial axes of at most {MAX_AXIS_LENGTH} voxels, "
             f"got shape {array.shape}"
         )
-    return spatial
 
 
 def check_binary(array, name):

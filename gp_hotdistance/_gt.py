@@ -187,12 +187,14 @@ def class_gt(gt, mask, *, channels, spatial_dims, groups=None, gt_name="gt", mas
         raise ValueError(f"{gt_name} must not be empty, got shape {gt.shape}")
     if groups is None:
         gt = class_axis(gt, classes, gt_name, spatial_dims, channels)
+        _checks.check_axis_lengths(gt, gt_name, spatial_dims)
         for c in range(classes):
             _checks.check_binary(gt[c], f"{gt_name} channel {c}")
         result = ClassGt(gt)
         annotated = None
     else:
         labels = label_image(gt, gt_name, spatial_dims, channels)
+        _checks.check_axis_lengths(labels, gt_name, spatial_dims)
         binary = np.empty((classes,) + labels.shape, dtype=bool)
         for c, ids in enumerate(groups.ids):
             members(labels, ids, binary[c])

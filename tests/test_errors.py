@@ -198,6 +198,12 @@ CASES = {
         lambda: hd.face_distance(np.zeros((1 << 23) + 1, dtype=np.uint8), (1,)),
         "labels",
     ),
+    "gt-axis-too-long": (
+        lambda: P(["mito"], 10.0, False).compute_target(
+            np.zeros((1, (1 << 23) + 1), dtype=np.uint8), (1,)
+        ),
+        "gt",
+    ),
     # -- the mask --------------------------------------------------------------
     "mask-shape": (
         lambda: two_classes().process_weight(gt_data(), target_data(), np.ones((3, 3)), (2, 2)),

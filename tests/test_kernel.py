@@ -337,3 +337,69 @@ def test_an_axis_past_the_longest_is_refused():
         hd.face_distance(labels, (1.0,))
     with pytest.raises(ValueError, match=rf"gt must have spatial axes of at most {longest}"):
         hd.hot_distance_target(labels[None], (1.0,), 1.0)
+
+
+@pytest.mark.parametrize("runner", ["stages", "channels"])
+def test_a_thread_that_cannot_start_fails_the_call_without_a_hang(monkeypatch, runner):
+    class FailingSecondStart(threading.Thread):
+        started = 0
+
+        def start(self):
+            FailingSecondStart.started += 1
+            if FailingSecondStart.started == 2:  # the kernels' second helper
+                raise RuntimeError("can't start new thread")
+            super().start()
+
+    before = threading.active_count()
+    watcher_type = threading.Thread
+    # large enough for every thread asked for (small arrays run on fewer)
+    gt = blobs((3, 20, 40, 40), 0.3, seed=1).astype(np.uint8)
+    if runner == "stages":  # one channel, split across the threads at barriers
+        call = lambda: hd.signed_face_distance(gt[0], (1.0, 1.0, 1.0), threads=4)  # noqa: E731
+    else:
+        call = lambda: hd.hot_distance_target(gt, (1.0, 1.0, 1.0), 5.0, threads=3)  # noqa: E731
+    outcome = []
+
+    def attempt():
+        try:
+            call()
+        except RuntimeError as error:
+            outcome.append(error)
+
+    watcher = watcher_type(target=attempt)
+    monkeypatch.setattr(_kernels.threading, "Thread", FailingSecondStart)
+    watcher.start()
+    watcher.join(timeout=60)
+    assert not watcher.is_alive(), "the call hung"
+    assert outcome and "can't start new thread" in str(outcome[0])
+    monkeypatch.undo()
+    deadline = time.monotonic() + 10
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() == before
+
+
+# ---------------------------------------------------------------------------
+# the distance mask's shortcut before its tanh never skips a voxel the two
+# tests clear
+# ---------------------------------------------------------------------------
+
+
+def test_distance_mask_with_an_infinite_ratio_of_distance_to_scale():
+    # u / scale_factor overflows: tanh is 1, so a target of 1 near the
+    # unknown region (voxels 1 and, at the array's edge, 3) is distrusted
+    mask = hd.distance_mask(np.ones((1, 4), np.float32), np.array([0, 1, 1, 1]), (1e10,), 1e-300)
+    np.testing.assert_array_equal(mask, [[0, 0, 1, 0]])
+
+
+def test_distance_mask_first_test_at_a_tie_below_the_cubic_bounds_rounding():
+    # x - x^3 / 3 rounds above tanh(x) here: min(0 + epsilon, threshold) ==
+    # tanh(u / s) still distrusts the voxels half a voxel from the unknown
+    # region (voxel 1, and voxel 3 at the array's edge)
+    scale = 3915.457678169149
+    epsilon = math.tanh(0.5 / scale)
+    assert 0.5 / scale - (0.5 / scale) ** 3 / 3 > epsilon
+    mask = hd.distance_mask(
+        np.zeros((1, 4), np.float32), np.array([0, 1, 1, 1]), (1,), scale, epsilon=epsilon
+    )
+    np.testing.assert_array_equal(mask, [[0, 0, 1, 0]])

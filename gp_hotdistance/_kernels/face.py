@@ -302,17 +302,25 @@ def _on_threads(work, threads, stop):
             errors.append(error)
             stop()
 
-    helpers = [
-        threading.Thread(target=run, args=(t,), name="gp_hotdistance-kernel", daemon=True)
-        for t in range(1, threads)
-    ]
-    for helper in helpers:
-        helper.start()
+    helpers = []
     try:
+        for t in range(1, threads):
+            helper = threading.Thread(
+                target=run, args=(t,), name="gp_hotdistance-kernel", daemon=True
+            )
+            helper.start()
+            helpers.append(helper)
         run(0)
+    except BaseException:  # a thread that did not start, an interrupt
+        stop()
+        raise
     finally:
-        for helper in helpers:
-            helper.join()
+        try:
+            for helper in helpers:
+                helper.join()
+        except BaseException:  # interrupted while waiting: stop the rest early
+            stop()
+            raise
     if errors:
         raise errors[0]
 
@@ -472,8 +480,8 @@ def unknown_box(known):
 
 
 # the slack, in tanh units, of the cheap lower bound's shortcut: far above
-# half a float32 step below 1, so that a float32 rounding of tanh to a value
-# just above the bound never escapes the exact test
+# the bound's own rounding and half a float32 step below 1, so that neither
+# lets a voxel escape the exact tests
 _BOUND_SLACK = 1e-6
 
 
@@ -500,9 +508,10 @@ def distrust(distances, unknown, inverse_scale, epsilon, threshold, reach, known
             if measured >= x:
                 known[i] = 0
                 continue
-            # x - x^3 / 3 <= tanh(x): below it, neither test holds
-            bound = x - x * x * x / 3
-            if measured >= bound or target >= bound - _BOUND_SLACK:
+            # x - x^3 / 3 <= tanh(x): clearly below it, neither test holds
+            # (written so that a NaN bound, from an infinite x, falls through)
+            bound = x - x * x * x / 3 - _BOUND_SLACK
+            if not (measured < bound and target < bound):
                 reached = math.tanh(x)
                 if measured >= reached or target >= np.float32(reached):
                     known[i] = 0
