@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 
+from commands import precompute_command
 from gp_hotdistance import face_distance
 from oracles import brute_force_face_distance
 
@@ -121,20 +122,7 @@ def test_a_rerun_after_the_gt_changed_says_that_done_blocks_were_kept(tmp_path, 
         dtype=np.uint8,
     )
     array[array.roi] = gt
-    arguments = [
-        "precompute",
-        "--zarr",
-        container,
-        "--gt",
-        "gt",
-        "--out",
-        "target",
-        "--classes",
-        "a",
-        "--scale-factor",
-        "8",
-        "--no-progress",
-    ]
+    arguments = precompute_command(container, "gt", "target", "a", 8)
     assert main(arguments) == 0
     assert "kept" not in capsys.readouterr().out
     array = open_ds(f"{container}/gt", mode="r+")
@@ -171,20 +159,7 @@ def test_a_complete_run_rerun_with_mask_distances_names_the_setting(tmp_path, ca
             dtype=np.uint8,
         )
         array[array.roi] = np.ones(shape, np.uint8)
-    arguments = [
-        "precompute",
-        "--zarr",
-        container,
-        "--gt",
-        "gt",
-        "--out",
-        "target",
-        "--classes",
-        "a",
-        "--scale-factor",
-        "8",
-        "--no-progress",
-    ]
+    arguments = precompute_command(container, "gt", "target", "a", 8)
     assert main(arguments) == 0
     capsys.readouterr()
     assert main(arguments + ["--mask", "mask", "--mask-distances"]) == 2
@@ -242,20 +217,7 @@ def test_a_log_dir_that_cannot_be_made_is_refused_before_anything_is_written(tmp
     array[array.roi] = np.ones((1, 8, 8, 8), np.uint8)
     blocker = tmp_path / "a_file"
     blocker.write_text("mine")
-    arguments = [
-        "precompute",
-        "--zarr",
-        container,
-        "--gt",
-        "gt",
-        "--out",
-        "target",
-        "--classes",
-        "a",
-        "--scale-factor",
-        "8",
-        "--no-progress",
-    ]
+    arguments = precompute_command(container, "gt", "target", "a", 8)
     assert main(arguments + ["--log-dir", str(blocker / "logs")]) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "log_dir" in error[0] and "a_file" in error[0]

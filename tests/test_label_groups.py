@@ -12,6 +12,7 @@ from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array, open_ds, prepare_ds
 from scipy import ndimage
 
+from commands import precompute_command
 from gp_hotdistance import (
     AddHotDistance,
     BalanceHotDistance,
@@ -290,67 +291,36 @@ def test_precompute_label_image_equals_its_binary_channels(tmp_path, capsys):
 
     # the command line, groups as name=ids
     status = main(
-        [
-            "precompute",
-            "--zarr",
+        precompute_command(
             container,
-            "--gt",
             "labels",
-            "--out",
             "cli",
-            "--classes",
             ",".join(CLASSES),
+            10,
             "--groups",
             "mito=3,4,5;mito_mem=4;er=7,8;cell=nonzero",
-            "--scale-factor",
-            "10",
             "--block-size",
             "8,16,16",
-            "--no-progress",
-        ]
+        )
     )
     assert status == 0, capsys.readouterr().err
     cli = open_ds(os.path.join(container, "cli"))
     plain = HotDistancePredictor(CLASSES, 10.0, False).compute_target(by_hand(labels), (10, 4, 4))
     assert np.abs(cli[cli.roi] - plain).max() <= binary.tolerance
     # and as JSON, where a binary dataset with groups is refused
-    status = main(
-        [
-            "precompute",
-            "--zarr",
-            container,
-            "--gt",
-            "mask",
-            "--out",
-            "cli2",
-            "--classes",
-            "a",
-            "--groups",
-            '{"a": [1]}',
-            "--scale-factor",
-            "10",
-            "--no-progress",
-        ]
-    )
+    status = main(precompute_command(container, "mask", "cli2", "a", 10, "--groups", '{"a": [1]}'))
     assert status == 0
     write(os.path.join(container, "channels"), by_hand(labels))
     status = main(
-        [
-            "precompute",
-            "--zarr",
+        precompute_command(
             container,
-            "--gt",
             "channels",
-            "--out",
             "cli3",
-            "--classes",
             ",".join(CLASSES),
+            10,
             "--groups",
             '{"mito": [3], "mito_mem": [4], "er": [7], "cell": "nonzero"}',
-            "--scale-factor",
-            "10",
-            "--no-progress",
-        ]
+        )
     )
     assert status == 2
     assert "label image without a channel axis" in capsys.readouterr().err

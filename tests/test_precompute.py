@@ -15,6 +15,7 @@ import scipy.ndimage
 import zarr
 from funlib.persistence import open_ds, prepare_ds
 
+from commands import precompute_command
 from gp_hotdistance import HotDistancePredictor, precompute
 from gp_hotdistance.__main__ import main
 from gp_hotdistance.precompute import (
@@ -571,22 +572,7 @@ def test_never_writes_over_an_input(
 ):
     container = str(tmp_path / "inputs.zarr")
     write_dataset(os.path.join(container, gt), volume["gt"], zarr_format=zarr_format)
-    arguments = [
-        "precompute",
-        "--zarr",
-        container,
-        "--gt",
-        gt,
-        "--out",
-        out,
-        "--classes",
-        "mito,er",
-        "--scale-factor",
-        "10",
-        "--no-progress",
-        "--block-size",
-        "64",
-    ]
+    arguments = precompute_command(container, gt, out, "mito,er", 10, "--block-size", "64")
     if mask is not None:
         write_dataset(
             os.path.join(container, mask), volume["mask"], channels=False, zarr_format=zarr_format
@@ -634,21 +620,7 @@ def test_string_arguments_of_the_wrong_type(volume):
 
 
 def cli(container, *extra):
-    return [
-        "precompute",
-        "--zarr",
-        container,
-        "--gt",
-        "gt",
-        "--out",
-        "cli",
-        "--classes",
-        "mito,er",
-        "--scale-factor",
-        "10",
-        "--no-progress",
-        *extra,
-    ]
+    return precompute_command(container, "gt", "cli", "mito,er", 10, *extra)
 
 
 @pytest.mark.parametrize(
@@ -901,24 +873,9 @@ def test_unreadable_chunk_fails_only_its_blocks(tmp_path, capfd, zarr_format):
     # the sample checked before the run reads the last block, the bad chunk,
     # too: it leaves that block to the run
     assert (3, 3, 3) in expected
-    arguments = [
-        "precompute",
-        "--zarr",
-        container,
-        "--gt",
-        "gt",
-        "--out",
-        "target",
-        "--classes",
-        "cell",
-        "--scale-factor",
-        "1",
-        "--block-size",
-        "8",
-        "--workers",
-        "2",
-        "--no-progress",
-    ]
+    arguments = precompute_command(
+        container, "gt", "target", "cell", 1, "--block-size", "8", "--workers", "2"
+    )
     assert main(arguments) == 1
     captured = capfd.readouterr()
     err = captured.err.strip().splitlines()
