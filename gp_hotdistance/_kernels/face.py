@@ -254,21 +254,21 @@ def _final_pass(
     along_z = np.empty((ny, nx), dtype=np.float32)
     spread = np.empty((ny, nx), dtype=np.float32)
     result = np.empty((ny, nx), dtype=np.float32)
+    # per row, the largest out: P_y S_z is only needed below it
+    needed = np.empty(ny, dtype=np.float32)
     for z in range(first, last):
         for y in range(ny):
-            needed = np.float32(0.0)
+            largest = np.float32(0.0)
             for x in range(nx):
-                needed = max(needed, out[z, y, x])
+                largest = max(largest, out[z, y, x])
+            needed[y] = largest
             for x in range(nx):
                 along_z[y, x] = scratch[z, y, x]
-                spread[y, x] = min(scratch[z, y, x], needed)
+                spread[y, x] = min(scratch[z, y, x], largest)
         envelope_columns(along_z, spread, wy, cap2, work)
         for y in range(ny):
-            needed = np.float32(0.0)
             for x in range(nx):
-                needed = max(needed, out[z, y, x])
-            for x in range(nx):
-                kept = _INF32 if spread[y, x] >= needed else spread[y, x]
+                kept = _INF32 if spread[y, x] >= needed[y] else spread[y, x]
                 spread[y, x] = unmasked(kept)
                 result[y, x] = min(out[z, y, x], kept)
         envelope_rows(spread, result, nx, wx, cap2, work)
